@@ -1,0 +1,219 @@
+//! The command line: `p2p-chat [OPTIONS] <NAME>`. Pure, so every option is unit-tested.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+pub const USAGE: &str = "\
+p2p-chat: peer-to-peer terminal chat for a small group of friends
+
+Usage: p2p-chat [OPTIONS] <NAME>
+
+NAME is your own entry in the peer table. Type friend/message to send, */message
+to send to everyone, /peers, /help, /quit. Incoming messages are printed on
+stdout as [sender] message; connection events and errors go to stderr.
+
+Options:
+  --peers FILE             peer table, lines of NAME HOST PORT [default: peers.txt]
+  --idle-timeout SECS      close an outbound connection after SECS without
+                           sending [default: 30]; decimals allowed, e.g. 0.5
+  --connect-timeout SECS   give up connecting to a friend after SECS [default: 3]
+  --write-timeout SECS     drop a connection to a friend who has not taken our
+                           bytes for SECS [default: 10]
+  --max-inbound N          most inbound connections at once [default: 4 per
+                           friend in the table, at least 16]
+  -h, --help               print this help
+  -V, --version            print the version
+
+Environment:
+  RUST_LOG   log filter for stderr [default: info]; RUST_LOG=wire=trace shows
+             every frame's bytes as they are written and read
+  NO_COLOR   set to turn off color on stdout
+
+Exit status: 0 after /quit, end of input or Ctrl-C; 1 on a runtime failure
+(for example the port is in use); 2 on a usage or peer-table error.";
+
+/// Everything the command line decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub name: String,
+    pub peers_path: String,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub write_timeout: Duration,
+    /// `None` means "derive it from the table size".
+    pub max_inbound: Option<usize>,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Run(Options),
+    Help,
+    Version,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
+    let mut name: Option<String> = None;
+    let mut options = Options {
+        name: String::new(),
+        peers_path: "peers.txt".to_string(),
+        idle_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(3),
+        write_timeout: Duration::from_secs(10),
+        max_inbound: None,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let arg = arg
+            .into_string()
+            .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))?;
+        // Accept both `--opt value` and `--opt=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .and_then(|v| v.into_string().ok())
+                    .ok_or_else(|| usage(format!("{flag} needs a value"))),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Action::Help),
+            "-V" | "--version" => return Ok(Action::Version),
+            "--peers" => options.peers_path = value()?,
+            "--idle-timeout" => options.idle_timeout = seconds("--idle-timeout", &value()?)?,
+            "--connect-timeout" => {
+                options.connect_timeout = seconds("--connect-timeout", &value()?)?
+            }
+            "--write-timeout" => options.write_timeout = seconds("--write-timeout", &value()?)?,
+            "--max-inbound" => {
+                let text = value()?;
+                let n = text.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n));
+                options.max_inbound = Some(n.ok_or_else(|| {
+                    usage(format!(
+                        "--max-inbound {text:?}: expected a whole number from 1 to 10000"
+                    ))
+                })?);
+            }
+            "--" => {
+                if let Some(rest) = args.next() {
+                    set_name(&mut name, rest.to_string_lossy().into_owned())?;
+                }
+            }
+            other if other.starts_with('-') && other.len() > 1 => {
+                return Err(usage(format!("unknown option {other}")));
+            }
+            _ => set_name(&mut name, arg)?,
+        }
+    }
+    options.name = name.ok_or_else(|| {
+        usage("missing NAME: say who you are, e.g. 'p2p-chat alice'".to_string())
+    })?;
+    Ok(Action::Run(options))
+}
+
+fn set_name(name: &mut Option<String>, value: String) -> Result<()> {
+    if let Some(first) = name {
+        return Err(usage(format!(
+            "one NAME only: got {first:?} and then {value:?}"
+        )));
+    }
+    *name = Some(value);
+    Ok(())
+}
+
+/// Parses a positive number of seconds, decimals allowed, up to a day.
+fn seconds(option: &str, text: &str) -> Result<Duration> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            usage(format!(
+                "{option} {text:?}: expected a number of seconds greater than 0 and at most 86400, e.g. 30 or 0.5"
+            ))
+        })
+}
+
+fn usage(message: String) -> Error {
+    Error::Usage(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Action> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    fn options(args: &[&str]) -> Options {
+        match run(args).unwrap() {
+            Action::Run(options) => options,
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn name_alone_takes_the_defaults() {
+        let o = options(&["alice"]);
+        assert_eq!(o.name, "alice");
+        assert_eq!(o.peers_path, "peers.txt");
+        assert_eq!(o.idle_timeout, Duration::from_secs(30));
+        assert_eq!(o.connect_timeout, Duration::from_secs(3));
+        assert_eq!(o.write_timeout, Duration::from_secs(10));
+        assert_eq!(o.max_inbound, None);
+    }
+
+    #[test]
+    fn options_take_values_with_a_space_or_equals_sign() {
+        let o = options(&[
+            "--peers",
+            "x.txt",
+            "--idle-timeout=0.5",
+            "bob",
+            "--connect-timeout",
+            "2",
+            "--write-timeout=1.5",
+            "--max-inbound",
+            "3",
+        ]);
+        assert_eq!(o.name, "bob");
+        assert_eq!(o.peers_path, "x.txt");
+        assert_eq!(o.idle_timeout, Duration::from_millis(500));
+        assert_eq!(o.connect_timeout, Duration::from_secs(2));
+        assert_eq!(o.write_timeout, Duration::from_millis(1500));
+        assert_eq!(o.max_inbound, Some(3));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(run(&["-h"]).unwrap(), Action::Help);
+        assert_eq!(run(&["alice", "--help"]).unwrap(), Action::Help);
+        assert_eq!(run(&["-V"]).unwrap(), Action::Version);
+    }
+
+    #[test]
+    fn errors_name_the_option_and_the_fix() {
+        let err = |args: &[&str]| run(args).unwrap_err().to_string();
+        assert!(err(&[]).starts_with("missing NAME"));
+        assert!(err(&["a", "b"]).contains("one NAME only"));
+        assert!(err(&["--bogus", "a"]).starts_with("unknown option --bogus"));
+        assert!(err(&["a", "--peers"]).starts_with("--peers needs a value"));
+        for bad in ["0", "-1", "abc", "NaN", "inf", "1e9"] {
+            assert!(
+                err(&["a", "--idle-timeout", bad]).starts_with(&format!("--idle-timeout {bad:?}")),
+                "{bad}"
+            );
+        }
+        assert!(err(&["a", "--max-inbound", "0"]).starts_with("--max-inbound \"0\""));
+        assert_eq!(run(&["a", "--peers"]).unwrap_err().exit_code(), 2);
+    }
+}

@@ -1,0 +1,155 @@
+//! Console commands: what one line typed by the user means. Pure: no I/O, no table look-ups.
+//!
+//! `friend/message` sends to one friend (the first `/` splits, so the text may hold more `/`),
+//! `*/message` sends to every other friend, and a line that starts with `/` is a command:
+//! `/peers`, `/help`, `/quit`. A blank line means nothing and is ignored.
+
+use std::fmt;
+
+/// Who a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Friend(&'a str),
+    /// `*`: every friend in the table except ourselves.
+    Everyone,
+}
+
+/// One parsed console line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    Send { to: Target<'a>, text: &'a str },
+    Peers,
+    Help,
+    Quit,
+}
+
+/// Why a line is not a command. `Display` says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    NoSlash,
+    NoName,
+    EmptyMessage { to: String },
+    NulInMessage,
+    UnknownCommand(String),
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::NoSlash => write!(
+                f,
+                "no '/' in that line: write friend/message, */message for everyone, or /help"
+            ),
+            CommandError::NoName => {
+                write!(f, "no friend's name before the '/': write friend/message")
+            }
+            CommandError::EmptyMessage { to } => {
+                write!(f, "nothing to send to {to}: write the message after the '/'")
+            }
+            CommandError::NulInMessage => write!(
+                f,
+                "the message contains a NUL byte, which ends a frame on the wire; remove it"
+            ),
+            CommandError::UnknownCommand(name) => {
+                write!(f, "unknown command /{name}: the commands are /peers, /help and /quit")
+            }
+        }
+    }
+}
+
+/// The text `/help` prints.
+pub const HELP: &str = "\
+commands:
+  friend/message   send message to friend (connects if needed)
+  */message        send message to every other friend
+  /peers           list friends and their connections
+  /help            show this help
+  /quit            leave (also Ctrl-D or Ctrl-C); messages already typed are sent first";
+
+/// Parses one line (without its line ending). `Ok(None)` means a blank line.
+pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    if let Some(name) = line.strip_prefix('/') {
+        return match name.trim() {
+            "peers" => Ok(Some(Command::Peers)),
+            "help" | "?" => Ok(Some(Command::Help)),
+            "quit" | "exit" => Ok(Some(Command::Quit)),
+            other => Err(CommandError::UnknownCommand(other.to_string())),
+        };
+    }
+    let (name, text) = line.split_once('/').ok_or(CommandError::NoSlash)?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(CommandError::NoName);
+    }
+    if text.trim().is_empty() {
+        return Err(CommandError::EmptyMessage {
+            to: name.to_string(),
+        });
+    }
+    if text.contains('\0') {
+        return Err(CommandError::NulInMessage);
+    }
+    let to = if name == "*" {
+        Target::Everyone
+    } else {
+        Target::Friend(name)
+    };
+    Ok(Some(Command::Send { to, text }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<'a>(to: Target<'a>, text: &'a str) -> Option<Command<'a>> {
+        Some(Command::Send { to, text })
+    }
+
+    #[test]
+    fn friend_slash_message_splits_at_the_first_slash() {
+        assert_eq!(parse("bob/hi"), Ok(send(Target::Friend("bob"), "hi")));
+        assert_eq!(
+            parse("bob/see http://x/y"),
+            Ok(send(Target::Friend("bob"), "see http://x/y"))
+        );
+        assert_eq!(parse(" bob /  hi \r"), Ok(send(Target::Friend("bob"), "  hi ")));
+    }
+
+    #[test]
+    fn star_means_everyone() {
+        assert_eq!(parse("*/hello all"), Ok(send(Target::Everyone, "hello all")));
+    }
+
+    #[test]
+    fn slash_commands() {
+        assert_eq!(parse("/peers"), Ok(Some(Command::Peers)));
+        assert_eq!(parse("/help"), Ok(Some(Command::Help)));
+        assert_eq!(parse("/quit\r"), Ok(Some(Command::Quit)));
+        assert_eq!(
+            parse("/dance"),
+            Err(CommandError::UnknownCommand("dance".into()))
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_nothing() {
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("  \t\r"), Ok(None));
+    }
+
+    #[test]
+    fn mistakes_are_errors_that_say_how_to_fix_them() {
+        assert_eq!(parse("hello"), Err(CommandError::NoSlash));
+        assert_eq!(parse(" /x").unwrap_err(), CommandError::NoName);
+        assert_eq!(
+            parse("bob/   "),
+            Err(CommandError::EmptyMessage { to: "bob".into() })
+        );
+        assert_eq!(parse("bob/a\0b"), Err(CommandError::NulInMessage));
+        assert!(CommandError::NoSlash.to_string().contains("friend/message"));
+    }
+}

@@ -1,0 +1,290 @@
+//! The console thread: the "stdin is readable" branch of a select() loop.
+//!
+//! It reads stdin one line at a time, so the console is always ready for the next line, and turns
+//! each line into a command. Mistakes (an unknown friend, a missing `/`, an empty message) are
+//! answered at once on stderr and the console carries on. Messages are encoded into frames here,
+//! one [`Batch`] per friend, and handed to the dispatcher, which routes them.
+//!
+//! Batching keeps a lone message fast and a burst cheap: after each line, if stdin has nothing
+//! more buffered, the batches go out at once; if more lines are already waiting (a paste, a pipe),
+//! they are gathered first, up to [`BATCH_BYTES`], and sent together.
+//!
+//! End of input means `/quit`. The console ends after sending [`ConsoleEvent::Quit`]; the
+//! dispatcher also treats the channel closing as quit.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::command::{self, Command, Target};
+use crate::frame::{self, MAX_FRAME};
+use crate::link::Batch;
+use crate::peers::{PeerId, PeerTable};
+
+/// A batch for one friend is handed over once it holds this many bytes.
+pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// What the console asks of the dispatcher.
+#[derive(Debug)]
+pub enum ConsoleEvent {
+    /// Messages to deliver, one batch per friend, in the order they were typed.
+    Send(Vec<(PeerId, Batch)>),
+    /// Print the friends and their connections.
+    Peers,
+    /// Deliver what was typed, then end the program.
+    Quit,
+}
+
+/// The console thread's body, reading real stdin.
+pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent>) {
+    let input = BufReader::with_capacity(BATCH_BYTES, io::stdin());
+    let mut console = Console::new(&table, me, to_dispatcher);
+    console.serve(input, &mut io::stderr());
+}
+
+/// The console's state: the table to check names against, and the batches being gathered.
+pub struct Console<'a> {
+    table: &'a PeerTable,
+    me: PeerId,
+    to_dispatcher: Sender<ConsoleEvent>,
+    /// `outbox[i]` gathers frames for friend `PeerId(i)`.
+    outbox: Vec<Batch>,
+    pending_bytes: usize,
+}
+
+impl<'a> Console<'a> {
+    pub fn new(table: &'a PeerTable, me: PeerId, to_dispatcher: Sender<ConsoleEvent>) -> Self {
+        Console {
+            table,
+            me,
+            to_dispatcher,
+            outbox: (0..table.len()).map(|_| Batch::default()).collect(),
+            pending_bytes: 0,
+        }
+    }
+
+    /// Reads lines until end of input, `/quit`, or the dispatcher going away. Answers to mistakes
+    /// and `/help` go to `answers` (stderr in the program).
+    pub fn serve<R: Read>(&mut self, mut input: BufReader<R>, answers: &mut impl Write) {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::error!("cannot read standard input: {e}; quitting");
+                    break;
+                }
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let text = String::from_utf8_lossy(&line);
+            let keep_going = match command::parse(&text) {
+                Ok(None) => true,
+                Ok(Some(command)) => self.obey(command, answers),
+                Err(e) => {
+                    let _ = writeln!(answers, "error: {e}");
+                    true
+                }
+            };
+            if !keep_going {
+                return;
+            }
+            // Hand over now unless more input is already here to join this batch.
+            if (input.buffer().is_empty() || self.pending_bytes >= BATCH_BYTES) && !self.flush() {
+                return;
+            }
+        }
+        if self.flush() {
+            let _ = self.to_dispatcher.send(ConsoleEvent::Quit);
+        }
+    }
+
+    /// Carries out one command. Returns false when the console should stop.
+    fn obey(&mut self, command: Command<'_>, answers: &mut impl Write) -> bool {
+        match command {
+            Command::Send { to, text } => {
+                if let Err(e) = self.queue(to, text) {
+                    let _ = writeln!(answers, "error: {e}");
+                }
+                true
+            }
+            Command::Help => {
+                let _ = writeln!(answers, "{}", command::HELP);
+                true
+            }
+            Command::Peers => self.flush() && self.to_dispatcher.send(ConsoleEvent::Peers).is_ok(),
+            Command::Quit => {
+                if self.flush() {
+                    let _ = self.to_dispatcher.send(ConsoleEvent::Quit);
+                }
+                false
+            }
+        }
+    }
+
+    /// Encodes a message into the batch of each friend it is for.
+    fn queue(&mut self, to: Target<'_>, text: &str) -> Result<(), String> {
+        let me = &self.table.get(self.me).name;
+        let size = frame::encoded_len(me, text);
+        if size > MAX_FRAME {
+            return Err(format!(
+                "message not sent: it is {size} bytes on the wire and the limit is {MAX_FRAME}; \
+                 split it into shorter messages"
+            ));
+        }
+        match to {
+            Target::Friend(name) => {
+                let friend = self.table.find(name).ok_or_else(|| {
+                    format!(
+                        "unknown friend {name:?}: message not sent; your friends are: {}",
+                        self.table.names()
+                    )
+                })?;
+                self.add(friend, text);
+            }
+            Target::Everyone => {
+                let others: Vec<PeerId> = self.table.ids().filter(|&id| id != self.me).collect();
+                if others.is_empty() {
+                    return Err("no one else is in the peer table: message not sent".to_string());
+                }
+                for friend in others {
+                    self.add(friend, text);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, friend: PeerId, text: &str) {
+        let me = &self.table.get(self.me).name;
+        let batch = &mut self.outbox[friend.0];
+        let before = batch.frames.len();
+        frame::encode(me, text, &mut batch.frames);
+        batch.count += 1;
+        self.pending_bytes += batch.frames.len() - before;
+    }
+
+    /// Hands every gathered batch to the dispatcher. Returns false if the dispatcher is gone.
+    fn flush(&mut self) -> bool {
+        if self.pending_bytes == 0 {
+            return true;
+        }
+        self.pending_bytes = 0;
+        let batches: Vec<(PeerId, Batch)> = self
+            .outbox
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, batch)| batch.count > 0)
+            .map(|(i, batch)| (PeerId(i), std::mem::take(batch)))
+            .collect();
+        self.to_dispatcher.send(ConsoleEvent::Send(batches)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::unbounded;
+
+    fn table() -> PeerTable {
+        PeerTable::parse(
+            "alice 127.0.0.1 7001\nbob 127.0.0.1 7002\ncarol 127.0.0.1 7003\n",
+            "peers.txt",
+        )
+        .unwrap()
+    }
+
+    /// Runs the console over `input` as alice; returns the events and what it said on stderr.
+    fn run_console(input: &str) -> (Vec<ConsoleEvent>, String) {
+        let table = table();
+        let (tx, rx) = unbounded();
+        let mut answers = Vec::new();
+        Console::new(&table, PeerId(0), tx).serve(BufReader::new(input.as_bytes()), &mut answers);
+        (rx.try_iter().collect(), String::from_utf8(answers).unwrap())
+    }
+
+    fn frames(events: &[ConsoleEvent]) -> Vec<(usize, String, usize)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ConsoleEvent::Send(batches) => Some(batches),
+                _ => None,
+            })
+            .flatten()
+            .map(|(id, b)| (id.0, String::from_utf8(b.frames.clone()).unwrap(), b.count))
+            .collect()
+    }
+
+    #[test]
+    fn lines_already_buffered_are_sent_as_one_batch_per_friend() {
+        let (events, answers) = run_console("bob/hi\ncarol/yo\nbob/a/b\n");
+        assert_eq!(answers, "");
+        assert_eq!(
+            frames(&events),
+            [
+                (1, "alice/hi\nalice/a/b\n".to_string(), 2),
+                (2, "alice/yo\n".to_string(), 1)
+            ]
+        );
+        assert!(matches!(events.last(), Some(ConsoleEvent::Quit)));
+    }
+
+    #[test]
+    fn broadcast_goes_to_everyone_but_me_and_notes_to_self_work() {
+        let (events, _) = run_console("*/all\nalice/note\n");
+        assert_eq!(
+            frames(&events),
+            [
+                (0, "alice/note\n".to_string(), 1),
+                (1, "alice/all\n".to_string(), 1),
+                (2, "alice/all\n".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_answered_and_the_console_carries_on() {
+        let (events, answers) = run_console("zed/hi\nhello\nbob/\n/nope\nbob/still here\n");
+        let lines: Vec<&str> = answers.lines().collect();
+        assert_eq!(lines.len(), 4, "{answers}");
+        assert!(lines[0].contains("unknown friend \"zed\"") && lines[0].contains("alice, bob, carol"));
+        assert!(lines[1].contains("no '/'"));
+        assert!(lines[2].contains("nothing to send to bob"));
+        assert!(lines[3].contains("unknown command /nope"));
+        assert_eq!(frames(&events), [(1, "alice/still here\n".to_string(), 1)]);
+    }
+
+    #[test]
+    fn peers_flushes_first_and_quit_stops_reading() {
+        let (events, _) = run_console("bob/one\n/peers\n/quit\nbob/never sent\n");
+        assert!(matches!(&events[0], ConsoleEvent::Send(b) if b.len() == 1));
+        assert!(matches!(events[1], ConsoleEvent::Peers));
+        assert!(matches!(events[2], ConsoleEvent::Quit));
+        assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn a_last_line_without_newline_is_still_sent() {
+        let (events, _) = run_console("bob/no newline");
+        assert_eq!(frames(&events), [(1, "alice/no newline\n".to_string(), 1)]);
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_with_the_limit() {
+        let long = format!("bob/{}\n", "x".repeat(MAX_FRAME));
+        let (events, answers) = run_console(&long);
+        assert!(answers.contains("the limit is 65536"), "{answers}");
+        assert!(frames(&events).is_empty());
+    }
+
+    #[test]
+    fn help_is_answered_locally() {
+        let (_, answers) = run_console("/help\n");
+        assert!(answers.contains("friend/message"));
+    }
+}

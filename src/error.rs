@@ -1,0 +1,90 @@
+//! The program's one error type.
+//!
+//! Every failure that can end the program is an [`Error`]. Its `Display` text is written for the
+//! person at the keyboard: it says what went wrong, where, and how to fix it. `main` maps each
+//! variant to an exit code with [`Error::exit_code`]: 2 for mistakes in what the user gave us (the
+//! command line, the peer table), 1 for faults met while running.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// Everything that can stop p2p-chat from starting or running.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line is wrong; the text says which option and why.
+    Usage(String),
+    /// The peer table file could not be read at all.
+    TableRead { path: String, source: io::Error },
+    /// A line of the peer table is wrong (`line` is 1-based; 0 means the file as a whole).
+    Table {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    /// Our own listening socket could not be opened.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// Any other I/O failure while setting up (a thread that could not be started, say).
+    Io(io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for bad input, 1 for a runtime fault.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::TableRead { .. } | Error::Table { .. } => 2,
+            Error::Bind { .. } | Error::Io(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(message) => write!(f, "{message}\nTry 'p2p-chat --help' for more."),
+            Error::TableRead { path, source } => {
+                write!(f, "cannot read peer table {path}: {source}")?;
+                if source.kind() == io::ErrorKind::NotFound {
+                    write!(f, " (create it, or point --peers at it)")?;
+                }
+                Ok(())
+            }
+            Error::Table {
+                path,
+                line: 0,
+                message,
+            } => write!(f, "{path}: {message}"),
+            Error::Table {
+                path,
+                line,
+                message,
+            } => write!(f, "{path}:{line}: {message}"),
+            Error::Bind { addr, source } if source.kind() == io::ErrorKind::AddrInUse => write!(
+                f,
+                "cannot listen on {addr}: the address is already in use \
+                 (is this peer already running in another terminal?)"
+            ),
+            Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::Io(source) => write!(f, "{source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::TableRead { source, .. } | Error::Bind { source, .. } | Error::Io(source) => {
+                Some(source)
+            }
+            Error::Usage(_) | Error::Table { .. } => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::Io(source)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,50 @@
+//! The `p2p-chat` binary: parse the command line, load the table, bind, install Ctrl-C, run, and
+//! turn the outcome into an exit code (0 fine, 1 runtime fault, 2 bad usage or table).
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use p2p_chat::cli::{self, Action};
+use p2p_chat::error::Result;
+use p2p_chat::peers::PeerTable;
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("p2p-chat: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn try_main() -> Result<()> {
+    let options = match cli::parse(std::env::args_os().skip(1))? {
+        Action::Run(options) => options,
+        Action::Help => {
+            println!("{}", cli::USAGE);
+            return Ok(());
+        }
+        Action::Version => {
+            println!("p2p-chat {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+    };
+    p2p_chat::logging::init();
+    let table = PeerTable::load(&options.peers_path)?;
+    let me = p2p_chat::find_me(&table, &options)?;
+    let listener = p2p_chat::bind(&table, me)?;
+
+    // The first Ctrl-C asks for a graceful quit; a second one quits at once.
+    let (interrupt_tx, interrupt_rx) = crossbeam_channel::bounded(1);
+    let interrupted = AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if interrupted.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        let _ = interrupt_tx.try_send(());
+    })
+    .map_err(|e| std::io::Error::other(format!("cannot install the Ctrl-C handler: {e}")))?;
+
+    p2p_chat::run(&options, table, me, listener, interrupt_rx)
+}

@@ -1,0 +1,347 @@
+//! The peer table: who is where.
+//!
+//! `peers.txt` is shared by every friend beforehand. Each line is `NAME HOST PORT`; `#` starts a
+//! comment and blank lines are ignored. [`PeerTable::parse`] checks the text and needs no network,
+//! so every rule is unit-tested; [`PeerTable::load`] reads the file, parses it and then checks that
+//! every host resolves. The table never changes after start-up, so threads share it behind an `Arc`
+//! with no lock.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use crate::error::{Error, Result};
+
+/// The longest name a friend may have, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// A friend's index in the table. Cheap to copy and to use as a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub usize);
+
+/// One line of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Peer {
+    /// Resolves the host (an address or a name) to socket addresses. May block on DNS, so only
+    /// start-up and the outbound link threads call it, never the dispatcher.
+    pub fn socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port).to_socket_addrs()?.collect();
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the host name has no addresses",
+            ));
+        }
+        Ok(addrs)
+    }
+}
+
+impl fmt::Display for Peer {
+    /// `bob (127.0.0.1:7002)`, the form every log line uses to name a friend.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{} ([{}]:{})", self.name, self.host, self.port)
+        } else {
+            write!(f, "{} ({}:{})", self.name, self.host, self.port)
+        }
+    }
+}
+
+/// The whole table, in file order, plus the addresses each host resolved to at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct PeerTable {
+    peers: Vec<Peer>,
+    /// `ips[i]` holds the addresses `peers[i].host` resolved to; used to tell whether a frame
+    /// claiming to be from a friend came from that friend's machine.
+    ips: Vec<Vec<IpAddr>>,
+}
+
+impl PeerTable {
+    /// Reads, parses and resolves the table at `path`.
+    pub fn load(path: &str) -> Result<PeerTable> {
+        let text = std::fs::read(path).map_err(|source| Error::TableRead {
+            path: path.to_string(),
+            source,
+        })?;
+        let text = String::from_utf8(text).map_err(|e| Error::Table {
+            path: path.to_string(),
+            line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
+            message: "the file is not valid UTF-8".to_string(),
+        })?;
+        let mut table = PeerTable::parse(&text, path)?;
+        table.resolve(&text, path)?;
+        Ok(table)
+    }
+
+    /// Parses the text of a table; `path` is only used in error messages. Needs no network.
+    pub fn parse(text: &str, path: &str) -> Result<PeerTable> {
+        let error = |line: usize, message: String| Error::Table {
+            path: path.to_string(),
+            line,
+            message,
+        };
+        let mut peers: Vec<Peer> = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let content = raw.split('#').next().unwrap_or_default();
+            let fields: Vec<&str> = content.split_whitespace().collect();
+            let (name, host, port) = match fields[..] {
+                [] => continue,
+                [name, host, port] => (name, host, port),
+                [_] | [_, _] => {
+                    return Err(error(
+                        line,
+                        format!(
+                            "expected NAME HOST PORT, found {} field(s): {:?}",
+                            fields.len(),
+                            content.trim()
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(error(
+                        line,
+                        format!(
+                            "expected NAME HOST PORT, found {} fields: {:?} \
+                             (names and hosts cannot contain spaces)",
+                            fields.len(),
+                            content.trim()
+                        ),
+                    ));
+                }
+            };
+            check_name(name).map_err(|why| error(line, why))?;
+            let port = parse_port(port).map_err(|why| error(line, why))?;
+            if let Some(first) = peers.iter().position(|p| p.name == name) {
+                return Err(error(
+                    line,
+                    format!("name {name:?} is already used on line {}", line_of_peer(text, first)),
+                ));
+            }
+            if let Some(first) = peers.iter().position(|p| p.host == host && p.port == port) {
+                return Err(error(
+                    line,
+                    format!(
+                        "{host} port {port} is already {}'s address (line {}); \
+                         every friend needs a host and port of their own",
+                        peers[first].name,
+                        line_of_peer(text, first)
+                    ),
+                ));
+            }
+            peers.push(Peer {
+                name: name.to_string(),
+                host: host.to_string(),
+                port,
+            });
+        }
+        if peers.is_empty() {
+            return Err(error(
+                0,
+                "the table has no friends in it; add lines of the form NAME HOST PORT".to_string(),
+            ));
+        }
+        let ips = vec![Vec::new(); peers.len()];
+        Ok(PeerTable { peers, ips })
+    }
+
+    /// Resolves every host once, so that a typo in a host name is reported at start-up with its
+    /// line number rather than on the first message to that friend.
+    fn resolve(&mut self, text: &str, path: &str) -> Result<()> {
+        for (index, peer) in self.peers.iter().enumerate() {
+            let addrs = peer.socket_addrs().map_err(|e| Error::Table {
+                path: path.to_string(),
+                line: line_of_peer(text, index),
+                message: format!(
+                    "host {:?} is neither an IP address nor a name that resolves ({e})",
+                    peer.host
+                ),
+            })?;
+            self.ips[index] = addrs.iter().map(SocketAddr::ip).collect();
+        }
+        Ok(())
+    }
+
+    /// Finds a friend by name.
+    pub fn find(&self, name: &str) -> Option<PeerId> {
+        self.peers.iter().position(|p| p.name == name).map(PeerId)
+    }
+
+    /// The friend with this id. Ids only come from this table, so this cannot fail.
+    pub fn get(&self, id: PeerId) -> &Peer {
+        &self.peers[id.0]
+    }
+
+    /// Every friend's id, in table order.
+    pub fn ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        (0..self.peers.len()).map(PeerId)
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The friends' names, comma-separated, for error messages such as "unknown friend".
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.peers.iter().map(|p| p.name.as_str()).collect();
+        names.join(", ")
+    }
+
+    /// Whether `ip` is one of the addresses the friend's host resolved to. A table that was only
+    /// parsed, not resolved, knows no addresses and vouches for nobody.
+    pub fn is_address_of(&self, id: PeerId, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.ips[id.0].iter().any(|known| known.to_canonical() == ip)
+    }
+}
+
+/// Checks a friend's name: 1 to 32 characters, no `/` (it separates name and message on the wire)
+/// and no whitespace (it separates the fields of the table).
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err("a name cannot be empty".to_string());
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(format!(
+            "name {name:?} is {chars} characters long; the limit is {MAX_NAME_CHARS}"
+        ));
+    }
+    if name.contains('/') {
+        return Err(format!(
+            "name {name:?} contains '/', which separates the name from the message on the wire"
+        ));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "name {name:?} contains whitespace or a control character"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_port(text: &str) -> std::result::Result<u16, String> {
+    match text.parse::<u32>() {
+        Ok(port @ 1..=65535) => Ok(port as u16),
+        Ok(port) => Err(format!("port {port} is out of range 1-65535")),
+        Err(_) => Err(format!("port {text:?} is not a number in range 1-65535")),
+    }
+}
+
+/// The 1-based line number of the `index`-th peer entry in `text`.
+fn line_of_peer(text: &str, index: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, raw)| {
+            !raw.split('#')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+        })
+        .nth(index)
+        .map_or(0, |(i, _)| i + 1)
+}
+
+fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> String {
+        PeerTable::parse(text, "peers.txt")
+            .expect_err("the table should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn parses_names_hosts_ports_comments_and_blank_lines() {
+        let text = "# friends\n\nalice 127.0.0.1 7001\n  bob\t::1   7002 # laptop\ncarol example.org 65535\n";
+        let table = PeerTable::parse(text, "peers.txt").unwrap();
+        assert_eq!(table.len(), 3);
+        let bob = table.find("bob").unwrap();
+        assert_eq!(
+            table.get(bob),
+            &Peer {
+                name: "bob".into(),
+                host: "::1".into(),
+                port: 7002
+            }
+        );
+        assert_eq!(table.names(), "alice, bob, carol");
+        assert_eq!(table.find("dave"), None);
+        assert_eq!(table.get(bob).to_string(), "bob ([::1]:7002)");
+    }
+
+    #[test]
+    fn reports_wrong_field_counts_with_file_and_line() {
+        assert_eq!(
+            parse_err("alice 127.0.0.1 7001\nbob 127.0.0.1\n"),
+            "peers.txt:2: expected NAME HOST PORT, found 2 field(s): \"bob 127.0.0.1\""
+        );
+        assert!(parse_err("\n\nbob 127.0.0.1 7002 extra\n").starts_with("peers.txt:3: expected"));
+    }
+
+    #[test]
+    fn rejects_ports_out_of_range_or_not_numbers() {
+        assert_eq!(
+            parse_err("a 127.0.0.1 7001\nb 127.0.0.1 7002\nc 127.0.0.1 7003\nd 127.0.0.1 99999\n"),
+            "peers.txt:4: port 99999 is out of range 1-65535"
+        );
+        assert_eq!(
+            parse_err("a 127.0.0.1 0\n"),
+            "peers.txt:1: port 0 is out of range 1-65535"
+        );
+        assert!(parse_err("a 127.0.0.1 http\n").contains("port \"http\" is not a number"));
+    }
+
+    #[test]
+    fn rejects_bad_and_duplicate_names_and_addresses() {
+        assert!(parse_err("a/b 127.0.0.1 7001\n").contains("contains '/'"));
+        let long = "x".repeat(33);
+        assert!(parse_err(&format!("{long} 127.0.0.1 7001\n")).contains("the limit is 32"));
+        assert!(PeerTable::parse(&format!("{} h 1\n", "é".repeat(32)), "p").is_ok());
+        assert_eq!(
+            parse_err("a 127.0.0.1 7001\n# c\na 127.0.0.1 7002\n"),
+            "peers.txt:3: name \"a\" is already used on line 1"
+        );
+        assert!(
+            parse_err("a 127.0.0.1 7001\nb 127.0.0.1 7001\n")
+                .starts_with("peers.txt:2: 127.0.0.1 port 7001 is already a's address (line 1)")
+        );
+    }
+
+    #[test]
+    fn rejects_an_empty_table() {
+        assert_eq!(
+            parse_err("# nobody yet\n\n"),
+            "peers.txt: the table has no friends in it; add lines of the form NAME HOST PORT"
+        );
+    }
+
+    #[test]
+    fn a_parsed_table_vouches_for_no_address_until_resolved() {
+        let text = "a 127.0.0.1 7001\n";
+        let mut table = PeerTable::parse(text, "p").unwrap();
+        let a = table.find("a").unwrap();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!table.is_address_of(a, local));
+        table.resolve(text, "p").unwrap();
+        assert!(table.is_address_of(a, local));
+        assert!(table.is_address_of(a, "::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!table.is_address_of(a, "127.0.0.2".parse().unwrap()));
+    }
+}

@@ -1,0 +1,167 @@
+//! A reader thread: the "client socket is readable" branch of a select() loop, one thread per
+//! inbound connection.
+//!
+//! It owns its socket and a [`FrameDecoder`]. Each `read` may hold several frames or part of one;
+//! the reader decodes every complete frame in its buffer, checks the sender against the peer
+//! table, formats the lot into one buffer and shows it with a single write to stdout. Printing
+//! needs no routing state, so the reader does it itself instead of handing each message to the
+//! dispatcher: one thread wake-up fewer per message.
+//!
+//! The connection ends at end-of-file, on an error, when it has been silent for the silence limit,
+//! or when the registry closes it; a failure here ends this connection only.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
+
+use log::{info, log_enabled, trace, warn};
+
+use crate::acceptor::ReaderContext;
+use crate::dispatcher::Event;
+use crate::frame::{Decoded, FrameDecoder, MAX_FRAME};
+use crate::inbound::ConnId;
+use crate::peers::PeerId;
+use crate::screen::escaped;
+
+/// Bytes asked for per `read`. Large enough that a burst is read in few system calls.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a connection ended, for the log line.
+enum End {
+    Eof,
+    Silent,
+    Failed(io::Error),
+    StdoutClosed,
+}
+
+/// The reader thread's body.
+pub fn run(mut stream: TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderContext) {
+    // A read timeout turns "silent for too long" into an error we can act on.
+    if let Err(e) = stream.set_read_timeout(Some(context.silence_limit)) {
+        warn!("connection from {remote}: cannot set a read timeout: {e}");
+    }
+    let mut connection = Connection {
+        remote,
+        id,
+        context,
+        friend: None,
+        warned_unverified: false,
+    };
+    let end = connection.serve(&mut stream);
+    let who = connection.describe();
+    match end {
+        End::Eof => info!("{who} disconnected"),
+        End::Silent => info!(
+            "closing connection from {who}: nothing received for {:.1} s",
+            context.silence_limit.as_secs_f64()
+        ),
+        End::Failed(e) => warn!("connection from {who} failed: {e}"),
+        End::StdoutClosed => {
+            let _ = context.events.send(Event::StdoutClosed);
+        }
+    }
+}
+
+struct Connection<'a> {
+    remote: SocketAddr,
+    id: ConnId,
+    context: &'a ReaderContext,
+    /// The friend this connection's first valid frame came from.
+    friend: Option<PeerId>,
+    warned_unverified: bool,
+}
+
+impl Connection<'_> {
+    fn serve(&mut self, stream: &mut TcpStream) -> End {
+        let mut decoder = FrameDecoder::new();
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut lines = Vec::new();
+        loop {
+            let n = match stream.read(&mut chunk) {
+                Ok(0) => return End::Eof,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return End::Silent;
+                }
+                Err(e) => return End::Failed(e),
+            };
+            if log_enabled!(target: "wire", log::Level::Trace) {
+                trace!(target: "wire", "read {n} bytes from {}: \"{}\"", self.remote, chunk[..n].escape_ascii());
+            }
+            decoder.push(&chunk[..n]);
+            while let Some(item) = decoder.next_frame() {
+                match item {
+                    Decoded::Frame { sender, message } => self.accept_frame(sender, message, &mut lines),
+                    Decoded::Malformed(bytes) => warn!(
+                        "dropped a frame from {} with no sender name (expected name/message): \"{}\"",
+                        self.describe(),
+                        escaped(&bytes[..bytes.len().min(80)])
+                    ),
+                    Decoded::Oversized => warn!(
+                        "dropping a frame from {} longer than {} KiB (the frame size limit)",
+                        self.describe(),
+                        MAX_FRAME / 1024
+                    ),
+                }
+            }
+            if !lines.is_empty() {
+                if self.context.screen.show(&lines).is_err() {
+                    return End::StdoutClosed;
+                }
+                lines.clear();
+            }
+        }
+    }
+
+    /// Checks one frame's sender and, if it is a friend, formats the message into `lines`.
+    fn accept_frame(&mut self, sender: &[u8], message: &[u8], lines: &mut Vec<u8>) {
+        let table = &self.context.table;
+        let friend = std::str::from_utf8(sender).ok().and_then(|name| table.find(name));
+        let Some(friend) = friend else {
+            warn!(
+                "dropped a message from {} claiming to be from {:?}, who is not in the peer table",
+                self.remote,
+                escaped(sender)
+            );
+            return;
+        };
+        if self.friend.is_none() {
+            self.friend = Some(friend);
+            self.context.inbound.identify(self.id, friend);
+            info!("{} is connected", self.describe());
+        }
+        if log_enabled!(target: "wire", log::Level::Trace) {
+            trace!(target: "wire", "frame from {}: \"{}\"", table.get(friend).name, message.escape_ascii());
+        }
+        let unverified = !table.is_address_of(friend, self.remote.ip());
+        if unverified && !self.warned_unverified {
+            self.warned_unverified = true;
+            warn!(
+                "messages signed {:?} are coming from {}, which is not {}'s address in the table; \
+                 they are shown as unverified",
+                table.get(friend).name,
+                self.remote,
+                table.get(friend).name
+            );
+        }
+        self.context.screen.format_line(
+            lines,
+            sender,
+            unverified.then_some(self.remote.ip()),
+            message,
+        );
+    }
+
+    /// `bob (127.0.0.1:54321)` once the friend is known, else just the address.
+    fn describe(&self) -> String {
+        match self.friend {
+            Some(friend) => format!("{} ({})", self.context.table.get(friend).name, self.remote),
+            None => self.remote.to_string(),
+        }
+    }
+}

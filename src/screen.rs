@@ -1,0 +1,166 @@
+//! The chat's only output: one line `[sender] message` per incoming message, on stdout.
+//!
+//! Whatever arrives from the network is shown, never obeyed: invalid UTF-8 becomes U+FFFD, and
+//! every control character except tab (ESC, BEL, backspace, carriage return, DEL, the C1 range
+//! U+0080-U+009F) is written as a visible escape such as `\x1b`, in the name and the text alike.
+//! A remote peer therefore cannot clear our screen, retitle the window or fake a second line.
+//!
+//! Reader threads format a whole batch of lines into one buffer and call [`Screen::show`] once,
+//! which writes it under stdout's lock and flushes: lines from different connections never
+//! interleave, and a burst costs one system call rather than one per line.
+
+use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
+
+/// How incoming messages are written to stdout.
+#[derive(Debug, Clone, Copy)]
+pub struct Screen {
+    color: bool,
+}
+
+const BOLD_CYAN: &str = "\x1b[1;36m";
+const YELLOW: &str = "\x1b[33m";
+const RESET: &str = "\x1b[0m";
+
+impl Screen {
+    /// Colors only when stdout is a terminal and `NO_COLOR` is not set (see no-color.org).
+    pub fn from_env() -> Screen {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Screen {
+            color: io::stdout().is_terminal() && !no_color,
+        }
+    }
+
+    pub fn plain() -> Screen {
+        Screen { color: false }
+    }
+
+    /// Appends one display line to `out`. `unverified_from` is set when the sender's name is a
+    /// friend's but the connection came from an address the table does not give that friend.
+    pub fn format_line(
+        &self,
+        out: &mut Vec<u8>,
+        sender: &[u8],
+        unverified_from: Option<IpAddr>,
+        message: &[u8],
+    ) {
+        if self.color {
+            out.extend_from_slice(BOLD_CYAN.as_bytes());
+        }
+        out.push(b'[');
+        escape_into(sender, out);
+        if let Some(ip) = unverified_from {
+            if self.color {
+                out.extend_from_slice(YELLOW.as_bytes());
+            }
+            // `write!` to a Vec cannot fail.
+            let _ = write!(out, " (unverified: from {ip})");
+            if self.color {
+                out.extend_from_slice(BOLD_CYAN.as_bytes());
+            }
+        }
+        out.push(b']');
+        if self.color {
+            out.extend_from_slice(RESET.as_bytes());
+        }
+        out.push(b' ');
+        escape_into(message, out);
+        out.push(b'\n');
+    }
+
+    /// Writes formatted lines to stdout and flushes. Fails when stdout is gone (for example the
+    /// reading end of a pipe was closed); the caller then asks the program to quit.
+    pub fn show(&self, lines: &[u8]) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(lines)?;
+        stdout.flush()
+    }
+}
+
+/// Appends `bytes` to `out` as text that is safe to print: invalid UTF-8 becomes U+FFFD and
+/// control characters (all but tab) become visible escapes.
+pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        if valid.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
+            // The common case, plain printable ASCII, is copied as it is.
+            out.extend_from_slice(valid.as_bytes());
+        } else {
+            for c in valid.chars() {
+                push_char(c, out);
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+    }
+}
+
+/// Escapes `bytes` into a new string; for log messages, which are not on the hot path.
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    escape_into(bytes, &mut out);
+    String::from_utf8(out).expect("escape_into writes only valid UTF-8")
+}
+
+fn push_char(c: char, out: &mut Vec<u8>) {
+    match c {
+        '\t' => out.push(b'\t'),
+        '\0'..='\x1f' | '\x7f' => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        '\u{80}'..='\u{9f}' => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(sender: &[u8], from: Option<IpAddr>, message: &[u8]) -> String {
+        let mut out = Vec::new();
+        Screen::plain().format_line(&mut out, sender, from, message);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn formats_sender_in_brackets_then_the_message() {
+        assert_eq!(line(b"bob", None, b"hi / there"), "[bob] hi / there\n");
+        assert_eq!(line(b"bob", None, b"tab\there"), "[bob] tab\there\n");
+        assert_eq!(line("zoë".as_bytes(), None, "ça va? 👋".as_bytes()), "[zoë] ça va? 👋\n");
+    }
+
+    #[test]
+    fn escapes_terminal_controls_in_name_and_text() {
+        assert_eq!(
+            line(b"b\x1b[2Jo", None, b"\x1b]0;title\x07 \x08\r[eve] fake\x7f"),
+            "[b\\x1b[2Jo] \\x1b]0;title\\x07 \\x08\\x0d[eve] fake\\x7f\n"
+        );
+        // C1 controls, such as the single-character CSI U+009B.
+        assert_eq!(line(b"a", None, "x\u{9b}2J\u{85}".as_bytes()), "[a] x\\u{9b}2J\\u{85}\n");
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        assert_eq!(line(b"a", None, b"ok \xff\xfe end \xe2\x82"), "[a] ok \u{fffd}\u{fffd} end \u{fffd}\n");
+    }
+
+    #[test]
+    fn marks_unverified_senders_with_their_address() {
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(line(b"bob", Some(ip), b"hi"), "[bob (unverified: from 10.0.0.9)] hi\n");
+    }
+
+    #[test]
+    fn color_wraps_only_the_name() {
+        let mut out = Vec::new();
+        Screen { color: true }.format_line(&mut out, b"bob", None, b"\x1b");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\x1b[1;36m[bob]\x1b[0m \\x1b\n"
+        );
+    }
+}

@@ -72,7 +72,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
             .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))?;
         // Accept both `--opt value` and `--opt=value`.
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
             _ => (arg.clone(), None),
         };
         let mut value = || -> Result<String> {
@@ -95,7 +97,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
             "--write-timeout" => options.write_timeout = seconds("--write-timeout", &value()?)?,
             "--max-inbound" => {
                 let text = value()?;
-                let n = text.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n));
+                let n = text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n));
                 options.max_inbound = Some(n.ok_or_else(|| {
                     usage(format!(
                         "--max-inbound {text:?}: expected a whole number from 1 to 10000"
@@ -113,9 +118,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
             _ => set_name(&mut name, arg)?,
         }
     }
-    options.name = name.ok_or_else(|| {
-        usage("missing NAME: say who you are, e.g. 'p2p-chat alice'".to_string())
-    })?;
+    options.name = name
+        .ok_or_else(|| usage("missing NAME: say who you are, e.g. 'p2p-chat alice'".to_string()))?;
     Ok(Action::Run(options))
 }
 

@@ -44,14 +44,20 @@ impl fmt::Display for CommandError {
                 write!(f, "no friend's name before the '/': write friend/message")
             }
             CommandError::EmptyMessage { to } => {
-                write!(f, "nothing to send to {to}: write the message after the '/'")
+                write!(
+                    f,
+                    "nothing to send to {to}: write the message after the '/'"
+                )
             }
             CommandError::NulInMessage => write!(
                 f,
                 "the message contains a NUL byte, which ends a frame on the wire; remove it"
             ),
             CommandError::UnknownCommand(name) => {
-                write!(f, "unknown command /{name}: the commands are /peers, /help and /quit")
+                write!(
+                    f,
+                    "unknown command /{name}: the commands are /peers, /help and /quit"
+                )
             }
         }
     }
@@ -116,12 +122,18 @@ mod tests {
             parse("bob/see http://x/y"),
             Ok(send(Target::Friend("bob"), "see http://x/y"))
         );
-        assert_eq!(parse(" bob /  hi \r"), Ok(send(Target::Friend("bob"), "  hi ")));
+        assert_eq!(
+            parse(" bob /  hi \r"),
+            Ok(send(Target::Friend("bob"), "  hi "))
+        );
     }
 
     #[test]
     fn star_means_everyone() {
-        assert_eq!(parse("*/hello all"), Ok(send(Target::Everyone, "hello all")));
+        assert_eq!(
+            parse("*/hello all"),
+            Ok(send(Target::Everyone, "hello all"))
+        );
     }
 
     #[test]

@@ -252,7 +252,9 @@ mod tests {
         let (events, answers) = run_console("zed/hi\nhello\nbob/\n/nope\nbob/still here\n");
         let lines: Vec<&str> = answers.lines().collect();
         assert_eq!(lines.len(), 4, "{answers}");
-        assert!(lines[0].contains("unknown friend \"zed\"") && lines[0].contains("alice, bob, carol"));
+        assert!(
+            lines[0].contains("unknown friend \"zed\"") && lines[0].contains("alice, bob, carol")
+        );
         assert!(lines[1].contains("no '/'"));
         assert!(lines[2].contains("nothing to send to bob"));
         assert!(lines[3].contains("unknown command /nope"));

@@ -138,7 +138,9 @@ impl Dispatcher {
         } = inputs;
         loop {
             let (expired, deadline) = sweep(
-                self.links.iter().map(|(&peer, link)| (peer, link.last_sent)),
+                self.links
+                    .iter()
+                    .map(|(&peer, link)| (peer, link.last_sent)),
                 self.settings.idle_timeout,
                 Instant::now(),
             );
@@ -343,8 +345,13 @@ impl Dispatcher {
             let outbound = match self.links.get(&id) {
                 None => "-".to_string(),
                 Some(link) => {
-                    let left = (link.last_sent + self.settings.idle_timeout).saturating_duration_since(now);
-                    let state = if link.local.is_some() { "open" } else { "connecting" };
+                    let left = (link.last_sent + self.settings.idle_timeout)
+                        .saturating_duration_since(now);
+                    let state = if link.local.is_some() {
+                        "open"
+                    } else {
+                        "connecting"
+                    };
                     format!("{state}, idle close in {:.1} s", left.as_secs_f64())
                 }
             };
@@ -367,7 +374,8 @@ impl Dispatcher {
     /// printed; then close every inbound connection.
     fn finish(mut self, events: &Receiver<Event>) {
         self.links.clear();
-        let limit = self.settings.connect_timeout + self.settings.write_timeout + Duration::from_secs(1);
+        let limit =
+            self.settings.connect_timeout + self.settings.write_timeout + Duration::from_secs(1);
         let give_up = after(limit);
         while self.live_links > 0 {
             select! {
@@ -446,7 +454,11 @@ mod tests {
     fn links_expire_exactly_at_their_deadline() {
         let t0 = Instant::now();
         let idle = Duration::from_millis(500);
-        let links = [(PeerId(3), t0), (PeerId(1), t0), (PeerId(2), t0 + Duration::from_millis(400))];
+        let links = [
+            (PeerId(3), t0),
+            (PeerId(1), t0),
+            (PeerId(2), t0 + Duration::from_millis(400)),
+        ];
         let just_before = t0 + Duration::from_millis(499);
         let (expired, next) = sweep(links.into_iter(), idle, just_before);
         assert!(expired.is_empty());

@@ -87,7 +87,9 @@ impl FrameDecoder {
         // Find the bounds first, with indices only, and borrow the buffer once at the end.
         let (begin, end) = loop {
             let pending = &self.buf[self.start..];
-            let Some(offset) = pending[self.scanned..].iter().position(|&b| is_terminator(b))
+            let Some(offset) = pending[self.scanned..]
+                .iter()
+                .position(|&b| is_terminator(b))
             else {
                 self.scanned = pending.len();
                 if pending.len() > MAX_FRAME {

@@ -240,9 +240,15 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let inbound = std::sync::Arc::new(Inbound::new(4));
         let (_c1, s1, r1) = pair(&listener);
-        assert!(!inbound.wait_ended(r1, Duration::from_millis(1)), "not even admitted yet");
+        assert!(
+            !inbound.wait_ended(r1, Duration::from_millis(1)),
+            "not even admitted yet"
+        );
         let (id, _) = admitted(inbound.admit(s1, r1));
-        assert!(!inbound.wait_ended(r1, Duration::from_millis(1)), "still open");
+        assert!(
+            !inbound.wait_ended(r1, Duration::from_millis(1)),
+            "still open"
+        );
         let remover = {
             let inbound = inbound.clone();
             std::thread::spawn(move || inbound.remove(id))

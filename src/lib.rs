@@ -106,7 +106,9 @@ pub fn run(
     interrupt: Receiver<()>,
 ) -> Result<()> {
     let table = Arc::new(table);
-    let max_inbound = options.max_inbound.unwrap_or_else(|| default_max_inbound(&table));
+    let max_inbound = options
+        .max_inbound
+        .unwrap_or_else(|| default_max_inbound(&table));
     let inbound = Arc::new(Inbound::new(max_inbound));
     let (events_tx, events_rx) = unbounded();
     let (console_tx, console_rx) = unbounded();

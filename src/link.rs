@@ -59,10 +59,7 @@ pub struct LinkTask {
 
 /// The link thread's body.
 pub fn run(task: LinkTask) {
-    let mut link = Link {
-        task,
-        stream: None,
-    };
+    let mut link = Link { task, stream: None };
     let mut buffer = Vec::new();
     while let Ok(first) = link.task.queue.recv() {
         // Take every batch that is already waiting: one write for all of them.
@@ -134,7 +131,12 @@ impl Link {
             }
             match stream.write_all(bytes) {
                 Ok(()) => return Ok(()),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(format!(
                         "{} has not read what we sent for {:.1} s (write timed out); dropped the connection",
                         self.task.peer.name,

@@ -121,7 +121,10 @@ impl PeerTable {
             if let Some(first) = peers.iter().position(|p| p.name == name) {
                 return Err(error(
                     line,
-                    format!("name {name:?} is already used on line {}", line_of_peer(text, first)),
+                    format!(
+                        "name {name:?} is already used on line {}",
+                        line_of_peer(text, first)
+                    ),
                 ));
             }
             if let Some(first) = peers.iter().position(|p| p.host == host && p.port == port) {
@@ -201,7 +204,9 @@ impl PeerTable {
     /// parsed, not resolved, knows no addresses and vouches for nobody.
     pub fn is_address_of(&self, id: PeerId, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.ips[id.0].iter().any(|known| known.to_canonical() == ip)
+        self.ips[id.0]
+            .iter()
+            .any(|known| known.to_canonical() == ip)
     }
 }
 
@@ -242,13 +247,7 @@ fn parse_port(text: &str) -> std::result::Result<u16, String> {
 fn line_of_peer(text: &str, index: usize) -> usize {
     text.lines()
         .enumerate()
-        .filter(|(_, raw)| {
-            !raw.split('#')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .is_empty()
-        })
+        .filter(|(_, raw)| !raw.split('#').next().unwrap_or_default().trim().is_empty())
         .nth(index)
         .map_or(0, |(i, _)| i + 1)
 }

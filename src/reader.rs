@@ -96,7 +96,9 @@ impl Connection<'_> {
             decoder.push(&chunk[..n]);
             while let Some(item) = decoder.next_frame() {
                 match item {
-                    Decoded::Frame { sender, message } => self.accept_frame(sender, message, &mut lines),
+                    Decoded::Frame { sender, message } => {
+                        self.accept_frame(sender, message, &mut lines)
+                    }
                     Decoded::Malformed(bytes) => warn!(
                         "dropped a frame from {} with no sender name (expected name/message): \"{}\"",
                         self.describe(),
@@ -121,7 +123,9 @@ impl Connection<'_> {
     /// Checks one frame's sender and, if it is a friend, formats the message into `lines`.
     fn accept_frame(&mut self, sender: &[u8], message: &[u8], lines: &mut Vec<u8>) {
         let table = &self.context.table;
-        let friend = std::str::from_utf8(sender).ok().and_then(|name| table.find(name));
+        let friend = std::str::from_utf8(sender)
+            .ok()
+            .and_then(|name| table.find(name));
         let Some(friend) = friend else {
             warn!(
                 "dropped a message from {} claiming to be from {:?}, who is not in the peer table",

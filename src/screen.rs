@@ -82,7 +82,10 @@ impl Screen {
 pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
     for chunk in bytes.utf8_chunks() {
         let valid = chunk.valid();
-        if valid.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
+        if valid
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
+        {
             // The common case, plain printable ASCII, is copied as it is.
             out.extend_from_slice(valid.as_bytes());
         } else {
@@ -91,7 +94,11 @@ pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
             }
         }
         if !chunk.invalid().is_empty() {
-            out.extend_from_slice(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes());
+            out.extend_from_slice(
+                char::REPLACEMENT_CHARACTER
+                    .encode_utf8(&mut [0; 4])
+                    .as_bytes(),
+            );
         }
     }
 }
@@ -130,7 +137,10 @@ mod tests {
     fn formats_sender_in_brackets_then_the_message() {
         assert_eq!(line(b"bob", None, b"hi / there"), "[bob] hi / there\n");
         assert_eq!(line(b"bob", None, b"tab\there"), "[bob] tab\there\n");
-        assert_eq!(line("zoë".as_bytes(), None, "ça va? 👋".as_bytes()), "[zoë] ça va? 👋\n");
+        assert_eq!(
+            line("zoë".as_bytes(), None, "ça va? 👋".as_bytes()),
+            "[zoë] ça va? 👋\n"
+        );
     }
 
     #[test]
@@ -140,18 +150,27 @@ mod tests {
             "[b\\x1b[2Jo] \\x1b]0;title\\x07 \\x08\\x0d[eve] fake\\x7f\n"
         );
         // C1 controls, such as the single-character CSI U+009B.
-        assert_eq!(line(b"a", None, "x\u{9b}2J\u{85}".as_bytes()), "[a] x\\u{9b}2J\\u{85}\n");
+        assert_eq!(
+            line(b"a", None, "x\u{9b}2J\u{85}".as_bytes()),
+            "[a] x\\u{9b}2J\\u{85}\n"
+        );
     }
 
     #[test]
     fn invalid_utf8_becomes_replacement_characters() {
-        assert_eq!(line(b"a", None, b"ok \xff\xfe end \xe2\x82"), "[a] ok \u{fffd}\u{fffd} end \u{fffd}\n");
+        assert_eq!(
+            line(b"a", None, b"ok \xff\xfe end \xe2\x82"),
+            "[a] ok \u{fffd}\u{fffd} end \u{fffd}\n"
+        );
     }
 
     #[test]
     fn marks_unverified_senders_with_their_address() {
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
-        assert_eq!(line(b"bob", Some(ip), b"hi"), "[bob (unverified: from 10.0.0.9)] hi\n");
+        assert_eq!(
+            line(b"bob", Some(ip), b"hi"),
+            "[bob (unverified: from 10.0.0.9)] hi\n"
+        );
     }
 
     #[test]

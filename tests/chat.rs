@@ -1,0 +1,285 @@
+//! Black-box tests of the peer working end to end: real `p2p-chat` processes on loopback.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::thread;
+
+use common::{Group, Peer, TempDir, run_to_end};
+
+#[test]
+fn messages_go_both_ways() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut alice = group.start("alice", &[]);
+    let mut bob = group.start("bob", &[]);
+
+    alice.send("bob/hi bob, see http://example.org/a/b");
+    bob.expect_line("[alice] hi bob, see http://example.org/a/b");
+    bob.send("alice/hello alice");
+    alice.expect_line("[bob] hello alice");
+    alice.expect_stderr("connected to bob (127.0.0.1:");
+    bob.expect_stderr("alice (127.0.0.1:");
+}
+
+#[test]
+fn a_note_to_self_goes_through_our_own_server() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut alice = group.start("alice", &[]);
+    alice.send("alice/remember the milk");
+    alice.expect_line("[alice] remember the milk");
+    alice.expect_stderr("connected to alice");
+}
+
+#[test]
+fn a_broadcast_reaches_every_other_friend() {
+    let group = Group::new(&["alice", "bob", "carol"]);
+    let mut alice = group.start("alice", &[]);
+    let mut bob = group.start("bob", &[]);
+    let mut carol = group.start("carol", &[]);
+    alice.send("*/hello everyone");
+    bob.expect_line("[alice] hello everyone");
+    carol.expect_line("[alice] hello everyone");
+    alice.send("alice/check");
+    alice.expect_line("[alice] check"); // and not the broadcast
+}
+
+#[test]
+fn a_burst_of_piped_messages_arrives_intact_in_order() {
+    const COUNT: usize = 5000;
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start("alice", &[]);
+    let mut stdin = alice.take_stdin();
+    // Feed from another thread, so a full pipe can never deadlock the test.
+    let feeder = thread::spawn(move || {
+        let mut text = String::new();
+        for i in 0..COUNT {
+            text.push_str(&format!(
+                "bob/message {i:05} with some text / and a slash\n"
+            ));
+        }
+        stdin.write_all(text.as_bytes()).expect("feed alice");
+        // Dropping stdin is end of input: alice delivers everything, then quits.
+    });
+    for i in 0..COUNT {
+        bob.expect_line(&format!(
+            "[alice] message {i:05} with some text / and a slash"
+        ));
+    }
+    feeder.join().expect("feeder thread");
+    assert!(alice.wait_exit().success());
+    assert!(bob.stdout_now().is_empty(), "no extra lines");
+}
+
+#[test]
+fn an_idle_connection_closes_and_the_next_message_reconnects() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut alice = group.start("alice", &["--idle-timeout", "0.3"]);
+    let mut bob = group.start("bob", &[]);
+
+    alice.send("bob/first");
+    bob.expect_line("[alice] first");
+    alice.expect_stderr("closing idle connection to bob after 0.3 s");
+    bob.expect_stderr("disconnected");
+
+    alice.send("bob/second");
+    bob.expect_line("[alice] second");
+    assert_eq!(
+        alice.stderr_count("connected to bob"),
+        2,
+        "a fresh connection"
+    );
+}
+
+#[test]
+fn unknown_and_offline_friends_are_reported_and_the_chat_goes_on() {
+    let group = Group::new(&["alice", "bob", "carol"]);
+    let mut alice = group.start("alice", &["--connect-timeout", "1"]);
+    let mut bob = group.start("bob", &[]);
+
+    alice.send("zed/are you there?");
+    let line = alice.expect_stderr("unknown friend \"zed\"");
+    assert!(line.contains("alice, bob, carol"), "{line}");
+
+    alice.send("carol/hello?");
+    let line = alice.expect_stderr("to carol");
+    assert!(
+        line.contains("1 message(s)") && line.contains("not delivered"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", group.port(2))),
+        "{line}"
+    );
+    assert!(line.contains("connection refused"), "{line}");
+
+    for bad in ["no slash here", "bob/", "/dance"] {
+        alice.send(bad);
+    }
+    alice.expect_stderr("no '/' in that line");
+    alice.expect_stderr("nothing to send to bob");
+    alice.expect_stderr("unknown command /dance");
+
+    alice.send("bob/still here");
+    bob.expect_line("[alice] still here");
+}
+
+#[test]
+fn end_of_input_delivers_what_was_typed_then_exits() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let table = group.table.to_str().unwrap();
+    let (status, _, err) = run_to_end(
+        &["--peers", table, "alice"],
+        group.dir.path(),
+        b"bob/hi\nbob/and bye\n",
+    );
+    assert!(status.success(), "{err}");
+    bob.expect_line("[alice] hi");
+    bob.expect_line("[alice] and bye");
+}
+
+#[test]
+fn quit_command_delivers_then_exits() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start("alice", &[]);
+    alice.send("bob/before quitting");
+    alice.send("/quit");
+    assert!(alice.wait_exit().success());
+    bob.expect_line("[alice] before quitting");
+}
+
+#[test]
+fn ctrl_c_quits_gracefully() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start("alice", &[]);
+    alice.send("bob/typed before ctrl-c");
+    bob.expect_line("[alice] typed before ctrl-c");
+    alice.interrupt();
+    let status = alice.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(alice.err_seen.iter().any(|l| l.contains("interrupted")));
+    assert!(alice.err_seen.iter().all(|l| !l.contains("panicked")));
+}
+
+#[test]
+fn peers_lists_friends_and_connections() {
+    let group = Group::new(&["alice", "bob", "carol"]);
+    let mut alice = group.start("alice", &[]);
+    let mut bob = group.start("bob", &[]);
+    alice.send("bob/hi");
+    bob.expect_line("[alice] hi");
+    alice.expect_stderr("connected to bob");
+    alice.send("/peers");
+    let bob_row = alice.expect_stderr("bob  ");
+    assert!(bob_row.contains("open, idle close in"), "{bob_row}");
+    let me = alice.expect_stderr("alice (you)");
+    assert!(me.contains(&format!("127.0.0.1:{}", group.port(0))), "{me}");
+    let carol = alice.expect_stderr("carol ");
+    assert!(carol.contains(" - "), "{carol}");
+    bob.send("/peers");
+    let alice_row = bob.expect_stderr("alice  ");
+    assert!(
+        alice_row.trim_end().ends_with('1'),
+        "one inbound from alice: {alice_row}"
+    );
+    alice.send("/help");
+    alice.expect_stderr("*/message");
+}
+
+#[test]
+fn classic_nul_terminated_and_netcat_frames_are_shown_one_line_each() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut raw = TcpStream::connect(("127.0.0.1", group.port(1))).expect("connect to bob");
+    raw.set_nodelay(true).unwrap();
+    // The classic C client: name/message\n\0 in one write; two frames glued together.
+    raw.write_all(b"alice/one\n\0alice/two\n\0").unwrap();
+    bob.expect_line("[alice] one");
+    bob.expect_line("[alice] two");
+    // netcat / telnet: CRLF lines, and a frame cut across writes.
+    raw.write_all(b"alice/thr").unwrap();
+    raw.flush().unwrap();
+    raw.write_all(b"ee\r\n\r\n").unwrap();
+    bob.expect_line("[alice] three");
+    raw.write_all(b"alice/nul only\0").unwrap();
+    bob.expect_line("[alice] nul only");
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let dir = TempDir::new();
+    let (status, out, _) = run_to_end(&["--help"], dir.path(), b"");
+    assert!(status.success());
+    assert!(out.contains("Usage: p2p-chat [OPTIONS] <NAME>"), "{out}");
+    let (status, out, _) = run_to_end(&["--version"], dir.path(), b"");
+    assert!(status.success());
+    assert!(out.starts_with("p2p-chat "), "{out}");
+}
+
+#[test]
+fn table_and_usage_errors_exit_2_with_a_clear_line() {
+    let dir = TempDir::new();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "a 127.0.0.1 1\nb 127.0.0.1\n",
+            &["a"],
+            "peers.txt:2: expected NAME HOST PORT",
+        ),
+        (
+            "a 127.0.0.1 99999\n",
+            &["a"],
+            "peers.txt:1: port 99999 is out of range 1-65535",
+        ),
+        (
+            "a 127.0.0.1 1\n",
+            &["zed"],
+            "no entry named \"zed\"; the names are: a",
+        ),
+        (
+            "a 127.0.0.1 1\n",
+            &["a", "--idle-timeout", "soon"],
+            "--idle-timeout \"soon\"",
+        ),
+        ("a 127.0.0.1 1\n", &[], "missing NAME"),
+    ];
+    for (table, args, expected) in cases {
+        dir.write("peers.txt", table);
+        let (status, out, err) = run_to_end(args, dir.path(), b"");
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in {err:?}"
+        );
+        assert!(out.is_empty());
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("p2p-chat: ")).count(),
+            1,
+            "{err}"
+        );
+    }
+    let (status, _, err) = run_to_end(&["--peers", "nowhere.txt", "a"], dir.path(), b"");
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("cannot read peer table nowhere.txt"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_exits_1_naming_the_address() {
+    let group = Group::new(&["alice", "bob"]);
+    let _first = group.start("alice", &[]);
+    let mut second = Peer::spawn(
+        &["--peers", group.table.to_str().unwrap(), "alice"],
+        group.dir.path(),
+    );
+    let status = second.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    let err = second.err_seen.join("\n");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{}", group.port(0)))
+            && err.contains("already running"),
+        "{err}"
+    );
+}

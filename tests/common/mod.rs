@@ -1,0 +1,355 @@
+//! Shared helpers for the black-box tests: a fresh directory with a peer table on free loopback
+//! ports, and [`Peer`], a running `p2p-chat` process whose output is collected by background
+//! threads so that a test waits on a condition with a timeout, never on a bare blocking read.
+//! Every process is killed when its `Peer` is dropped, even if the test fails.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
+
+/// How long a test waits for something that should take milliseconds. Generous, so a loaded
+/// machine does not make a test flaky; a passing test never waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A directory of its own under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "p2p-chat-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` loopback ports that were free a moment ago (all held at once, so they are distinct).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// A directory with `peers.txt` naming each friend on 127.0.0.1 at a free port.
+pub struct Group {
+    pub dir: TempDir,
+    pub table: PathBuf,
+    pub ports: Vec<u16>,
+}
+
+impl Group {
+    pub fn new(names: &[&str]) -> Group {
+        let dir = TempDir::new();
+        let ports = free_ports(names.len());
+        let text: String = names
+            .iter()
+            .zip(&ports)
+            .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
+            .collect();
+        let table = dir.write("peers.txt", &text);
+        Group { dir, table, ports }
+    }
+
+    pub fn port(&self, index: usize) -> u16 {
+        self.ports[index]
+    }
+
+    /// Starts `name` with this group's table and waits until it listens.
+    pub fn start(&self, name: &str, extra: &[&str]) -> Peer {
+        let mut args = vec!["--peers", self.table.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        args.push(name);
+        let mut peer = Peer::spawn(&args, self.dir.path());
+        peer.expect_stderr("listening on");
+        peer
+    }
+}
+
+/// Collects a pipe's lines on a thread of its own.
+fn collect_lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = unbounded();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        while let Ok(n) = reader.read_until(b'\n', &mut line) {
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
+                break;
+            }
+            line.clear();
+        }
+    });
+    rx
+}
+
+/// One running `p2p-chat` process.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    /// Everything read so far, for failure messages.
+    pub out_seen: Vec<String>,
+    pub err_seen: Vec<String>,
+}
+
+impl Peer {
+    /// Starts the binary with `args` in `dir`, all three standard streams piped.
+    pub fn spawn(args: &[&str], dir: &Path) -> Peer {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start p2p-chat");
+        let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
+        let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
+        Peer {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            out_seen: Vec::new(),
+            err_seen: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types one line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        writeln!(stdin, "{line}").expect("write to p2p-chat's stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Writes raw bytes to stdin in one go (from the calling thread).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        stdin.write_all(bytes).expect("write to p2p-chat's stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Takes stdin, e.g. to feed it from another thread.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin is still open")
+    }
+
+    /// Closes stdin: end of input, which means /quit.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the next stdout line, which must be `expected`.
+    pub fn expect_line(&mut self, expected: &str) {
+        let line = self.next_line();
+        assert_eq!(line, expected, "stderr so far: {:#?}", self.drain_stderr());
+    }
+
+    /// The next stdout line, waiting up to [`PATIENCE`].
+    pub fn next_line(&mut self) -> String {
+        match self.stdout.recv_timeout(PATIENCE) {
+            Ok(line) => {
+                self.out_seen.push(line.clone());
+                line
+            }
+            Err(e) => {
+                let stderr = self.drain_stderr();
+                panic!(
+                    "no stdout line within {PATIENCE:?} ({e:?}); stdout so far: {:#?}; stderr: {stderr:#?}",
+                    self.out_seen
+                )
+            }
+        }
+    }
+
+    /// Waits until a stdout line equal to `expected` appears (other lines may come first).
+    pub fn expect_stdout(&mut self, expected: &str) {
+        wait_for(&self.stdout, &mut self.out_seen, |l| l == expected)
+            .unwrap_or_else(|| panic!("stdout never showed {expected:?}: {:#?}", self.out_seen));
+    }
+
+    /// Waits until a stderr line containing `needle` appears; returns it.
+    pub fn expect_stderr(&mut self, needle: &str) -> String {
+        wait_for(&self.stderr, &mut self.err_seen, |l| l.contains(needle)).unwrap_or_else(|| {
+            panic!(
+                "stderr never showed {needle:?}; stderr: {:#?}; stdout: {:#?}",
+                self.err_seen, self.out_seen
+            )
+        })
+    }
+
+    /// Whether a stderr line containing `needle` was seen or arrives within `timeout`.
+    pub fn stderr_shows_within(&mut self, needle: &str, timeout: Duration) -> bool {
+        if self.err_seen.iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        wait_for_within(&self.stderr, &mut self.err_seen, timeout, |l| {
+            l.contains(needle)
+        })
+        .is_some()
+    }
+
+    /// Counts stderr lines seen so far containing `needle`.
+    pub fn stderr_count(&mut self, needle: &str) -> usize {
+        self.drain_stderr();
+        self.err_seen.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Stdout lines that have already arrived, without waiting.
+    pub fn stdout_now(&mut self) -> Vec<String> {
+        let new: Vec<String> = self.stdout.try_iter().collect();
+        self.out_seen.extend(new.iter().cloned());
+        new
+    }
+
+    /// All stderr seen so far, including lines that have arrived but were not yet read.
+    pub fn drain_stderr(&mut self) -> Vec<String> {
+        self.err_seen.extend(self.stderr.try_iter());
+        self.err_seen.clone()
+    }
+
+    /// Waits for the process to exit, up to [`PATIENCE`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the collector threads deliver the last lines.
+                self.err_seen.extend(self.stderr.iter());
+                self.out_seen.extend(self.stdout.iter());
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "p2p-chat did not exit within {PATIENCE:?}; stderr: {:#?}",
+                self.drain_stderr()
+            );
+            // Polling a child's exit has no blocking-with-timeout form in std; a short pause
+            // between polls is the standard way.
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C in a terminal would.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Kills the process at once (a crash, from the friends' point of view).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The number of threads the process has now (Linux).
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(
+    rx: &Receiver<String>,
+    seen: &mut Vec<String>,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    if let Some(line) = seen.iter().find(|l| pred(l)) {
+        return Some(line.clone());
+    }
+    wait_for_within(rx, seen, PATIENCE, pred)
+}
+
+fn wait_for_within(
+    rx: &Receiver<String>,
+    seen: &mut Vec<String>,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if pred(&line) {
+                    return Some(line);
+                }
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
+/// Runs the binary to completion with `args` in `dir` and the given stdin; returns
+/// (exit status, stdout, stderr). Bounded by [`PATIENCE`].
+pub fn run_to_end(args: &[&str], dir: &Path, stdin: &[u8]) -> (ExitStatus, String, String) {
+    let mut peer = Peer::spawn(args, dir);
+    if !stdin.is_empty() {
+        peer.send_bytes(stdin);
+    }
+    peer.close_stdin();
+    let status = peer.wait_exit();
+    let out = peer.out_seen.join("\n");
+    let err = peer.err_seen.join("\n");
+    (status, out, err)
+}

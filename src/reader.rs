@@ -128,7 +128,7 @@ impl Connection<'_> {
             .and_then(|name| table.find(name));
         let Some(friend) = friend else {
             warn!(
-                "dropped a message from {} claiming to be from {:?}, who is not in the peer table",
+                "dropped a message from {} claiming to be from \"{}\", who is not in the peer table",
                 self.remote,
                 escaped(sender)
             );

@@ -1,0 +1,329 @@
+//! Black-box tests of faults and hostile input: raw sockets play the hostile client, and every
+//! fault must get a clear answer while the chat goes on.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Group, PATIENCE, TempDir, run_to_end};
+
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// A small deterministic pseudo-random generator (xorshift), so failures can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[test]
+fn more_table_errors_name_the_file_and_line() {
+    let dir = TempDir::new();
+    let cases = [
+        (
+            "a 127.0.0.1 7001 extra\n",
+            "peers.txt:1: expected NAME HOST PORT, found 4 fields",
+        ),
+        (
+            "a 127.0.0.1 7001\nb no-such-host.invalid 7002\n",
+            "peers.txt:2: host \"no-such-host.invalid\" is neither",
+        ),
+        (
+            "a 127.0.0.1 7001\na 127.0.0.1 7002\n",
+            "peers.txt:2: name \"a\" is already used on line 1",
+        ),
+        (
+            "a 127.0.0.1 7001\nb 127.0.0.1 7001\n",
+            "peers.txt:2: 127.0.0.1 port 7001 is already a's address",
+        ),
+        (
+            "a/b 127.0.0.1 7001\n",
+            "peers.txt:1: name \"a/b\" contains '/'",
+        ),
+        (
+            &format!("{} 127.0.0.1 7001\n", "n".repeat(40)),
+            "is 40 characters long; the limit is 32",
+        ),
+        (
+            "a 127.0.0.1 -5\n",
+            "peers.txt:1: port \"-5\" is not a number",
+        ),
+    ];
+    for (table, expected) in cases {
+        dir.write("peers.txt", table);
+        let (status, _, err) = run_to_end(&["a"], dir.path(), b"");
+        assert_eq!(status.code(), Some(2), "{table:?}: {err}");
+        assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+    }
+    for (args, expected) in [
+        (
+            &["a", "--max-inbound", "lots"][..],
+            "--max-inbound \"lots\"",
+        ),
+        (
+            &["a", "--connect-timeout=-1"][..],
+            "--connect-timeout \"-1\"",
+        ),
+        (
+            &["a", "--write-timeout"][..],
+            "--write-timeout needs a value",
+        ),
+    ] {
+        let (status, _, err) = run_to_end(args, dir.path(), b"");
+        assert_eq!(status.code(), Some(2), "{args:?}");
+        assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+    }
+}
+
+#[test]
+fn an_oversized_frame_is_dropped_with_a_warning_and_the_connection_goes_on() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut raw = connect(group.port(1));
+    raw.write_all(b"alice/").unwrap();
+    let block = vec![b'x'; 64 * 1024];
+    // 4 MiB with no terminator: bob must drop it, not keep it.
+    for _ in 0..64 {
+        raw.write_all(&block).unwrap();
+    }
+    raw.write_all(b"\nalice/small again\n").unwrap();
+    bob.expect_line("[alice] small again");
+    let warning = bob.expect_stderr("longer than 64 KiB");
+    assert!(
+        warning.contains("127.0.0.1:"),
+        "names the connection: {warning}"
+    );
+    assert_eq!(bob.stderr_count("longer than 64 KiB"), 1);
+}
+
+#[test]
+fn invalid_utf8_and_control_characters_are_shown_harmlessly() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut raw = connect(group.port(1));
+    raw.write_all(b"alice/caf\xc3\xa9 \xff\xfe!\n").unwrap();
+    bob.expect_line("[alice] café \u{fffd}\u{fffd}!");
+    // Clear screen, set the window title, ring the bell, backspace, a fake second line, C1 CSI.
+    raw.write_all(b"alice/\x1b[2J\x1b]0;pwned\x07\x08\r[eve] fake \xc2\x9b31m\x7f\n")
+        .unwrap();
+    bob.expect_line("[alice] \\x1b[2J\\x1b]0;pwned\\x07\\x08\\x0d[eve] fake \\u{9b}31m\\x7f");
+}
+
+#[test]
+fn frames_from_strangers_are_dropped_and_impostors_flagged() {
+    let dir = TempDir::new();
+    let ports = common::free_ports(2);
+    // The table puts alice on 127.0.0.2, so a frame signed "alice" from 127.0.0.1 is suspect.
+    let table = dir.write(
+        "peers.txt",
+        &format!("alice 127.0.0.2 {}\nbob 127.0.0.1 {}\n", ports[0], ports[1]),
+    );
+    let mut bob = common::Peer::spawn(&["--peers", table.to_str().unwrap(), "bob"], dir.path());
+    bob.expect_stderr("listening on");
+    let mut raw = connect(ports[1]);
+    raw.write_all(b"mallory/let me in\n\x1b[31mred/x\nnoslash\nalice/it is me\n")
+        .unwrap();
+    bob.expect_line("[alice (unverified: from 127.0.0.1)] it is me");
+    let warning = bob.expect_stderr("claiming to be from \"mallory\"");
+    assert!(
+        warning.contains("127.0.0.1:"),
+        "names the source: {warning}"
+    );
+    bob.expect_stderr("claiming to be from \"\\x1b[31mred\"");
+    bob.expect_stderr("with no sender name");
+    bob.expect_stderr("not alice's address in the table");
+    assert!(bob.stdout_now().is_empty(), "strangers are never shown");
+}
+
+#[test]
+fn a_flood_of_connections_is_capped_and_friends_still_get_through() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &["--max-inbound", "8"]);
+    let mut alice = group.start("alice", &[]);
+    let mut flood = Vec::new();
+    for i in 0..300 {
+        let mut stream = connect(group.port(1));
+        if i % 2 == 0 {
+            // Half a frame, then silence.
+            let _ = stream.write_all(b"alice/half a fra");
+        }
+        flood.push(stream);
+    }
+    alice.send("bob/through the flood");
+    bob.expect_line("[alice] through the flood");
+    bob.expect_stderr("closed the oldest silent one");
+    // 8 readers plus acceptor, console, dispatcher and main, and a few evicted readers on their
+    // way out: bounded by the cap, not by the 300 connections.
+    let threads = bob.threads();
+    assert!(threads <= 8 + 4 + 10, "{threads} threads");
+    bob.send("/peers");
+    bob.expect_stderr("have not said who they are yet");
+}
+
+#[test]
+fn when_every_slot_is_a_friend_a_newcomer_is_refused() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &["--max-inbound", "1"]);
+    let mut first = connect(group.port(1));
+    first.write_all(b"alice/I am here\n").unwrap();
+    bob.expect_line("[alice] I am here");
+    let mut second = connect(group.port(1));
+    bob.expect_stderr("refused connection from 127.0.0.1:");
+    second.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 1];
+    assert!(
+        matches!(second.read(&mut buf), Ok(0) | Err(_)),
+        "closed at once"
+    );
+}
+
+#[test]
+fn a_silent_inbound_connection_is_closed() {
+    let group = Group::new(&["alice", "bob"]);
+    // Idle timeout 0.1 s: silence limit is 10 x that, at least 1 s.
+    let mut bob = group.start("bob", &["--idle-timeout", "0.1"]);
+    let mut raw = connect(group.port(1));
+    raw.set_read_timeout(Some(PATIENCE)).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(raw.read(&mut buf).expect("bob closes, not a timeout"), 0);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    bob.expect_stderr("nothing received for 1.0 s");
+}
+
+#[test]
+fn a_friend_who_stops_reading_is_dropped_and_reported() {
+    let dir = TempDir::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ports = [
+        common::free_ports(1)[0],
+        listener.local_addr().unwrap().port(),
+    ];
+    let table = dir.write(
+        "peers.txt",
+        &format!("alice 127.0.0.1 {}\nbob 127.0.0.1 {}\n", ports[0], ports[1]),
+    );
+    // "bob" accepts and then never reads.
+    let holder = thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+    let mut alice = common::Peer::spawn(
+        &[
+            "--peers",
+            table.to_str().unwrap(),
+            "--write-timeout",
+            "1",
+            "alice",
+        ],
+        dir.path(),
+    );
+    alice.expect_stderr("listening on");
+    let mut stdin = alice.take_stdin();
+    let feeder = thread::spawn(move || {
+        let line = format!("bob/{}\n", "z".repeat(60_000));
+        for _ in 0..400 {
+            stdin.write_all(line.as_bytes()).expect("feed alice");
+        }
+        stdin
+            .write_all(b"alice/still responsive\n")
+            .expect("feed alice");
+        stdin
+    });
+    let refused = alice.expect_stderr("who is not reading them");
+    assert!(refused.contains("to bob not delivered"), "{refused}");
+    let dropped = alice.expect_stderr("write timed out");
+    assert!(dropped.contains("not delivered"), "{dropped}");
+    alice.expect_stdout("[alice] still responsive");
+    drop(feeder.join().expect("feeder"));
+    assert!(alice.wait_exit().success());
+    drop(holder.join());
+}
+
+#[test]
+fn a_message_after_a_friend_restarts_arrives_on_a_fresh_connection() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut alice = group.start("alice", &[]);
+    let mut bob = group.start("bob", &[]);
+    alice.send("bob/before");
+    bob.expect_line("[alice] before");
+    bob.kill();
+    let mut bob = group.start("bob", &[]);
+    alice.send("bob/after the restart");
+    bob.expect_line("[alice] after the restart");
+    alice.expect_stderr("closed our connection");
+    assert_eq!(alice.stderr_count("not delivered"), 0);
+}
+
+#[test]
+fn a_closed_stdout_ends_the_program_cleanly() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = Command::new(BIN)
+        .args(["--peers", group.table.to_str().unwrap(), "bob"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end of bob's stdout, as `p2p-chat bob | head -0` would.
+    drop(bob.stdout.take());
+    let mut bob_err = bob.stderr.take().unwrap();
+    let mut alice = group.start("alice", &[]);
+    // Bob may not be listening yet: resend until he has quit.
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        alice.send("bob/anyone there?");
+        if let Some(status) = bob.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "bob did not quit");
+        alice.stderr_shows_within("connected to bob", Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    bob_err.read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("standard output is closed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn random_bytes_do_not_break_a_peer() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start("alice", &[]);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..60 {
+        let mut raw = connect(group.port(1));
+        let len = (rng.next() % 20_000) as usize;
+        let mut bytes = rng.bytes(len);
+        if round % 3 == 0 {
+            // Valid frames with random text, so the display has hostile text to escape.
+            bytes.splice(0..0, b"alice/".iter().copied());
+            bytes.push(b'\n');
+        }
+        let _ = raw.write_all(&bytes);
+    }
+    alice.send("bob/still chatting");
+    bob.expect_stdout("[alice] still chatting");
+    for line in bob.stdout_now().iter().chain(&bob.out_seen) {
+        assert!(
+            !line.chars().any(|c| (c.is_control() && c != '\t')),
+            "a control character reached the terminal: {line:?}"
+        );
+    }
+    assert!(bob.drain_stderr().iter().all(|l| !l.contains("panicked")));
+}

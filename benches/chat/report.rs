@@ -1,0 +1,277 @@
+//! The printed result: Markdown tables of the figures beside their targets, the mesh costs, the
+//! limits they imply, and the machine they were measured on.
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{read_first_line, soft_limit};
+use crate::idle::{self, IdleClose};
+use crate::latency::{self, Latency};
+use crate::mesh::MeshCost;
+use crate::stats::{
+    max_duration, median, median_duration, mib, micros, millis, percentile, rate, yes_no,
+};
+use crate::throughput::{self, Throughput};
+
+/// Throughput at least this fraction of the relay's.
+const THROUGHPUT_TARGET: f64 = 0.5;
+/// Median latency at most this multiple of the relay's.
+const LATENCY_TARGET: f64 = 1.4;
+/// An idle connection closes within this of its timeout.
+const IDLE_TARGET: Duration = Duration::from_millis(20);
+/// Resident memory of each peer in the 5-peer mesh stays under this.
+const RSS_TARGET_KIB: u64 = 4 * 1024;
+/// Rust's default stack size for spawned threads: address space reserved, not memory used.
+const THREAD_STACK_KIB: u64 = 2 * 1024;
+
+pub struct Results {
+    pub throughput: Throughput,
+    pub latency: Latency,
+    pub idle: Vec<IdleClose>,
+    pub meshes: Vec<MeshCost>,
+    pub elapsed: Duration,
+}
+
+pub fn print(results: &Results) {
+    let mut out = String::new();
+    headline(&mut out, results);
+    details(&mut out, results);
+    meshes(&mut out, &results.meshes);
+    limits(&mut out, &results.meshes);
+    machine(&mut out, results.elapsed);
+    print!("{out}");
+}
+
+fn headline(out: &mut String, r: &Results) {
+    let _ = writeln!(out, "\n## p2p-chat benchmark\n");
+    let _ = writeln!(
+        out,
+        "| figure | p2p-chat | baseline | ratio / error | target | met |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+
+    let chat = median(&r.throughput.chat);
+    let relay = median(&r.throughput.relay);
+    let ratio = chat / relay;
+    let _ = writeln!(
+        out,
+        "| throughput, burst of {} messages (median of {} rounds) | {} | {} (bare relay) | {ratio:.2}x | >= {THROUGHPUT_TARGET:.1}x relay (earlier version: 0.2x, 2.6 M vs 12 M) | {} |",
+        group(throughput::MESSAGES),
+        throughput::ROUNDS,
+        rate(chat),
+        rate(relay),
+        yes_no(ratio >= THROUGHPUT_TARGET)
+    );
+
+    let samples = latency::ROUNDS * latency::PER_ROUND;
+    for (p, target) in [(50.0, Some(LATENCY_TARGET)), (99.0, None)] {
+        let chat = percentile(&r.latency.chat, p);
+        let relay = percentile(&r.latency.relay, p);
+        let ratio = chat.as_secs_f64() / relay.as_secs_f64();
+        let (target_text, met) = match target {
+            Some(t) => (
+                format!("<= {t:.1}x relay (earlier version: 1.6x)"),
+                yes_no(ratio <= t).to_string(),
+            ),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let _ = writeln!(
+            out,
+            "| latency p{p}, one message at a time, warm link ({samples} samples) | {} | {} (bare relay) | {ratio:.2}x | {target_text} | {met} |",
+            micros(chat),
+            micros(relay),
+        );
+    }
+
+    for close in &r.idle {
+        let worst = close
+            .close_after_send
+            .iter()
+            .map(|&d| signed_ms(d, close.timeout))
+            .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| idle close after --idle-timeout {} s (median of {}), from the send | {} | {} configured | {:+.1} ms median, {worst:+.1} ms worst | within {} ms | {} |",
+            close.timeout.as_secs_f64(),
+            idle::ROUNDS,
+            millis(median_duration(&close.close_after_send)),
+            millis(close.timeout),
+            signed_ms(median_duration(&close.close_after_send), close.timeout),
+            IDLE_TARGET.as_millis(),
+            yes_no(worst.abs() <= IDLE_TARGET.as_secs_f64() * 1e3)
+        );
+    }
+
+    if let Some(mesh) = r.meshes.iter().find(|m| m.peers == 5) {
+        let max_rss = mesh.meshed.iter().map(|f| f.rss_kib).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "| resident memory per peer, 5-peer full mesh (largest of 5) | {} | - | - | < {} | {} |",
+            mib(max_rss),
+            mib(RSS_TARGET_KIB),
+            yes_no(max_rss < RSS_TARGET_KIB)
+        );
+    }
+}
+
+fn details(out: &mut String, r: &Results) {
+    let spread = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("{:.2}-{:.2} M msgs/s", lo / 1e6, hi / 1e6)
+    };
+    let _ = writeln!(out, "\nRound by round:\n");
+    let _ = writeln!(
+        out,
+        "- throughput range over the rounds: p2p-chat {}, relay {}",
+        spread(&r.throughput.chat),
+        spread(&r.throughput.relay)
+    );
+    let _ = writeln!(
+        out,
+        "- latency p90 / max: p2p-chat {} / {}, relay {} / {}",
+        micros(percentile(&r.latency.chat, 90.0)),
+        micros(max_duration(&r.latency.chat)),
+        micros(percentile(&r.latency.relay, 90.0)),
+        micros(max_duration(&r.latency.relay))
+    );
+    for close in &r.idle {
+        let list = |v: &[Duration]| {
+            v.iter()
+                .map(|&d| format!("{:.1}", d.as_secs_f64() * 1e3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "- idle timeout {} ms: close logged at {} ms after the send; bob saw the disconnect at {} ms; close after bob printed the message: {} ms",
+            close.timeout.as_millis(),
+            list(&close.close_after_send),
+            list(&close.disconnect_after_send),
+            list(&close.close_after_print)
+        );
+    }
+}
+
+fn meshes(out: &mut String, meshes: &[MeshCost]) {
+    let _ = writeln!(out, "\n### Cost per peer in a full mesh of N peers\n");
+    let _ = writeln!(
+        out,
+        "| N | threads per peer | 2N+3 | open files per peer | resident before any message (median) | resident in the mesh (median / largest) | start-up, spawn to `listening on` (median / slowest) |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+    for mesh in meshes {
+        let threads = median_of(mesh.meshed.iter().map(|f| f.threads as f64));
+        let fds = median_of(mesh.meshed.iter().map(|f| f.fds as f64));
+        let idle_rss = median_of(mesh.idle.iter().map(|f| f.rss_kib as f64)) as u64;
+        let rss = median_of(mesh.meshed.iter().map(|f| f.rss_kib as f64)) as u64;
+        let max_rss = mesh.meshed.iter().map(|f| f.rss_kib).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "| {} | {threads} | {} | {fds} | {} | {} / {} | {} / {} |",
+            mesh.peers,
+            2 * mesh.peers + 3,
+            mib(idle_rss),
+            mib(rss),
+            mib(max_rss),
+            millis(median_duration(&mesh.startup)),
+            millis(max_duration(&mesh.startup))
+        );
+    }
+}
+
+/// Where one peer, and a mesh on one machine, run out, from the growth between the two largest
+/// meshes measured.
+fn limits(out: &mut String, meshes: &[MeshCost]) {
+    let [.., small, large] = meshes else { return };
+    let per =
+        |f: &dyn Fn(&MeshCost) -> f64| (f(large) - f(small)) / (large.peers - small.peers) as f64;
+    let threads = |m: &MeshCost| median_of(m.meshed.iter().map(|f| f.threads as f64));
+    let fds = |m: &MeshCost| median_of(m.meshed.iter().map(|f| f.fds as f64));
+    let rss = |m: &MeshCost| median_of(m.meshed.iter().map(|f| f.rss_kib as f64));
+    let threads_per_friend = per(&threads);
+    let fds_per_friend = per(&fds);
+    let fixed_fds = fds(large) - fds_per_friend * (large.peers - 1) as f64;
+    let kib_per_thread = per(&rss) / threads_per_friend;
+
+    let _ = writeln!(out, "\n### Where it stops scaling\n");
+    let _ = writeln!(
+        out,
+        "- Each friend in use costs {threads_per_friend:.1} threads and {fds_per_friend:.1} open files per peer (measured between N = {} and N = {}), and about {kib_per_thread:.0} KiB resident per thread; each thread also reserves {THREAD_STACK_KIB} KiB of address space for its stack.",
+        small.peers, large.peers
+    );
+    if let Some(nofile) = soft_limit("Max open files").and_then(|v| v.parse::<f64>().ok()) {
+        let friends = ((nofile - fixed_fds) / fds_per_friend).floor();
+        let _ = writeln!(
+            out,
+            "- Open files (`ulimit -n` = {nofile}): one peer can talk with about {friends} friends at once before `accept` or `connect` fails with EMFILE (with the common default of 1024: about {:.0}).",
+            ((1024.0 - fixed_fds) / fds_per_friend).floor()
+        );
+    }
+    if let Some(nproc) = soft_limit("Max processes").and_then(|v| v.parse::<f64>().ok()) {
+        // A full mesh of N peers on one machine needs N (2N + 3) threads of one user.
+        let mesh = ((-3.0 + (9.0 + 8.0 * nproc).sqrt()) / 4.0).floor();
+        let _ = writeln!(
+            out,
+            "- Threads (`ulimit -u` = {nproc}, which counts every thread of the user): one peer reaches it near {:.0} friends; a full mesh on one machine near N = {mesh} peers, whose {:.0} threads would reserve {:.1} GiB of stack address space and hold about {:.0} MiB resident in stacks alone.",
+            ((nproc - 3.0) / threads_per_friend).floor(),
+            mesh * (2.0 * mesh + 3.0),
+            mesh * (2.0 * mesh + 3.0) * THREAD_STACK_KIB as f64 / (1024.0 * 1024.0),
+            mesh * (2.0 * mesh + 3.0) * kib_per_thread / 1024.0
+        );
+    }
+    if let Some(max) = read_first_line("/proc/sys/kernel/threads-max") {
+        let _ = writeln!(
+            out,
+            "- System-wide thread limit (`/proc/sys/kernel/threads-max`): {max}."
+        );
+    }
+}
+
+fn machine(out: &mut String, elapsed: Duration) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    let kernel = read_first_line("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "\nMachine: {cpus} CPUs ({model}), Linux {kernel}, {rustc}. Run took {:.0} s.",
+        elapsed.as_secs_f64()
+    );
+}
+
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    median(&values.collect::<Vec<_>>())
+}
+
+/// `observed - configured`, in milliseconds.
+fn signed_ms(observed: Duration, configured: Duration) -> f64 {
+    (observed.as_secs_f64() - configured.as_secs_f64()) * 1e3
+}
+
+/// `100,000`
+fn group(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

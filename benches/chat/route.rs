@@ -1,0 +1,100 @@
+//! The two routes a line can take from a process's stdin to another's stdout, set up so that the
+//! measurements treat them alike: two p2p-chat peers (alice sends, bob prints) and the bare relay.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Process, TempDir, free_ports};
+use crate::relay;
+
+/// Long enough for a peer to start on a busy machine.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A sending process and a receiving one. Lines written to the sender's stdin come out on the
+/// receiver's stdout.
+pub struct Route {
+    pub sender: Process,
+    pub receiver: Process,
+    /// The peer table of a chat route; removed when the route is dropped.
+    _dir: Option<TempDir>,
+}
+
+impl Route {
+    /// alice and bob, on free loopback ports. bob starts first, so alice's first message finds
+    /// him listening. The connection is opened by the first message, so call [`Route::warm_up`]
+    /// before timing anything.
+    pub fn chat(label: &str, idle_timeout_secs: f64) -> Route {
+        let dir = TempDir::new(label);
+        let table = write_table(dir.path(), &["alice", "bob"], &free_ports(2));
+        let (receiver, _) = start_peer(&table, "bob", idle_timeout_secs);
+        let (sender, _) = start_peer(&table, "alice", idle_timeout_secs);
+        Route {
+            sender,
+            receiver,
+            _dir: Some(dir),
+        }
+    }
+
+    pub fn relay() -> Route {
+        let (sender, receiver) = relay::start();
+        Route {
+            sender,
+            receiver,
+            _dir: None,
+        }
+    }
+
+    /// Sends `lines` lines and waits for them all, so connections are open and buffers grown.
+    pub fn warm_up(&mut self, lines: usize) {
+        let mut text = String::new();
+        for i in 0..lines {
+            let _ = writeln!(text, "bob/warm-up {i}");
+        }
+        self.sender.send(text.as_bytes());
+        self.receiver
+            .output
+            .wait_lines(lines, Duration::from_secs(30));
+    }
+
+    /// Writes `bytes` (whole lines `bob/...`) to the sender's stdin.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.sender.send(bytes);
+    }
+
+    /// Waits for `count` lines on the receiver's stdout; returns when the last arrived and its text.
+    pub fn wait_lines(&mut self, count: usize, timeout: Duration) -> (Instant, String) {
+        let (at, line) = self.receiver.output.wait_lines(count, timeout);
+        (at, String::from_utf8_lossy(&line).into_owned())
+    }
+}
+
+/// Writes a peer table `NAME 127.0.0.1 PORT` into `dir` and returns its path.
+pub fn write_table(dir: &Path, names: &[&str], ports: &[u16]) -> PathBuf {
+    let mut text = String::from("# written by the p2p-chat benchmark\n");
+    for (name, port) in names.iter().zip(ports) {
+        let _ = writeln!(text, "{name} 127.0.0.1 {port}");
+    }
+    let path = dir.join("peers.txt");
+    fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
+/// Starts the release binary as peer `name` and waits for its `listening on` line. Returns the
+/// peer and its start-up time, from spawn to that line.
+pub fn start_peer(table: &Path, name: &str, idle_timeout_secs: f64) -> (Process, Duration) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_p2p-chat"));
+    command
+        .arg("--peers")
+        .arg(table)
+        .args(["--idle-timeout", &idle_timeout_secs.to_string()])
+        .args(["--connect-timeout", "10", name])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    let peer = Process::spawn(name, command);
+    let listening = peer.log.wait_for("listening on", START_TIMEOUT);
+    let startup = listening.at - peer.spawned;
+    (peer, startup)
+}

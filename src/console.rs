@@ -25,6 +25,10 @@ use crate::peers::{PeerId, PeerTable};
 /// A batch for one friend is handed over once it holds this many bytes.
 pub const BATCH_BYTES: usize = 64 * 1024;
 
+/// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
+/// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).
+const MAX_LINE: usize = MAX_FRAME + 1024;
+
 /// What the console asks of the dispatcher.
 #[derive(Debug)]
 pub enum ConsoleEvent {
@@ -69,26 +73,29 @@ impl<'a> Console<'a> {
     pub fn serve<R: Read>(&mut self, mut input: BufReader<R>, answers: &mut impl Write) {
         let mut line = Vec::new();
         loop {
-            line.clear();
-            match input.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let too_long = match read_line(&mut input, &mut line, MAX_LINE) {
+                Ok(Some(too_long)) => too_long,
+                Ok(None) => break,
                 Err(e) => {
                     log::error!("cannot read standard input: {e}; quitting");
                     break;
                 }
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            let text = String::from_utf8_lossy(&line);
-            let keep_going = match command::parse(&text) {
-                Ok(None) => true,
-                Ok(Some(command)) => self.obey(command, answers),
-                Err(e) => {
-                    let _ = writeln!(answers, "error: {e}");
-                    true
+            };
+            let keep_going = if too_long {
+                let _ = writeln!(
+                    answers,
+                    "error: that line is over {MAX_LINE} bytes, longer than any message can be; \
+                     nothing was sent"
+                );
+                true
+            } else {
+                match command::parse(&String::from_utf8_lossy(&line)) {
+                    Ok(None) => true,
+                    Ok(Some(command)) => self.obey(command, answers),
+                    Err(e) => {
+                        let _ = writeln!(answers, "error: {e}");
+                        true
+                    }
                 }
             };
             if !keep_going {
@@ -183,6 +190,42 @@ impl<'a> Console<'a> {
             .map(|(i, batch)| (PeerId(i), std::mem::take(batch)))
             .collect();
         self.to_dispatcher.send(ConsoleEvent::Send(batches)).is_ok()
+    }
+}
+
+/// Reads one line into `line`, without its `\n`, keeping at most `limit` bytes and skipping the
+/// rest. Returns `None` at end of input, else whether the line was cut. A last line with no `\n`
+/// still counts as a line.
+fn read_line(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<Option<bool>> {
+    line.clear();
+    let mut read_any = false;
+    let mut too_long = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read_any.then_some(too_long));
+        }
+        read_any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (&available[..end], Some(end + 1)),
+            None => (available, None),
+        };
+        let room = limit.saturating_sub(line.len());
+        too_long |= chunk.len() > room;
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = done.unwrap_or(chunk.len());
+        input.consume(used);
+        if done.is_some() {
+            return Ok(Some(too_long));
+        }
     }
 }
 
@@ -282,6 +325,28 @@ mod tests {
         let (events, answers) = run_console(&long);
         assert!(answers.contains("the limit is 65536"), "{answers}");
         assert!(frames(&events).is_empty());
+    }
+
+    #[test]
+    fn a_runaway_line_is_cut_skipped_and_answered() {
+        let input = format!("bob/{}\nbob/after\n", "y".repeat(3 * MAX_LINE));
+        let (events, answers) = run_console(&input);
+        assert!(
+            answers.contains("longer than any message can be"),
+            "{answers}"
+        );
+        assert_eq!(frames(&events), [(1, "alice/after\n".to_string(), 1)]);
+    }
+
+    #[test]
+    fn read_line_keeps_at_most_the_limit() {
+        let mut input = BufReader::with_capacity(4, "abcdefgh\nxy".as_bytes());
+        let mut line = Vec::new();
+        assert_eq!(read_line(&mut input, &mut line, 5).unwrap(), Some(true));
+        assert_eq!(line, b"abcde");
+        assert_eq!(read_line(&mut input, &mut line, 5).unwrap(), Some(false));
+        assert_eq!(line, b"xy");
+        assert_eq!(read_line(&mut input, &mut line, 5).unwrap(), None);
     }
 
     #[test]

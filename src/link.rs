@@ -59,7 +59,11 @@ pub struct LinkTask {
 
 /// The link thread's body.
 pub fn run(task: LinkTask) {
-    let mut link = Link { task, stream: None };
+    let mut link = Link {
+        task,
+        stream: None,
+        sent_on_stream: 0,
+    };
     let mut buffer = Vec::new();
     while let Ok(first) = link.task.queue.recv() {
         // Take every batch that is already waiting: one write for all of them.
@@ -75,12 +79,12 @@ pub fn run(task: LinkTask) {
                 Err(_) => break,
             }
         }
-        let delivered = link.deliver(&buffer);
+        let delivered = link.deliver(&buffer, count);
         link.task
             .queued_bytes
             .fetch_sub(buffer.len(), Ordering::Relaxed);
         if let Err(reason) = delivered {
-            let Link { task, stream } = link;
+            let Link { task, stream, .. } = link;
             drop(stream);
             let _ = task.events.send(Event::LinkDown {
                 peer: task.peer_id,
@@ -107,30 +111,45 @@ pub fn run(task: LinkTask) {
 struct Link {
     task: LinkTask,
     stream: Option<TcpStream>,
+    /// Messages written on `stream` so far: what a reset may have cost.
+    sent_on_stream: usize,
 }
 
 impl Link {
-    /// Writes `bytes` to the friend, connecting first if needed. A connection the friend closed
-    /// or reset is replaced by a fresh one, once.
-    fn deliver(&mut self, bytes: &[u8]) -> Result<(), String> {
+    /// Writes `bytes`, holding `count` messages, to the friend, connecting first if needed. A
+    /// connection the friend closed or reset is replaced by a fresh one, once.
+    fn deliver(&mut self, bytes: &[u8], count: usize) -> Result<(), String> {
         let mut retried = false;
         loop {
-            if self.stream.as_ref().is_some_and(peer_has_closed) {
-                info!(
-                    "{} closed our connection (restarted?); opening a fresh one",
-                    self.task.peer
-                );
-                self.stream = None;
+            match self.stream.as_ref().map(socket_state) {
+                Some(SocketState::Closed) => {
+                    info!(
+                        "{} closed our connection (restarted?); opening a fresh one",
+                        self.task.peer
+                    );
+                    self.stream = None;
+                }
+                Some(SocketState::Reset) => {
+                    self.report_reset("reset our connection");
+                    self.stream = None;
+                }
+                Some(SocketState::Open) | None => {}
             }
             let stream = match &mut self.stream {
                 Some(stream) => stream,
-                None => self.stream.insert(self.connect()?),
+                None => {
+                    self.sent_on_stream = 0;
+                    self.stream.insert(self.connect()?)
+                }
             };
             if log_enabled!(target: "wire", log::Level::Trace) {
                 trace!(target: "wire", "write {} bytes to {}: \"{}\"", bytes.len(), self.task.peer.name, bytes.escape_ascii());
             }
             match stream.write_all(bytes) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sent_on_stream += count;
+                    return Ok(());
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -144,15 +163,27 @@ impl Link {
                     ));
                 }
                 Err(e) if !retried && is_reset(&e) => {
-                    warn!(
-                        "connection to {} was reset ({e}); sending again on a fresh one",
-                        self.task.peer
-                    );
+                    self.report_reset(&format!(
+                        "broke our connection ({e}); sending again on a fresh one,"
+                    ));
                     self.stream = None;
                     retried = true;
                 }
                 Err(e) => return Err(format!("writing failed: {e}")),
             }
+        }
+    }
+
+    /// A reset means the friend's side threw away bytes it had not read, so messages written
+    /// earlier on this connection may be lost. We cannot know which: say how many could be.
+    fn report_reset(&self, what: &str) {
+        if self.sent_on_stream == 0 {
+            info!("{} {what}", self.task.peer);
+        } else {
+            warn!(
+                "{} {what}: up to {} message(s) sent on it before may not have arrived",
+                self.task.peer, self.sent_on_stream
+            );
         }
     }
 
@@ -185,18 +216,34 @@ impl Link {
     }
 }
 
-/// Whether the friend has closed the connection (or it broke) since we last looked, checked
-/// without blocking: a non-blocking peek that finds end-of-file.
-fn peer_has_closed(stream: &TcpStream) -> bool {
+/// What a non-blocking look at an idle outbound socket finds.
+enum SocketState {
+    /// Nothing to read: the connection is as we left it.
+    Open,
+    /// End-of-file: the friend closed the connection (they quit or restarted).
+    Closed,
+    /// An error such as a reset: the friend's side dropped the connection.
+    Reset,
+}
+
+/// Looks at the socket without blocking: a non-blocking `peek` returns at once with
+/// "would block" on a healthy connection, 0 after the friend closed it, or the error that broke it.
+fn socket_state(stream: &TcpStream) -> SocketState {
     if stream.set_nonblocking(true).is_err() {
-        return true;
+        return SocketState::Reset;
     }
-    let closed = match stream.peek(&mut [0u8; 1]) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    let state = match stream.peek(&mut [0u8; 1]) {
+        Ok(0) => SocketState::Closed,
+        // The friend sent us something on our outbound connection; the protocol does not use
+        // it, and it says nothing about the connection's health.
+        Ok(_) => SocketState::Open,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => SocketState::Open,
+        Err(_) => SocketState::Reset,
     };
-    closed || stream.set_nonblocking(false).is_err()
+    if stream.set_nonblocking(false).is_err() {
+        return SocketState::Reset;
+    }
+    state
 }
 
 fn is_reset(e: &io::Error) -> bool {

@@ -26,7 +26,7 @@ test:
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	$(CARGO) test --quiet
 
-demo:
+demo: build
 	$(CARGO) run --release --quiet --bin p2p-chat-demo -- --peers $(PEERS)
 
 demo-tmux: build

@@ -321,9 +321,70 @@ fn random_bytes_do_not_break_a_peer() {
     bob.expect_stdout("[alice] still chatting");
     for line in bob.stdout_now().iter().chain(&bob.out_seen) {
         assert!(
-            !line.chars().any(|c| (c.is_control() && c != '\t')),
+            !line.chars().any(|c| c.is_control() && c != '\t'),
             "a control character reached the terminal: {line:?}"
         );
     }
     assert!(bob.drain_stderr().iter().all(|l| !l.contains("panicked")));
+}
+
+#[test]
+fn a_friend_who_does_not_answer_is_reported_after_the_connect_timeout() {
+    let dir = TempDir::new();
+    // A listener that never accepts: once its backlog is full, the kernel drops new SYNs, so a
+    // connect to it neither succeeds nor fails, as with a host that is down.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let mut backlog = Vec::new();
+    let filled = (0..4096).any(|_| {
+        match TcpStream::connect_timeout(&silent_addr, Duration::from_millis(200)) {
+            Ok(stream) => {
+                backlog.push(stream);
+                false
+            }
+            Err(_) => true,
+        }
+    });
+    assert!(filled, "the backlog never filled");
+    let port = common::free_ports(1)[0];
+    let table = dir.write(
+        "peers.txt",
+        &format!(
+            "alice 127.0.0.1 {port}\nbob 127.0.0.1 {}\n",
+            silent_addr.port()
+        ),
+    );
+    let mut alice = common::Peer::spawn(
+        &[
+            "--peers",
+            table.to_str().unwrap(),
+            "--connect-timeout",
+            "0.5",
+            "alice",
+        ],
+        dir.path(),
+    );
+    alice.expect_stderr("listening on");
+    alice.send("bob/are you up?");
+    alice.send("alice/meanwhile");
+    alice.expect_line("[alice] meanwhile");
+    let line = alice.expect_stderr("no answer within 0.5 s");
+    assert!(line.contains("1 message(s) to bob"), "{line}");
+    assert!(line.contains(&silent_addr.to_string()), "{line}");
+}
+
+#[test]
+fn an_unreadable_stdin_ends_the_program_cleanly() {
+    let group = Group::new(&["alice", "bob"]);
+    // A directory opens, but reading it fails (EISDIR).
+    let stdin = std::fs::File::open(group.dir.path()).unwrap();
+    let mut alice = common::Peer::spawn_with_stdin(
+        &["--peers", group.table.to_str().unwrap(), "alice"],
+        group.dir.path(),
+        Stdio::from(stdin),
+    );
+    assert!(alice.wait_exit().success());
+    let err = alice.err_seen.join("\n");
+    assert!(err.contains("cannot read standard input"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

@@ -139,12 +139,17 @@ pub struct Peer {
 impl Peer {
     /// Starts the binary with `args` in `dir`, all three standard streams piped.
     pub fn spawn(args: &[&str], dir: &Path) -> Peer {
+        Peer::spawn_with_stdin(args, dir, Stdio::piped())
+    }
+
+    /// Starts the binary with `args` in `dir`, reading `stdin`; stdout and stderr piped.
+    pub fn spawn_with_stdin(args: &[&str], dir: &Path, stdin: Stdio) -> Peer {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
             .env("RUST_LOG", "info")
             .env_remove("NO_COLOR")
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

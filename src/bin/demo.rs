@@ -35,6 +35,7 @@ mod tmux;
 #[path = "demo/transcript.rs"]
 mod transcript;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -46,7 +47,7 @@ use crate::children::{Children, Launch};
 use crate::failure::Failure;
 use crate::options::{Action, Options};
 use crate::stage::Stage;
-use crate::transcript::Transcript;
+use crate::transcript::{Line, Source, Transcript};
 
 /// The script needs five friends; more are started too (a broadcast reaches them), up to this.
 const MOST_FRIENDS: usize = 16;
@@ -68,7 +69,7 @@ fn try_main() -> Result<(), Failure> {
     let options = match options::parse(std::env::args_os().skip(1)).map_err(Failure::Usage)? {
         Action::Run(options) => options,
         Action::Help => {
-            println!("{}", options::USAGE);
+            say(options::USAGE);
             return Ok(());
         }
     };
@@ -113,12 +114,21 @@ fn play(
     })
     .map_err(|e| Failure::Setup(format!("cannot install the Ctrl-C handler: {e}")))?;
 
-    let transcript = Transcript::new(names.clone());
+    let mut transcript = Transcript::new(names.clone());
     transcript.say(&format!(
         "p2p-chat demo: {} peers from the table; each line shows seconds since the start, the peer, \
          and its stdin (typed by the script), stdout (messages it received) or stderr (its log)",
         names.len()
     ));
+    transcript.record(Line {
+        at: Instant::now(),
+        peer: None,
+        source: Source::Narration,
+        text: format!(
+            "starting {} peers, each listening on its port from the table",
+            names.len()
+        ),
+    });
     let (output_tx, output_rx) = unbounded();
     let launch = Launch {
         chat_bin,
@@ -131,7 +141,7 @@ fn play(
     drop(output_tx);
     let mut stage = Stage::new(children, output_rx, interrupt_rx, transcript);
 
-    let steps = script::conversation(&names, options.idle_timeout);
+    let steps = script::conversation(&names);
     script::wait_until_listening(&mut stage)?;
     script::perform(&mut stage, &steps, options.pace, options.idle_timeout)?;
     stage.finish(FINISH_TIMEOUT)?;
@@ -141,13 +151,18 @@ fn play(
     if !problems.is_empty() {
         return Err(Failure::Checks(problems));
     }
-    println!(
+    say(&format!(
         "demo passed: all checks passed in {:.1} s (every message arrived once at the right peer, \
          the unknown name was answered, the idle connection closed and reopened, the message to \
          the friend who left was reported undelivered, everyone quit cleanly)",
         started.elapsed().as_secs_f64()
-    );
+    ));
     Ok(())
+}
+
+/// Prints a line on stdout. A closed stdout (`| head`) is not worth a panic.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 /// Loads the table and checks it has enough friends for the script.

@@ -15,7 +15,7 @@ five, all on this machine) and types a conversation into the first five: direct
 messages, a note to self, a broadcast, /peers, an unknown name, an idle connection
 closed and reopened, and a friend who quits and is then written to. It prints one
 transcript of what each peer was typed (stdin), showed (stdout) and logged
-(stderr), then checks it. It ends by itself in about 20 seconds.
+(stderr), then checks it. At the default pace it ends by itself within 20 seconds.
 
 Options:
   --peers FILE          peer table, lines of NAME HOST PORT [default: peers.txt]

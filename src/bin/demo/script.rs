@@ -54,7 +54,7 @@ pub enum Step {
 }
 
 /// The conversation, for a table whose first five names are `names[..5]`.
-pub fn conversation(names: &[String], idle_timeout: Duration) -> Vec<Step> {
+pub fn conversation(names: &[String]) -> Vec<Step> {
     let [a, b, c, d, e] = [0, 1, 2, 3, 4];
     let n = |i: usize| names[i].as_str();
     let stranger = ["zed", "mallory", "nobody"]
@@ -109,11 +109,7 @@ pub fn conversation(names: &[String], idle_timeout: Duration) -> Vec<Step> {
             to: b,
             text: format!("still there, {}? this one goes over a new connection", n(b)),
         },
-        say(format!(
-            "{} leaves with /quit (idle timeout here: {:.1} s)",
-            n(e),
-            idle_timeout.as_secs_f64()
-        )),
+        say(format!("{} leaves with /quit", n(e))),
         Step::Quit { who: e },
         say(format!("{} writes to {}, who has left", n(b), n(e))),
         Step::SendToDeparted {
@@ -126,23 +122,22 @@ pub fn conversation(names: &[String], idle_timeout: Duration) -> Vec<Step> {
 }
 
 /// Waits until every peer says it is listening: before that, a message to it would be refused.
+/// A peer that does not start ends the demo, since the script cannot be played without it.
 pub fn wait_until_listening(stage: &mut Stage) -> Result<(), Failure> {
-    stage.narrate(&format!(
-        "starting {} peers, each listening on its port from the table",
-        stage.peer_count()
-    ));
     for peer in 0..stage.peer_count() {
         let listening = listening_log(stage.name(peer));
-        stage.wait_until(
-            &format!("{} to listen", stage.name(peer)),
-            DELIVERY_TIMEOUT,
-            |lines| {
-                find(lines, 0, |l| {
-                    l.is(peer, Source::Stderr) && l.text.contains(&listening)
-                })
-                .is_some()
-            },
-        )?;
+        let started = stage.wait_for_start(peer, DELIVERY_TIMEOUT, |lines| {
+            find(lines, 0, |l| {
+                l.is(peer, Source::Stderr) && l.text.contains(&listening)
+            })
+            .is_some()
+        })?;
+        if !started {
+            return Err(Failure::Setup(format!(
+                "{} did not start listening (its stderr, if any, is above)",
+                stage.name(peer)
+            )));
+        }
     }
     Ok(())
 }
@@ -343,7 +338,7 @@ mod tests {
 
     #[test]
     fn the_script_uses_the_first_five_names_only() {
-        let steps = conversation(&names("ann ben cat dan eva fay"), Duration::from_secs(2));
+        let steps = conversation(&names("ann ben cat dan eva fay"));
         let peers = |step: &Step| -> Vec<usize> {
             match step {
                 Step::Narrate(_) => vec![],
@@ -361,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_stranger_is_never_a_friend() {
-        let steps = conversation(&names("zed mallory nobody d e"), Duration::from_secs(2));
+        let steps = conversation(&names("zed mallory nobody d e"));
         let stranger = steps.iter().find_map(|s| match s {
             Step::WriteToStranger { name, .. } => Some(name.clone()),
             _ => None,

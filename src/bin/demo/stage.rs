@@ -146,20 +146,37 @@ impl Stage {
         &self.problems
     }
 
+    /// Waits until `started` holds for the transcript (true), or `peer` exits or `timeout` passes
+    /// (false): a peer that fails at start-up is noticed at once, not after the timeout.
+    pub fn wait_for_start(
+        &mut self,
+        peer: usize,
+        timeout: Duration,
+        started: impl Fn(&[Line]) -> bool,
+    ) -> Result<bool, Failure> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if self.pump((now + EXIT_POLL).min(deadline), &started)? {
+                return Ok(true);
+            }
+            self.record_exits(&[peer]);
+            if !self.children.running(peer) {
+                // Let its last words (why it failed) reach the transcript.
+                self.pump(Instant::now() + EXIT_POLL * 5, |_| false)?;
+                return Ok(false);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
+    }
+
     /// Waits for each of `peers` to exit, recording how each ended.
     fn wait_exits(&mut self, peers: &[usize], timeout: Duration) -> Result<(), Failure> {
         let deadline = Instant::now() + timeout;
         loop {
-            for &peer in peers {
-                if let Some(code) = self.children.poll_exit(peer) {
-                    self.transcript.record(Line {
-                        at: Instant::now(),
-                        peer: Some(peer),
-                        source: Source::Exit,
-                        text: exit_text(code),
-                    });
-                }
-            }
+            self.record_exits(peers);
             let waiting: Vec<&str> = peers
                 .iter()
                 .filter(|&&peer| self.children.running(peer))
@@ -179,6 +196,20 @@ impl Stage {
                 return Ok(());
             }
             self.pump((now + EXIT_POLL).min(deadline), |_| false)?;
+        }
+    }
+
+    /// Records an exit line for each of `peers` that has ended since the last look.
+    fn record_exits(&mut self, peers: &[usize]) {
+        for &peer in peers {
+            if let Some(code) = self.children.poll_exit(peer) {
+                self.transcript.record(Line {
+                    at: Instant::now(),
+                    peer: Some(peer),
+                    source: Source::Exit,
+                    text: exit_text(code),
+                });
+            }
         }
     }
 

@@ -7,7 +7,7 @@
 //! it lives on after a detach until its panes are closed or it is killed.
 
 use std::ffi::OsStr;
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -81,11 +81,11 @@ pub fn run(panes: &Panes) -> Result<(), Failure> {
 
     let on_terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
     if !on_terminal {
-        println!(
+        say(&format!(
             "tmux session {SESSION} is running with {} peers. Attach with: tmux attach -t {SESSION}\n\
              End it with: tmux kill-session -t {SESSION}",
             panes.names.len()
-        );
+        ));
         return Ok(());
     }
     // Inside tmux, attaching would nest sessions; switch this client to the new one instead.
@@ -104,10 +104,10 @@ pub fn run(panes: &Panes) -> Result<(), Failure> {
         )));
     }
     if tmux(["has-session", "-t", SESSION]).is_ok() {
-        println!(
+        say(&format!(
             "The session {SESSION} is still running. Back to it: tmux attach -t {SESSION}\n\
              End it: tmux kill-session -t {SESSION}"
-        );
+        ));
     }
     Ok(())
 }
@@ -119,8 +119,7 @@ fn pane_script(panes: &Panes, index: usize) -> String {
     let name = &names[index];
     let friend = &names[(index + 1) % names.len()];
     let hint = format!(
-        "You are {name}. Type {friend}/hello to send, */hello for everyone, /help for commands, \
-         Ctrl-D or /quit to leave."
+        "{name}: type {friend}/hello to send, /help for commands, Ctrl-D or /quit to leave"
     );
     format!(
         "printf '%s\\n' {hint}; {chat} --peers {peers} --idle-timeout {idle} {name_q}; \
@@ -134,6 +133,11 @@ fn pane_script(panes: &Panes, index: usize) -> String {
             "{name} has left the chat. Press Enter to close this pane."
         )),
     )
+}
+
+/// Prints a line on stdout, ignoring a closed stdout.
+fn say(text: &str) {
+    let _ = writeln!(io::stdout(), "{text}");
 }
 
 /// `text` as one `sh` word: in single quotes, each `'` written as `'\''`.
@@ -191,7 +195,7 @@ mod tests {
             names: &names,
         };
         let script = pane_script(&panes, 2);
-        assert!(script.contains("Type ann/hello to send"), "{script}");
+        assert!(script.contains("cat: type ann/hello to send"), "{script}");
         assert!(script.contains("Ctrl-D or /quit to leave"), "{script}");
         assert!(
             script.contains(

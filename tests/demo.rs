@@ -1,0 +1,251 @@
+//! Black-box tests of `p2p-chat-demo`: the real demo driver runs the real p2p-chat on a fresh
+//! peer table of five free loopback ports, in a fresh directory, under a deadline. The names are
+//! not the usual alice and bob, so a demo that hard-coded them would fail.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const DEMO: &str = env!("CARGO_BIN_EXE_p2p-chat-demo");
+const CHAT: &str = env!("CARGO_BIN_EXE_p2p-chat");
+const NAMES: [&str; 5] = ["ann", "ben", "cat", "dan", "eva"];
+
+/// A fresh directory under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "p2p-chat-demo-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Five ports that were free a moment ago: bind port 0 five times at once, note, release.
+fn free_ports() -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..5)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// Writes a peer table of `NAMES` on `ports` in `dir`; returns its path.
+fn write_table(dir: &TempDir, ports: &[u16]) -> PathBuf {
+    let text: String = NAMES
+        .iter()
+        .zip(ports)
+        .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
+        .collect();
+    let path = dir.0.join("peers.txt");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A child killed on drop, so a failing test leaves nothing running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Outcome {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+/// Runs the demo with `args` in `dir`, reading its output on other threads so it never blocks
+/// on a full pipe; kills it and fails the test if it runs past `timeout`.
+fn run_demo(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let mut command = Command::new(DEMO);
+    command
+        .args(args)
+        .current_dir(&dir.0)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut demo = Running(command.spawn().unwrap());
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(demo.0.stdout.take().unwrap()));
+    let stderr = drain(Box::new(demo.0.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            drop(demo);
+            let stdout = stdout.join().unwrap();
+            let stderr = stderr.join().unwrap();
+            panic!("the demo ran past {timeout:?}; stdout:\n{stdout}\nstderr:\n{stderr}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Outcome {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        took: start.elapsed(),
+    }
+}
+
+#[test]
+fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
+    let dir = TempDir::new();
+    let ports = free_ports();
+    let table = write_table(&dir, &ports);
+    let table = table.to_str().unwrap();
+    let args = [
+        "--peers",
+        table,
+        "--chat-bin",
+        CHAT,
+        "--pace",
+        "50",
+        "--idle-timeout",
+        "0.5",
+    ];
+    let out = run_demo(&dir, &args, &[], Duration::from_secs(60));
+    let all = format!("stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{all}", out.status);
+    for key in [
+        "ben stdout [ann] hi ben, are you coming to the demo tonight?",
+        "ann stdout [ann] note to self: bring snacks",
+        "ann stdout [eva] hello everyone, see you at 8!",
+        "dan stdout [eva] hello everyone, see you at 8!",
+        "cat stderr cat (you)",
+        "dan stderr error: unknown friend \"zed\"",
+        "ann stderr INFO  [dispatcher] closing idle connection to ben after 0.5 s",
+        "ben stdout [ann] still there, ben? this one goes over a new connection",
+        "eva exit   exited with status 0",
+        "ben stderr ERROR [dispatcher] 1 message(s) to eva (127.0.0.1:",
+        "demo passed: all checks passed",
+    ] {
+        assert!(out.stdout.contains(key), "missing {key:?}\n{all}");
+    }
+    // With colors off (stdout is a pipe), no escape sequences reach the transcript.
+    assert!(!out.stdout.contains('\x1b'), "{all}");
+    assert!(out.took < Duration::from_secs(30), "took {:?}", out.took);
+    // The departed friend's port is free again: nothing the demo started is still running.
+    for port in ports {
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still taken"
+        );
+    }
+}
+
+#[test]
+fn a_taken_port_is_named_and_nothing_starts() {
+    let dir = TempDir::new();
+    let ports = free_ports();
+    let table = write_table(&dir, &ports);
+    let squatter = TcpListener::bind(("127.0.0.1", ports[2])).unwrap();
+    let args = ["--peers", table.to_str().unwrap(), "--chat-bin", CHAT];
+    let out = run_demo(&dir, &args, &[], Duration::from_secs(20));
+    drop(squatter);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let wanted = format!(
+        "cannot listen on 127.0.0.1:{} for cat: the port is already in use",
+        ports[2]
+    );
+    assert!(out.stderr.contains(&wanted), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_and_help_lists_the_options() {
+    let dir = TempDir::new();
+    let out = run_demo(&dir, &["--pace", "soon"], &[], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("--pace \"soon\""), "{}", out.stderr);
+
+    let out = run_demo(&dir, &["--help"], &[], Duration::from_secs(20));
+    assert!(out.status.success());
+    for option in [
+        "--peers",
+        "--chat-bin",
+        "--idle-timeout",
+        "--pace",
+        "--tmux",
+    ] {
+        assert!(out.stdout.contains(option), "{option} missing from --help");
+    }
+
+    // Too small a table is a table error, exit 2.
+    std::fs::write(
+        dir.0.join("peers.txt"),
+        "ann 127.0.0.1 1\nben 127.0.0.1 2\n",
+    )
+    .unwrap();
+    let out = run_demo(&dir, &["--chat-bin", CHAT], &[], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("needs from 5"), "{}", out.stderr);
+}
+
+#[test]
+fn tmux_missing_says_how_to_install_it() {
+    let dir = TempDir::new();
+    let table = write_table(&dir, &free_ports());
+    // An empty PATH: no tmux to be found.
+    let empty = dir.0.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let args = [
+        "--tmux",
+        "--peers",
+        table.to_str().unwrap(),
+        "--chat-bin",
+        CHAT,
+    ];
+    let out = run_demo(
+        &dir,
+        &args,
+        &[("PATH", empty.to_str().unwrap())],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tmux is not installed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("apt-get install tmux"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("brew install tmux"), "{}", out.stderr);
+}

@@ -27,8 +27,8 @@ Options:
   -V, --version            print the version
 
 Environment:
-  RUST_LOG   log filter for stderr [default: info]; RUST_LOG=wire=trace shows
-             every frame's bytes as they are written and read
+  RUST_LOG   log filter for stderr [default: info]; RUST_LOG=info,wire=trace
+             also shows every frame's bytes as they are written and read
   NO_COLOR   set to turn off color on stdout
 
 Exit status: 0 after /quit, end of input or Ctrl-C; 1 on a runtime failure

@@ -3,8 +3,8 @@
 //! Each line carries the wall-clock time (UTC, to the millisecond, so the logs of several peers
 //! can be compared), the level and the name of the thread that wrote it, which shows the design
 //! at work: `12:00:01.234 INFO  [link:bob] connected to bob (127.0.0.1:7002)`.
-//! The default filter is `info`; `RUST_LOG` overrides it (`RUST_LOG=wire=trace` adds every
-//! frame's bytes).
+//! The default filter is `info`; `RUST_LOG` overrides it (`RUST_LOG=info,wire=trace` adds
+//! every frame's bytes).
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -12,7 +12,7 @@ use crate::route::Route;
 /// Messages per burst.
 pub const MESSAGES: usize = 100_000;
 /// Timed bursts per route.
-pub const ROUNDS: usize = 21;
+pub const ROUNDS: usize = 31;
 
 /// Messages per second, one figure per round.
 pub struct Throughput {

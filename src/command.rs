@@ -75,11 +75,12 @@ commands:
 /// Parses one line (without its line ending). `Ok(None)` means a blank line.
 pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {
     let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.trim().is_empty() {
+    // ASCII whitespace only: it is cheap, and names and commands are ASCII-delimited anyway.
+    if line.trim_ascii().is_empty() {
         return Ok(None);
     }
     if let Some(name) = line.strip_prefix('/') {
-        return match name.trim() {
+        return match name.trim_ascii() {
             "peers" => Ok(Some(Command::Peers)),
             "help" | "?" => Ok(Some(Command::Help)),
             "quit" | "exit" => Ok(Some(Command::Quit)),
@@ -87,11 +88,11 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {
         };
     }
     let (name, text) = line.split_once('/').ok_or(CommandError::NoSlash)?;
-    let name = name.trim();
+    let name = name.trim_ascii();
     if name.is_empty() {
         return Err(CommandError::NoName);
     }
-    if text.trim().is_empty() {
+    if text.trim_ascii().is_empty() {
         return Err(CommandError::EmptyMessage {
             to: name.to_string(),
         });

@@ -71,43 +71,56 @@ impl<'a> Console<'a> {
     /// Reads lines until end of input, `/quit`, or the dispatcher going away. Answers to mistakes
     /// and `/help` go to `answers` (stderr in the program).
     pub fn serve<R: Read>(&mut self, mut input: BufReader<R>, answers: &mut impl Write) {
-        let mut line = Vec::new();
+        let mut lines = LineBuffer::default();
         loop {
-            let too_long = match read_line(&mut input, &mut line, MAX_LINE) {
-                Ok(Some(too_long)) => too_long,
-                Ok(None) => break,
+            let chunk = match input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     log::error!("cannot read standard input: {e}; quitting");
                     break;
                 }
             };
-            let keep_going = if too_long {
-                let _ = writeln!(
-                    answers,
-                    "error: that line is over {MAX_LINE} bytes, longer than any message can be; \
-                     nothing was sent"
-                );
-                true
-            } else {
-                match command::parse(&String::from_utf8_lossy(&line)) {
-                    Ok(None) => true,
-                    Ok(Some(command)) => self.obey(command, answers),
-                    Err(e) => {
-                        let _ = writeln!(answers, "error: {e}");
-                        true
-                    }
+            if chunk.is_empty() {
+                // End of input. A last line without a newline still counts.
+                if !lines.finish(&mut |line, too_long| self.line(line, too_long, answers)) {
+                    return;
                 }
-            };
-            if !keep_going {
-                return;
+                break;
             }
-            // Hand over now unless more input is already here to join this batch.
-            if (input.buffer().is_empty() || self.pending_bytes >= BATCH_BYTES) && !self.flush() {
+            let used = chunk.len();
+            let keep_going = lines.split(chunk, &mut |line, too_long| {
+                self.line(line, too_long, answers)
+            });
+            input.consume(used);
+            // Everything this read returned has been handled: hand it over before waiting for
+            // more. A typed line goes out at once; a paste or a pipe goes out in batches.
+            if !keep_going || !self.flush() {
                 return;
             }
         }
         if self.flush() {
             let _ = self.to_dispatcher.send(ConsoleEvent::Quit);
+        }
+    }
+
+    /// Handles one line. Returns false when the console should stop.
+    fn line(&mut self, line: &str, too_long: bool, answers: &mut impl Write) -> bool {
+        if too_long {
+            let _ = writeln!(
+                answers,
+                "error: that line is over {MAX_LINE} bytes, longer than any message can be; \
+                 nothing was sent"
+            );
+            return true;
+        }
+        match command::parse(line) {
+            Ok(None) => true,
+            Ok(Some(command)) => self.obey(command, answers),
+            Err(e) => {
+                let _ = writeln!(answers, "error: {e}");
+                true
+            }
         }
     }
 
@@ -189,43 +202,89 @@ impl<'a> Console<'a> {
             .filter(|(_, batch)| batch.count > 0)
             .map(|(i, batch)| (PeerId(i), std::mem::take(batch)))
             .collect();
-        self.to_dispatcher.send(ConsoleEvent::Send(batches)).is_ok()
+        match self.to_dispatcher.send(ConsoleEvent::Send(batches)) {
+            Ok(()) => true,
+            Err(unsent) => {
+                if let ConsoleEvent::Send(batches) = unsent.into_inner() {
+                    let count: usize = batches.iter().map(|(_, batch)| batch.count).sum();
+                    log::error!("{count} message(s) not sent: the program is quitting");
+                }
+                false
+            }
+        }
     }
 }
 
-/// Reads one line into `line`, without its `\n`, keeping at most `limit` bytes and skipping the
-/// rest. Returns `None` at end of input, else whether the line was cut. A last line with no `\n`
-/// still counts as a line.
-fn read_line(
-    input: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    limit: usize,
-) -> io::Result<Option<bool>> {
-    line.clear();
-    let mut read_any = false;
-    let mut too_long = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(available) => available,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+/// Splits stdin's bytes into lines however the reads cut them, keeping at most [`MAX_LINE`] bytes
+/// of a line that spans reads. Pure: no I/O.
+#[derive(Debug, Default)]
+struct LineBuffer {
+    /// The start of a line that did not end within the last read; empty almost always.
+    partial: Vec<u8>,
+    /// The line in `partial` was longer than [`MAX_LINE`] and has been cut.
+    too_long: bool,
+}
+
+impl LineBuffer {
+    /// Calls `each(line, too_long)` for every line that `chunk` completes, without its `\n`, and
+    /// keeps the unfinished rest. Stops early, returning false, when `each` does. Invalid UTF-8
+    /// is shown with replacement characters.
+    fn split(&mut self, chunk: &[u8], each: &mut impl FnMut(&str, bool) -> bool) -> bool {
+        let Some(last) = chunk.iter().rposition(|&b| b == b'\n') else {
+            self.keep(chunk);
+            return true;
         };
-        if available.is_empty() {
-            return Ok(read_any.then_some(too_long));
+        let (mut complete, rest) = (&chunk[..last], &chunk[last + 1..]);
+        if !self.partial.is_empty() || self.too_long {
+            // The first line began in an earlier read: finish it in `partial`.
+            let end = complete
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(complete.len());
+            self.keep(&complete[..end]);
+            complete = complete.get(end + 1..).unwrap_or_default();
+            let first_was_last = end == last;
+            if !self.finish(each) {
+                return false;
+            }
+            if first_was_last {
+                self.keep(rest);
+                return true;
+            }
         }
-        read_any = true;
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(end) => (&available[..end], Some(end + 1)),
-            None => (available, None),
+        // Every other complete line lies whole in this read: validate them all at once and hand
+        // each out without a copy.
+        let keep_going = match std::str::from_utf8(complete) {
+            Ok(text) => text
+                .split('\n')
+                .all(|line| each(line, line.len() > MAX_LINE)),
+            Err(_) => complete
+                .split(|&b| b == b'\n')
+                .all(|line| each(&String::from_utf8_lossy(line), line.len() > MAX_LINE)),
         };
-        let room = limit.saturating_sub(line.len());
-        too_long |= chunk.len() > room;
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let used = done.unwrap_or(chunk.len());
-        input.consume(used);
-        if done.is_some() {
-            return Ok(Some(too_long));
+        if keep_going {
+            self.keep(rest);
         }
+        keep_going
+    }
+
+    /// Hands over the line held in `partial`, if any: at end of input, a last line that had no
+    /// `\n`.
+    fn finish(&mut self, each: &mut impl FnMut(&str, bool) -> bool) -> bool {
+        if self.partial.is_empty() && !self.too_long {
+            return true;
+        }
+        let keep_going = each(&String::from_utf8_lossy(&self.partial), self.too_long);
+        self.partial.clear();
+        self.too_long = false;
+        keep_going
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE - self.partial.len();
+        self.too_long |= bytes.len() > room;
+        self.partial
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 }
 
@@ -338,15 +397,57 @@ mod tests {
         assert_eq!(frames(&events), [(1, "alice/after\n".to_string(), 1)]);
     }
 
+    /// Splits `chunks` with a fresh buffer; returns each line and whether it was too long.
+    fn split_all(chunks: &[&[u8]]) -> Vec<(String, bool)> {
+        let mut buffer = LineBuffer::default();
+        let mut lines = Vec::new();
+        let mut each = |line: &str, too_long: bool| {
+            let shown = line.chars().take(8).collect();
+            lines.push((shown, too_long));
+            true
+        };
+        for chunk in chunks {
+            assert!(buffer.split(chunk, &mut each));
+        }
+        assert!(buffer.finish(&mut each));
+        lines
+    }
+
     #[test]
-    fn read_line_keeps_at_most_the_limit() {
-        let mut input = BufReader::with_capacity(4, "abcdefgh\nxy".as_bytes());
-        let mut line = Vec::new();
-        assert_eq!(read_line(&mut input, &mut line, 5).unwrap(), Some(true));
-        assert_eq!(line, b"abcde");
-        assert_eq!(read_line(&mut input, &mut line, 5).unwrap(), Some(false));
-        assert_eq!(line, b"xy");
-        assert_eq!(read_line(&mut input, &mut line, 5).unwrap(), None);
+    fn line_buffer_joins_lines_cut_across_reads() {
+        assert_eq!(
+            split_all(&[b"bob/h", b"i\ncarol/", b"yo\nlast"]),
+            [
+                ("bob/hi".into(), false),
+                ("carol/yo".into(), false),
+                ("last".into(), false)
+            ]
+        );
+        assert_eq!(
+            split_all(&[b"a\n", b"", b"\n"]),
+            [("a".into(), false), ("".into(), false)]
+        );
+    }
+
+    #[test]
+    fn line_buffer_cuts_runaway_lines_in_and_across_reads() {
+        let long = vec![b'y'; MAX_LINE + 1];
+        let mut in_one_read = long.clone();
+        in_one_read.extend_from_slice(b"\nok\n");
+        assert_eq!(
+            split_all(&[&in_one_read]),
+            [("yyyyyyyy".into(), true), ("ok".into(), false)]
+        );
+        let mut buffer = LineBuffer::default();
+        let mut each = |_: &str, _: bool| true;
+        for _ in 0..10 {
+            buffer.split(&long, &mut each);
+            assert!(buffer.partial.len() <= MAX_LINE, "memory stays bounded");
+        }
+        assert_eq!(
+            split_all(&[&long, &long, b"\nok"]),
+            [("yyyyyyyy".into(), true), ("ok".into(), false)]
+        );
     }
 
     #[test]

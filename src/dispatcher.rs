@@ -14,7 +14,7 @@
 //! deadline, without a polling tick. [`sweep`] holds the expiry rule; it takes `now` as an
 //! argument, so it is unit-tested with made-up instants.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,8 +30,11 @@ use crate::inbound::Inbound;
 use crate::link::{self, Batch, LinkId, LinkTask};
 use crate::peers::{PeerId, PeerTable};
 
-/// A friend who has this many bytes waiting to be written gets no more until they drain: memory
-/// stays bounded when a friend stops reading, and the user is told which messages were refused.
+/// The most bytes that wait in one link's queue. A batch that would go over it is held, and the
+/// dispatcher stops reading the console until the link drains (it reports
+/// [`Event::LinkDrained`] at half this) or is dropped by its write timeout. The console's channel
+/// is bounded, so the console then blocks and stops reading stdin: memory stays bounded, and a
+/// program piping into p2p-chat is slowed down as by any pipe, not dropped.
 pub const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
 /// What link and reader threads tell the dispatcher.
@@ -52,6 +55,8 @@ pub enum Event {
         reason: String,
         queue: Receiver<Batch>,
     },
+    /// A link's queue fell from above half of [`MAX_QUEUED_BYTES`] to below it.
+    LinkDrained { peer: PeerId, link: LinkId },
     /// A link wrote everything it was given and closed its connection, whose local end was
     /// `local`.
     LinkClosed {
@@ -97,6 +102,11 @@ pub struct Dispatcher {
     /// Handed to each new link thread, which reports back on it.
     events: Sender<Event>,
     links: HashMap<PeerId, Link>,
+    /// Batches waiting, in order, for room in their link's queue; while there are any, the
+    /// console is not read.
+    held: VecDeque<(PeerId, Batch)>,
+    /// The friend whose full queue holds up the console, if any (to warn once).
+    paused_for: Option<PeerId>,
     /// Link threads, joined at quit once they have all reported their end.
     threads: Vec<JoinHandle<()>>,
     /// Link threads that have not yet sent their last report (`LinkDown` or `LinkClosed`).
@@ -122,6 +132,8 @@ impl Dispatcher {
             inbound,
             events,
             links: HashMap::new(),
+            held: VecDeque::new(),
+            paused_for: None,
             threads: Vec::new(),
             live_links: 0,
             last_note_to_self: None,
@@ -136,6 +148,7 @@ impl Dispatcher {
             events,
             mut interrupt,
         } = inputs;
+        let paused = never();
         loop {
             let (expired, deadline) = sweep(
                 self.links
@@ -149,8 +162,15 @@ impl Dispatcher {
             }
             // No link open: no deadline, and the timer arm never fires.
             let timer = deadline.map(at).unwrap_or_else(never);
+            // While batches are held for a full queue, leave the console's messages where they
+            // are: its bounded channel fills and the console waits.
+            let console_arm = if self.held.is_empty() {
+                &console
+            } else {
+                &paused
+            };
             select! {
-                recv(console) -> event => match event {
+                recv(console_arm) -> event => match event {
                     Ok(ConsoleEvent::Send(batches)) => self.route(batches),
                     Ok(ConsoleEvent::Peers) => self.print_peers(),
                     // An explicit quit, or the console thread ended.
@@ -175,55 +195,76 @@ impl Dispatcher {
                 recv(timer) -> _ => {} // the sweep at the top of the loop closes the idle links
             }
         }
-        // Messages typed before the quit may still be in the channel: route them too.
+        // Messages typed before the quit may still be in the channel: route them too. Then close
+        // the channel, so a console still sending learns that the program is quitting.
         for event in console.try_iter() {
             if let ConsoleEvent::Send(batches) = event {
-                self.route(batches);
+                self.held.extend(batches);
             }
         }
+        drop(console);
+        self.release(true);
         self.finish(&events);
     }
 
-    /// Hands each batch to its friend's link, starting the link if there is none.
+    /// Queues each batch on its friend's link, in order, starting links as needed.
     fn route(&mut self, batches: Vec<(PeerId, Batch)>) {
+        self.held.extend(batches);
+        self.release(false);
+    }
+
+    /// Offers the held batches to their links, in order, until one does not fit. With `no_limit`
+    /// (at quit, when no more input can come) every batch is queued whatever its size.
+    fn release(&mut self, no_limit: bool) {
         let now = Instant::now();
-        for (peer, batch) in batches {
-            let Some(link) = self.link_for(peer) else {
-                self.report_undelivered(peer, batch.count, "cannot start a thread for the link");
-                continue;
-            };
-            let queued = link.queued_bytes.load(Ordering::Relaxed);
-            if queued + batch.frames.len() > MAX_QUEUED_BYTES {
-                let name = &self.table.get(peer).name;
-                error!(
-                    "{} message(s) to {name} not delivered: {} KiB are already waiting for \
-                     {name}, who is not reading them",
-                    batch.count,
-                    queued / 1024
-                );
-                continue;
+        while let Some((peer, batch)) = self.held.pop_front() {
+            if let Err(batch) = self.offer(peer, batch, no_limit, now) {
+                self.held.push_front((peer, batch));
+                return;
             }
-            let len = batch.frames.len();
-            link.queued_bytes.fetch_add(len, Ordering::Relaxed);
-            match link.queue.send(batch) {
-                Ok(()) => link.last_sent = now,
-                Err(returned) => {
-                    // The link thread has just ended (its report is on its way). Start a fresh
-                    // one, which connects anew, and give it the batch.
-                    self.links.remove(&peer);
-                    match self.link_for(peer) {
-                        Some(fresh) => {
-                            fresh.queued_bytes.fetch_add(len, Ordering::Relaxed);
-                            let _ = fresh.queue.send(returned.into_inner());
-                            fresh.last_sent = now;
-                        }
-                        None => self.report_undelivered(
-                            peer,
-                            returned.into_inner().count,
-                            "cannot start a thread for the link",
-                        ),
-                    }
-                }
+        }
+        self.paused_for = None;
+    }
+
+    /// Hands one batch to the friend's link, starting the link if there is none. Gives the
+    /// batch back if the link already holds [`MAX_QUEUED_BYTES`].
+    fn offer(
+        &mut self,
+        peer: PeerId,
+        batch: Batch,
+        no_limit: bool,
+        now: Instant,
+    ) -> Result<(), Batch> {
+        let Some(link) = self.link_for(peer) else {
+            self.report_undelivered(peer, batch.count, "cannot start a thread for the link");
+            return Ok(());
+        };
+        let queued = link.queued_bytes.load(Ordering::Relaxed);
+        let len = batch.frames.len();
+        // An empty queue takes any batch, so one larger than the limit cannot wait forever.
+        if !no_limit && queued > 0 && queued + len > MAX_QUEUED_BYTES {
+            if self.paused_for != Some(peer) {
+                self.paused_for = Some(peer);
+                warn!(
+                    "{} KiB are waiting for {}, who is reading slowly or not at all; \
+                     reading no more input until they catch up or --write-timeout drops them",
+                    queued / 1024,
+                    self.table.get(peer).name
+                );
+            }
+            return Err(batch);
+        }
+        link.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        match link.queue.send(batch) {
+            Ok(()) => {
+                link.last_sent = now;
+                Ok(())
+            }
+            Err(returned) => {
+                // The link thread has just ended (its report is on its way). A fresh link
+                // connects anew; its thread is waiting on its queue, so this send succeeds.
+                self.links.remove(&peer);
+                self.offer(peer, returned.into_inner(), no_limit, now)
             }
         }
     }
@@ -307,7 +348,10 @@ impl Dispatcher {
                 }
                 let waiting: usize = queue.try_iter().map(|batch| batch.count).sum();
                 self.report_undelivered(peer, undelivered + waiting, &reason);
+                // Held batches for this friend now go to a fresh link, which connects anew.
+                self.release(false);
             }
+            Event::LinkDrained { .. } => self.release(false),
             Event::LinkClosed { peer, local, .. } => {
                 self.live_links -= 1;
                 if peer == self.me {

@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, unbounded};
+use crossbeam_channel::{Receiver, bounded, unbounded};
 use log::info;
 
 use crate::acceptor::{Acceptor, ReaderContext};
@@ -111,7 +111,9 @@ pub fn run(
         .unwrap_or_else(|| default_max_inbound(&table));
     let inbound = Arc::new(Inbound::new(max_inbound));
     let (events_tx, events_rx) = unbounded();
-    let (console_tx, console_rx) = unbounded();
+    // Bounded, so that when the dispatcher stops taking the console's batches (a friend's queue
+    // is full) the console waits instead of reading stdin into memory without limit.
+    let (console_tx, console_rx) = bounded(4);
 
     info!(
         "{} listening on {} (idle timeout {:.1} s)",

@@ -25,7 +25,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use log::{info, log_enabled, trace, warn};
 
-use crate::dispatcher::Event;
+use crate::dispatcher::{Event, MAX_QUEUED_BYTES};
 use crate::peers::{Peer, PeerId};
 
 /// Encoded frames for one friend, and how many messages they hold.
@@ -64,32 +64,26 @@ pub fn run(task: LinkTask) {
         stream: None,
         sent_on_stream: 0,
     };
-    let mut buffer = Vec::new();
-    while let Ok(first) = link.task.queue.recv() {
-        // Take every batch that is already waiting: one write for all of them.
-        let mut count = first.count;
-        buffer.clear();
-        buffer.extend_from_slice(&first.frames);
-        while buffer.len() < MAX_WRITE {
+    while let Ok(mut batch) = link.task.queue.recv() {
+        // Join every batch that is already waiting onto the first: one write for all of them.
+        while batch.frames.len() < MAX_WRITE {
             match link.task.queue.try_recv() {
-                Ok(batch) => {
-                    buffer.extend_from_slice(&batch.frames);
-                    count += batch.count;
+                Ok(more) => {
+                    batch.frames.extend_from_slice(&more.frames);
+                    batch.count += more.count;
                 }
                 Err(_) => break,
             }
         }
-        let delivered = link.deliver(&buffer, count);
-        link.task
-            .queued_bytes
-            .fetch_sub(buffer.len(), Ordering::Relaxed);
+        let delivered = link.deliver(&batch.frames, batch.count);
+        link.written(batch.frames.len());
         if let Err(reason) = delivered {
             let Link { task, stream, .. } = link;
             drop(stream);
             let _ = task.events.send(Event::LinkDown {
                 peer: task.peer_id,
                 link: task.id,
-                undelivered: count,
+                undelivered: batch.count,
                 reason,
                 queue: task.queue,
             });
@@ -171,6 +165,19 @@ impl Link {
                 }
                 Err(e) => return Err(format!("writing failed: {e}")),
             }
+        }
+    }
+
+    /// Takes `len` written bytes off the queue's count, and tells the dispatcher when the queue
+    /// drops below half of its limit, so that it can hand over batches it was holding.
+    fn written(&self, len: usize) {
+        let before = self.task.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        let half = MAX_QUEUED_BYTES / 2;
+        if before > half && before - len <= half {
+            let _ = self.task.events.send(Event::LinkDrained {
+                peer: self.task.peer_id,
+                link: self.task.id,
+            });
         }
     }
 

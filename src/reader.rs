@@ -44,6 +44,7 @@ pub fn run(mut stream: TcpStream, remote: SocketAddr, id: ConnId, context: &Read
         id,
         context,
         friend: None,
+        last_sender: None,
         warned_unverified: false,
     };
     let end = connection.serve(&mut stream);
@@ -67,6 +68,8 @@ struct Connection<'a> {
     context: &'a ReaderContext,
     /// The friend this connection's first valid frame came from.
     friend: Option<PeerId>,
+    /// The last sender seen on this connection and whether it was unverified.
+    last_sender: Option<(PeerId, bool)>,
     warned_unverified: bool,
 }
 
@@ -123,6 +126,36 @@ impl Connection<'_> {
     /// Checks one frame's sender and, if it is a friend, formats the message into `lines`.
     fn accept_frame(&mut self, sender: &[u8], message: &[u8], lines: &mut Vec<u8>) {
         let table = &self.context.table;
+        // A connection almost always carries one sender: reuse the last verdict for that name
+        // instead of looking it up again for every frame of a burst.
+        let verdict = match self.last_sender {
+            Some((friend, unverified)) if table.get(friend).name.as_bytes() == sender => {
+                (friend, unverified)
+            }
+            _ => {
+                let Some(verdict) = self.check_sender(sender) else {
+                    return;
+                };
+                self.last_sender = Some(verdict);
+                verdict
+            }
+        };
+        let (friend, unverified) = verdict;
+        if log_enabled!(target: "wire", log::Level::Trace) {
+            trace!(target: "wire", "frame from {}: \"{}\"", table.get(friend).name, message.escape_ascii());
+        }
+        self.context.screen.format_line(
+            lines,
+            sender,
+            unverified.then_some(self.remote.ip()),
+            message,
+        );
+    }
+
+    /// Looks the sender up in the table. Returns the friend and whether the connection comes
+    /// from an address the table does not give them, or `None` (with a warning) for a stranger.
+    fn check_sender(&mut self, sender: &[u8]) -> Option<(PeerId, bool)> {
+        let table = &self.context.table;
         let friend = std::str::from_utf8(sender)
             .ok()
             .and_then(|name| table.find(name));
@@ -132,33 +165,24 @@ impl Connection<'_> {
                 self.remote,
                 escaped(sender)
             );
-            return;
+            return None;
         };
         if self.friend.is_none() {
             self.friend = Some(friend);
             self.context.inbound.identify(self.id, friend);
             info!("{} is connected", self.describe());
         }
-        if log_enabled!(target: "wire", log::Level::Trace) {
-            trace!(target: "wire", "frame from {}: \"{}\"", table.get(friend).name, message.escape_ascii());
-        }
+        let name = &table.get(friend).name;
         let unverified = !table.is_address_of(friend, self.remote.ip());
         if unverified && !self.warned_unverified {
             self.warned_unverified = true;
             warn!(
-                "messages signed {:?} are coming from {}, which is not {}'s address in the table; \
-                 they are shown as unverified",
-                table.get(friend).name,
+                "messages signed {name:?} are coming from {}, which is not {name}'s address in the \
+                 table; they are shown as unverified",
                 self.remote,
-                table.get(friend).name
             );
         }
-        self.context.screen.format_line(
-            lines,
-            sender,
-            unverified.then_some(self.remote.ip()),
-            message,
-        );
+        Some((friend, unverified))
     }
 
     /// `bob (127.0.0.1:54321)` once the friend is known, else just the address.

@@ -73,6 +73,32 @@ fn a_burst_of_piped_messages_arrives_intact_in_order() {
 }
 
 #[test]
+fn a_burst_larger_than_a_friends_queue_is_slowed_down_not_dropped() {
+    // About 12 MiB of frames: more than the 8 MiB a friend's queue may hold, so unless bob keeps
+    // up, alice has to stop reading her input for a while rather than drop messages.
+    const COUNT: usize = 300_000;
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start("alice", &[]);
+    let mut stdin = alice.take_stdin();
+    let feeder = thread::spawn(move || {
+        let mut text = String::with_capacity(COUNT * 40);
+        for i in 0..COUNT {
+            text.push_str(&format!("bob/bulk line number {i:07} of the burst\n"));
+        }
+        stdin.write_all(text.as_bytes()).expect("feed alice");
+    });
+    for i in 0..COUNT {
+        let line = bob.next_line();
+        let expected = format!("[alice] bulk line number {i:07} of the burst");
+        assert!(line == expected, "line {i}: {line:?}");
+    }
+    feeder.join().expect("feeder thread");
+    assert!(alice.wait_exit().success());
+    assert_eq!(alice.stderr_count("not delivered"), 0);
+}
+
+#[test]
 fn an_idle_connection_closes_and_the_next_message_reconnects() {
     let group = Group::new(&["alice", "bob"]);
     let mut alice = group.start("alice", &["--idle-timeout", "0.3"]);
@@ -207,6 +233,19 @@ fn classic_nul_terminated_and_netcat_frames_are_shown_one_line_each() {
     bob.expect_line("[alice] three");
     raw.write_all(b"alice/nul only\0").unwrap();
     bob.expect_line("[alice] nul only");
+}
+
+#[test]
+fn each_frame_is_checked_for_its_own_sender() {
+    let group = Group::new(&["alice", "bob", "carol"]);
+    let mut bob = group.start("bob", &[]);
+    let mut raw = TcpStream::connect(("127.0.0.1", group.port(1))).expect("connect to bob");
+    raw.write_all(b"alice/1\ncarol/2\nzed/3\nalice/4\nalic/5\n").unwrap();
+    bob.expect_line("[alice] 1");
+    bob.expect_line("[carol] 2");
+    bob.expect_line("[alice] 4");
+    bob.expect_stderr("claiming to be from \"zed\"");
+    bob.expect_stderr("claiming to be from \"alic\"");
 }
 
 #[test]

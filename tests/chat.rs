@@ -240,7 +240,8 @@ fn each_frame_is_checked_for_its_own_sender() {
     let group = Group::new(&["alice", "bob", "carol"]);
     let mut bob = group.start("bob", &[]);
     let mut raw = TcpStream::connect(("127.0.0.1", group.port(1))).expect("connect to bob");
-    raw.write_all(b"alice/1\ncarol/2\nzed/3\nalice/4\nalic/5\n").unwrap();
+    raw.write_all(b"alice/1\ncarol/2\nzed/3\nalice/4\nalic/5\n")
+        .unwrap();
     bob.expect_line("[alice] 1");
     bob.expect_line("[carol] 2");
     bob.expect_line("[alice] 4");

@@ -249,7 +249,10 @@ fn a_friend_who_stops_reading_is_dropped_and_reported() {
     assert!(paused.contains("are waiting for bob"), "{paused}");
     // ...until the write timeout drops bob and reports what was lost.
     let dropped = alice.expect_stderr("write timed out");
-    assert!(dropped.contains("to bob") && dropped.contains("not delivered"), "{dropped}");
+    assert!(
+        dropped.contains("to bob") && dropped.contains("not delivered"),
+        "{dropped}"
+    );
     alice.expect_stdout("[alice] still responsive");
     drop(feeder.join().expect("feeder"));
     assert!(alice.wait_exit().success());

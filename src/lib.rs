@@ -6,7 +6,7 @@
 //! thing, and one dispatcher thread ties them together with `select!` over channels.
 //!
 //! ```text
-//!   stdin ──> [console] ──ConsoleEvent──┐                     ┌──Batch──> [link:bob] ──TCP──> bob
+//!   stdin ──> [console] ──ConsoleEvent──┐ (bounded)           ┌──Batch──> [link:bob] ──TCP──> bob
 //!                                       v                     │
 //!   Ctrl-C ─> (ctrlc handler) ──()──> [dispatcher] ──────────┼──Batch──> [link:carol] ─TCP──> carol
 //!                                       ^    ^  owns links,   │
@@ -26,6 +26,10 @@
 //! * [`link`]: one per friend we talk to; connects, writes batches, reports failures.
 //! * Pure modules, unit-tested without I/O: [`peers`] (the table), [`frame`] (the wire format),
 //!   [`command`] (console lines), [`screen`] (safe display), [`cli`] (the command line).
+//!
+//! Flow control: a friend's link queue holds at most 8 MiB. When a batch would overflow it, the
+//! dispatcher holds the batch and stops reading the console's channel, which is bounded, so the
+//! console blocks and stops reading stdin until the link drains or its write timeout drops it.
 //!
 //! Shutdown order (on `/quit`, end of input or Ctrl-C): the dispatcher routes what is still in the
 //! console channel, drops every link's queue sender, and waits for each link to write what it holds

@@ -88,7 +88,10 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {
         };
     }
     // The '/' is near the start (names are short), so a plain scan finds it at once.
-    let slash = line.bytes().position(|b| b == b'/').ok_or(CommandError::NoSlash)?;
+    let slash = line
+        .bytes()
+        .position(|b| b == b'/')
+        .ok_or(CommandError::NoSlash)?;
     let (name, text) = (&line[..slash], &line[slash + 1..]);
     let name = name.trim_ascii();
     if name.is_empty() {

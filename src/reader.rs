@@ -68,8 +68,8 @@ struct Connection<'a> {
     context: &'a ReaderContext,
     /// The friend this connection's first valid frame came from.
     friend: Option<PeerId>,
-    /// The last sender seen on this connection and whether it was unverified.
-    last_sender: Option<(PeerId, bool)>,
+    /// The last sender seen on this connection, and the display prefix made for them.
+    last_sender: Option<(PeerId, Vec<u8>)>,
     warned_unverified: bool,
 }
 
@@ -126,30 +126,25 @@ impl Connection<'_> {
     /// Checks one frame's sender and, if it is a friend, formats the message into `lines`.
     fn accept_frame(&mut self, sender: &[u8], message: &[u8], lines: &mut Vec<u8>) {
         let table = &self.context.table;
-        // A connection almost always carries one sender: reuse the last verdict for that name
-        // instead of looking it up again for every frame of a burst.
-        let verdict = match self.last_sender {
-            Some((friend, unverified)) if table.get(friend).name.as_bytes() == sender => {
-                (friend, unverified)
-            }
-            _ => {
-                let Some(verdict) = self.check_sender(sender) else {
-                    return;
-                };
-                self.last_sender = Some(verdict);
-                verdict
-            }
-        };
-        let (friend, unverified) = verdict;
-        if log_enabled!(target: "wire", log::Level::Trace) {
-            trace!(target: "wire", "frame from {}: \"{}\"", table.get(friend).name, message.escape_ascii());
+        // A connection almost always carries one sender: reuse the last verdict and display
+        // prefix for that name instead of making them again for every frame of a burst.
+        let known = matches!(&self.last_sender,
+            Some((friend, _)) if table.get(*friend).name.as_bytes() == sender);
+        if !known {
+            let Some((friend, unverified)) = self.check_sender(sender) else {
+                return;
+            };
+            let from = unverified.then_some(self.remote.ip());
+            self.last_sender = Some((friend, self.context.screen.prefix(sender, from)));
         }
-        self.context.screen.format_line(
-            lines,
-            sender,
-            unverified.then_some(self.remote.ip()),
-            message,
-        );
+        let (friend, prefix) = self
+            .last_sender
+            .as_ref()
+            .expect("set just above when it was not already");
+        if log_enabled!(target: "wire", log::Level::Trace) {
+            trace!(target: "wire", "frame from {}: \"{}\"", table.get(*friend).name, message.escape_ascii());
+        }
+        self.context.screen.push_line(lines, prefix, message);
     }
 
     /// Looks the sender up in the table. Returns the friend and whether the connection comes

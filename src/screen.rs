@@ -35,20 +35,16 @@ impl Screen {
         Screen { color: false }
     }
 
-    /// Appends one display line to `out`. `unverified_from` is set when the sender's name is a
-    /// friend's but the connection came from an address the table does not give that friend.
-    pub fn format_line(
-        &self,
-        out: &mut Vec<u8>,
-        sender: &[u8],
-        unverified_from: Option<IpAddr>,
-        message: &[u8],
-    ) {
+    /// The start of a display line, `[sender] `, with the name made safe. `unverified_from` is
+    /// set when the name is a friend's but the connection came from an address the table does not
+    /// give that friend. A reader makes this once per sender, not once per message.
+    pub fn prefix(&self, sender: &[u8], unverified_from: Option<IpAddr>) -> Vec<u8> {
+        let mut out = Vec::new();
         if self.color {
             out.extend_from_slice(BOLD_CYAN.as_bytes());
         }
         out.push(b'[');
-        escape_into(sender, out);
+        escape_into(sender, &mut out);
         if let Some(ip) = unverified_from {
             if self.color {
                 out.extend_from_slice(YELLOW.as_bytes());
@@ -64,6 +60,12 @@ impl Screen {
             out.extend_from_slice(RESET.as_bytes());
         }
         out.push(b' ');
+        out
+    }
+
+    /// Appends one display line to `out`: the sender's prefix, the message made safe, a newline.
+    pub fn push_line(&self, out: &mut Vec<u8>, prefix: &[u8], message: &[u8]) {
+        out.extend_from_slice(prefix);
         escape_into(message, out);
         out.push(b'\n');
     }
@@ -135,8 +137,9 @@ mod tests {
     use super::*;
 
     fn line(sender: &[u8], from: Option<IpAddr>, message: &[u8]) -> String {
+        let screen = Screen::plain();
         let mut out = Vec::new();
-        Screen::plain().format_line(&mut out, sender, from, message);
+        screen.push_line(&mut out, &screen.prefix(sender, from), message);
         String::from_utf8(out).unwrap()
     }
 
@@ -182,8 +185,9 @@ mod tests {
 
     #[test]
     fn color_wraps_only_the_name() {
+        let screen = Screen { color: true };
         let mut out = Vec::new();
-        Screen { color: true }.format_line(&mut out, b"bob", None, b"\x1b");
+        screen.push_line(&mut out, &screen.prefix(b"bob", None), b"\x1b");
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\x1b[1;36m[bob]\x1b[0m \\x1b\n"

@@ -345,6 +345,19 @@ fn wait_for_within(
     }
 }
 
+/// Polls `condition` until it holds or [`PATIENCE`] runs out; returns whether it held. For state
+/// that no stream announces, such as a process's thread count.
+pub fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 /// Runs the binary to completion with `args` in `dir` and the given stdin; returns
 /// (exit status, stdout, stderr). Bounded by [`PATIENCE`].
 pub fn run_to_end(args: &[&str], dir: &Path, stdin: &[u8]) -> (ExitStatus, String, String) {

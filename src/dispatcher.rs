@@ -5,7 +5,8 @@
 //! others talk to the dispatcher through channels that all point here:
 //!
 //! * the console sends [`ConsoleEvent`]s (messages to route, `/peers`, quit);
-//! * link and reader threads send [`Event`]s (a link is up, down or closed; stdout is gone);
+//! * link and reader threads send [`Event`]s (a link is up, drained, down or closed; stdout is
+//!   gone);
 //! * the Ctrl-C handler sends `()` on the interrupt channel;
 //! * and a timer channel, `at(deadline)`, fires when the next idle link is due to close.
 //!
@@ -40,12 +41,8 @@ pub const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 /// What link and reader threads tell the dispatcher.
 #[derive(Debug)]
 pub enum Event {
-    /// A link connected; `local` is our end of it (a note to self arrives from this address).
-    LinkUp {
-        peer: PeerId,
-        link: LinkId,
-        local: Option<SocketAddr>,
-    },
+    /// A link connected.
+    LinkUp { peer: PeerId, link: LinkId },
     /// A link could not deliver and has ended. `undelivered` messages were in hand; `queue` is
     /// handed back so the dispatcher can count what was still waiting in it.
     LinkDown {
@@ -83,8 +80,8 @@ struct Link {
     queued_bytes: Arc<AtomicUsize>,
     /// When we last handed this link a message; it closes `idle_timeout` after this.
     last_sent: Instant,
-    /// Our end of the connection, once it is up.
-    local: Option<SocketAddr>,
+    /// Whether its connection is up (for `/peers`).
+    connected: bool,
 }
 
 /// The channels the dispatcher listens on.
@@ -109,8 +106,9 @@ pub struct Dispatcher {
     paused_for: Option<PeerId>,
     /// Link threads, joined at quit once they have all reported their end.
     threads: Vec<JoinHandle<()>>,
-    /// Link threads that have not yet sent their last report (`LinkDown` or `LinkClosed`).
-    live_links: usize,
+    /// Link threads that have not yet sent their last report (`LinkDown` or `LinkClosed`), and
+    /// whom each is for; the dispatcher's map above forgets a link as soon as it closes it.
+    live: HashMap<LinkId, PeerId>,
     /// Our end of the last link to ourselves that closed: our own reader sees a note to self
     /// arrive from this address.
     last_note_to_self: Option<SocketAddr>,
@@ -135,7 +133,7 @@ impl Dispatcher {
             held: VecDeque::new(),
             paused_for: None,
             threads: Vec::new(),
-            live_links: 0,
+            live: HashMap::new(),
             last_note_to_self: None,
             next_link: 0,
         }
@@ -300,13 +298,13 @@ impl Dispatcher {
             Ok(thread) => {
                 self.threads.retain(|thread| !thread.is_finished());
                 self.threads.push(thread);
-                self.live_links += 1;
+                self.live.insert(id, peer);
                 Some(Link {
                     id,
                     queue,
                     queued_bytes,
                     last_sent: Instant::now(),
-                    local: None,
+                    connected: false,
                 })
             }
             Err(e) => {
@@ -330,9 +328,9 @@ impl Dispatcher {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::LinkUp { peer, link, local } => {
+            Event::LinkUp { peer, link } => {
                 if let Some(current) = self.links.get_mut(&peer).filter(|l| l.id == link) {
-                    current.local = local;
+                    current.connected = true;
                 }
             }
             Event::LinkDown {
@@ -342,7 +340,7 @@ impl Dispatcher {
                 reason,
                 queue,
             } => {
-                self.live_links -= 1;
+                self.live.remove(&link);
                 if self.links.get(&peer).is_some_and(|l| l.id == link) {
                     self.links.remove(&peer);
                 }
@@ -352,8 +350,8 @@ impl Dispatcher {
                 self.release(false);
             }
             Event::LinkDrained { .. } => self.release(false),
-            Event::LinkClosed { peer, local, .. } => {
-                self.live_links -= 1;
+            Event::LinkClosed { peer, link, local } => {
+                self.live.remove(&link);
                 if peer == self.me {
                     self.last_note_to_self = local;
                 }
@@ -391,11 +389,7 @@ impl Dispatcher {
                 Some(link) => {
                     let left = (link.last_sent + self.settings.idle_timeout)
                         .saturating_duration_since(now);
-                    let state = if link.local.is_some() {
-                        "open"
-                    } else {
-                        "connecting"
-                    };
+                    let state = if link.connected { "open" } else { "connecting" };
                     format!("{state}, idle close in {:.1} s", left.as_secs_f64())
                 }
             };
@@ -421,7 +415,7 @@ impl Dispatcher {
         let limit =
             self.settings.connect_timeout + self.settings.write_timeout + Duration::from_secs(1);
         let give_up = after(limit);
-        while self.live_links > 0 {
+        while !self.live.is_empty() {
             select! {
                 recv(events) -> event => {
                     if let Ok(event) = event {
@@ -429,12 +423,19 @@ impl Dispatcher {
                     }
                 }
                 recv(give_up) -> _ => {
-                    warn!("some links did not finish within {:.1} s; quitting anyway", limit.as_secs_f64());
+                    for peer in self.live.values() {
+                        error!(
+                            "quitting before the link to {} finished ({:.1} s): messages still \
+                             queued for them were not delivered",
+                            self.table.get(*peer),
+                            limit.as_secs_f64()
+                        );
+                    }
                     break;
                 }
             }
         }
-        if self.live_links == 0 {
+        if self.live.is_empty() {
             // Every link has sent its last report, so these joins return at once.
             for thread in self.threads.drain(..) {
                 let _ = thread.join();

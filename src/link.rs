@@ -37,7 +37,7 @@ pub struct Batch {
 
 /// Identifies one link thread, so that a late report from a link the dispatcher has already
 /// replaced is not mistaken for news about the new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkId(pub u64);
 
 /// Joining queued batches stops at this size, so one write never holds an unbounded buffer.
@@ -207,12 +207,10 @@ impl Link {
                     // Frames are written whole, so Nagle's algorithm would only add delay.
                     let _ = stream.set_nodelay(true);
                     let _ = stream.set_write_timeout(Some(self.task.write_timeout));
-                    let local = stream.local_addr().ok();
                     info!("connected to {peer}");
                     let _ = self.task.events.send(Event::LinkUp {
                         peer: self.task.peer_id,
                         link: self.task.id,
-                        local,
                     });
                     return Ok(stream);
                 }

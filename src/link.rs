@@ -4,7 +4,7 @@
 //! a thread of its own so that a slow `connect` or a friend who stops reading only ever blocks
 //! this thread, never the dispatcher, the console or the links to other friends.
 //!
-//! The dispatcher owns the sending end of the queue. The link connects when it starts, then takes
+//! The dispatcher owns the sending end of the queue. The link connects on its first batch, then takes
 //! batches of encoded frames off the queue, joins every batch already waiting into one buffer and
 //! writes it with one `write_all`. When the dispatcher drops the sending end (the link was idle,
 //! or we are quitting) the link writes what is left, closes the connection and reports
@@ -51,8 +51,9 @@ pub struct LinkTask {
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
     pub queue: Receiver<Batch>,
-    /// Bytes handed to this link and not yet written; the dispatcher refuses new messages when it
-    /// is too high, so a friend who stops reading cannot make us buffer without limit.
+    /// Bytes handed to this link and not yet written. The dispatcher adds, the link subtracts;
+    /// at [`MAX_QUEUED_BYTES`] the dispatcher holds further batches, so a friend who stops
+    /// reading cannot make us buffer without limit.
     pub queued_bytes: Arc<AtomicUsize>,
     pub events: Sender<Event>,
 }

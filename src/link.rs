@@ -6,8 +6,8 @@
 //!
 //! The dispatcher owns the sending end of the queue. The link connects on its first batch, then
 //! takes batches of encoded frames off the queue, joins every batch already waiting into one
-//! buffer and writes it with one `write_all`. When the dispatcher drops the sending end (the link was idle,
-//! or we are quitting) the link writes what is left, closes the connection and reports
+//! buffer and writes it with one `write_all`. When the dispatcher drops the sending end (the link
+//! was idle, or we are quitting) the link writes what is left, closes the connection and reports
 //! [`Event::LinkClosed`]. If it cannot deliver, it reports [`Event::LinkDown`] with the number of
 //! messages lost and hands its queue back, so the dispatcher can count what was still waiting.
 //!

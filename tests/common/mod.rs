@@ -244,6 +244,20 @@ impl Peer {
         .is_some()
     }
 
+    /// Waits until `count` stderr lines containing `needle` have been seen.
+    pub fn expect_stderr_count(&mut self, needle: &str, count: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.err_seen.iter().filter(|l| l.contains(needle)).count() < count {
+            match self.stderr.recv_deadline(deadline) {
+                Ok(line) => self.err_seen.push(line),
+                Err(_) => panic!(
+                    "stderr never showed {needle:?} {count} times; stderr: {:#?}",
+                    self.err_seen
+                ),
+            }
+        }
+    }
+
     /// Counts stderr lines seen so far containing `needle`.
     pub fn stderr_count(&mut self, needle: &str) -> usize {
         self.drain_stderr();

@@ -111,11 +111,7 @@ fn an_idle_connection_closes_and_the_next_message_reconnects() {
 
     alice.send("bob/second");
     bob.expect_line("[alice] second");
-    assert_eq!(
-        alice.stderr_count("connected to bob"),
-        2,
-        "a fresh connection"
-    );
+    alice.expect_stderr_count("connected to bob", 2); // a fresh connection
 }
 
 #[test]

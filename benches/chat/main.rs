@@ -18,24 +18,14 @@
 //! deadline and every loop a fixed count. Only 127.0.0.1 is used, on ports the kernel picked, and
 //! peer tables live in a temporary directory removed at the end.
 
-// The modules live in benches/chat/; as a crate root, this file would look for them beside it.
-#[path = "chat/harness.rs"]
 mod harness;
-#[path = "chat/idle.rs"]
 mod idle;
-#[path = "chat/latency.rs"]
 mod latency;
-#[path = "chat/mesh.rs"]
 mod mesh;
-#[path = "chat/relay.rs"]
 mod relay;
-#[path = "chat/report.rs"]
 mod report;
-#[path = "chat/route.rs"]
 mod route;
-#[path = "chat/stats.rs"]
 mod stats;
-#[path = "chat/throughput.rs"]
 mod throughput;
 
 use std::time::Instant;

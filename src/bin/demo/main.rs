@@ -15,24 +15,14 @@
 //! every check passed, 1 when one failed or the demo could not run, 2 for a usage or peer-table
 //! error, 130 after Ctrl-C.
 
-// The crate root is src/bin/demo.rs, so its modules are named by path: they live in src/bin/demo/.
-#[path = "demo/checks.rs"]
 mod checks;
-#[path = "demo/children.rs"]
 mod children;
-#[path = "demo/failure.rs"]
 mod failure;
-#[path = "demo/options.rs"]
 mod options;
-#[path = "demo/ports.rs"]
 mod ports;
-#[path = "demo/script.rs"]
 mod script;
-#[path = "demo/stage.rs"]
 mod stage;
-#[path = "demo/tmux.rs"]
 mod tmux;
-#[path = "demo/transcript.rs"]
 mod transcript;
 
 use std::io::Write;

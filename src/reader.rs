@@ -25,6 +25,10 @@ use crate::screen::escaped;
 /// Bytes asked for per `read`. Large enough that a burst is read in few system calls.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Problems with what one connection sends that are logged one by one; the rest are only counted,
+/// so a client sending garbage cannot flood the log (or slow us down writing it).
+const LOGGED_PROBLEMS: usize = 10;
+
 /// Why a connection ended, for the log line.
 enum End {
     Eof,
@@ -46,9 +50,17 @@ pub fn run(mut stream: TcpStream, remote: SocketAddr, id: ConnId, context: &Read
         friend: None,
         last_sender: None,
         warned_unverified: false,
+        problems: 0,
     };
     let end = connection.serve(&mut stream);
     let who = connection.describe();
+    if connection.problems > LOGGED_PROBLEMS {
+        warn!(
+            "{who} sent {} frames that were dropped ({} not logged)",
+            connection.problems,
+            connection.problems - LOGGED_PROBLEMS
+        );
+    }
     match end {
         End::Eof => info!("{who} disconnected"),
         End::Silent => info!(
@@ -71,6 +83,8 @@ struct Connection<'a> {
     /// The last sender seen on this connection, and the display prefix made for them.
     last_sender: Option<(PeerId, Vec<u8>)>,
     warned_unverified: bool,
+    /// Frames dropped so far: malformed, oversized or from strangers.
+    problems: usize,
 }
 
 impl Connection<'_> {
@@ -102,16 +116,16 @@ impl Connection<'_> {
                     Decoded::Frame { sender, message } => {
                         self.accept_frame(sender, message, &mut lines)
                     }
-                    Decoded::Malformed(bytes) => warn!(
+                    Decoded::Malformed(bytes) => self.complain(format!(
                         "dropped a frame from {} with no sender name (expected name/message): \"{}\"",
                         self.describe(),
                         escaped(&bytes[..bytes.len().min(80)])
-                    ),
-                    Decoded::Oversized => warn!(
+                    )),
+                    Decoded::Oversized => self.complain(format!(
                         "dropping a frame from {} longer than {} KiB (the frame size limit)",
                         self.describe(),
                         MAX_FRAME / 1024
-                    ),
+                    )),
                 }
             }
             if !lines.is_empty() {
@@ -155,11 +169,11 @@ impl Connection<'_> {
             .ok()
             .and_then(|name| table.find(name));
         let Some(friend) = friend else {
-            warn!(
+            self.complain(format!(
                 "dropped a message from {} claiming to be from \"{}\", who is not in the peer table",
                 self.remote,
-                escaped(sender)
-            );
+                escaped(&sender[..sender.len().min(80)])
+            ));
             return None;
         };
         if self.friend.is_none() {
@@ -178,6 +192,21 @@ impl Connection<'_> {
             );
         }
         Some((friend, unverified))
+    }
+
+    /// Logs a problem with what the connection sent, while fewer than [`LOGGED_PROBLEMS`] have
+    /// been; counts it either way.
+    fn complain(&mut self, problem: String) {
+        self.problems += 1;
+        if self.problems <= LOGGED_PROBLEMS {
+            warn!("{problem}");
+        }
+        if self.problems == LOGGED_PROBLEMS {
+            warn!(
+                "{}: further dropped frames are counted, not logged",
+                self.describe()
+            );
+        }
     }
 
     /// `bob (127.0.0.1:54321)` once the friend is known, else just the address.

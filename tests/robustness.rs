@@ -153,6 +153,27 @@ fn frames_from_strangers_are_dropped_and_impostors_flagged() {
 }
 
 #[test]
+fn a_connection_sending_garbage_cannot_flood_the_log() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut raw = connect(group.port(1));
+    for i in 0..500 {
+        raw.write_all(format!("stranger{i}/hello\nno slash {i}\n").as_bytes())
+            .unwrap();
+    }
+    raw.write_all(b"alice/after the garbage\n").unwrap();
+    bob.expect_line("[alice] after the garbage");
+    drop(raw);
+    let summary = bob.expect_stderr("frames that were dropped");
+    assert!(
+        summary.contains("sent 1000 frames that were dropped (990 not logged)"),
+        "{summary}"
+    );
+    bob.expect_stderr("further dropped frames are counted, not logged");
+    assert_eq!(bob.stderr_count("dropped a"), 10);
+}
+
+#[test]
 fn a_flood_of_connections_is_capped_and_friends_still_get_through() {
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &["--max-inbound", "8"]);

@@ -192,7 +192,10 @@ fn a_flood_of_connections_is_capped_and_friends_still_get_through() {
     bob.expect_stderr("closed the oldest silent one");
     // About 290 evictions, but at most one warning a second about them.
     let evictions_logged = bob.stderr_count("closed the oldest silent one");
-    assert!(evictions_logged <= 10, "{evictions_logged} eviction warnings");
+    assert!(
+        evictions_logged <= 10,
+        "{evictions_logged} eviction warnings"
+    );
     // Once the evicted readers have ended: at most 8 readers, plus main, the Ctrl-C handler's
     // thread, acceptor, console and dispatcher. Bounded by the cap, not by the 300 connections.
     let settled = common::wait_until(|| bob.threads() <= 8 + 5);

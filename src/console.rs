@@ -1,13 +1,13 @@
 //! The console thread: the "stdin is readable" branch of a select() loop.
 //!
-//! It reads stdin one line at a time, so the console is always ready for the next line, and turns
-//! each line into a command. Mistakes (an unknown friend, a missing `/`, an empty message) are
-//! answered at once on stderr and the console carries on. Messages are encoded into frames here,
-//! one [`Batch`] per friend, and handed to the dispatcher, which routes them.
+//! It blocks reading stdin, so it is always ready for the next line, splits what each read returns
+//! into lines and turns each line into a command. Mistakes (an unknown friend, a missing `/`, an
+//! empty message) are answered at once on stderr and the console carries on. Messages are encoded
+//! into frames here, one [`Batch`] per friend, and handed to the dispatcher, which routes them.
 //!
-//! Batching keeps a lone message fast and a burst cheap: after each line, if stdin has nothing
-//! more buffered, the batches go out at once; if more lines are already waiting (a paste, a pipe),
-//! they are gathered first, up to [`BATCH_BYTES`], and sent together.
+//! Batching keeps a lone message fast and a burst cheap: whatever one read returned goes to the
+//! dispatcher in one hand-off. A typed line is one read, so it goes out at once; a paste or a pipe
+//! arrives up to [`READ_BYTES`] at a time, thousands of lines in one hand-off.
 //!
 //! End of input means `/quit`. The console ends after sending [`ConsoleEvent::Quit`]; the
 //! dispatcher also treats the channel closing as quit.
@@ -22,8 +22,8 @@ use crate::frame::{self, MAX_FRAME};
 use crate::link::Batch;
 use crate::peers::{PeerId, PeerTable};
 
-/// A batch for one friend is handed over once it holds this many bytes.
-pub const BATCH_BYTES: usize = 64 * 1024;
+/// The most stdin bytes one read takes, and so the most input one hand-off carries.
+pub const READ_BYTES: usize = 64 * 1024;
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
 /// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).
@@ -42,7 +42,7 @@ pub enum ConsoleEvent {
 
 /// The console thread's body, reading real stdin.
 pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent>) {
-    let input = BufReader::with_capacity(BATCH_BYTES, io::stdin());
+    let input = BufReader::with_capacity(READ_BYTES, io::stdin());
     let mut console = Console::new(&table, me, to_dispatcher);
     console.serve(input, &mut io::stderr());
 }
@@ -54,7 +54,8 @@ pub struct Console<'a> {
     to_dispatcher: Sender<ConsoleEvent>,
     /// `outbox[i]` gathers frames for friend `PeerId(i)`.
     outbox: Vec<Batch>,
-    pending_bytes: usize,
+    /// Messages in the outbox, all friends together.
+    pending: usize,
 }
 
 impl<'a> Console<'a> {
@@ -64,7 +65,7 @@ impl<'a> Console<'a> {
             me,
             to_dispatcher,
             outbox: (0..table.len()).map(|_| Batch::default()).collect(),
-            pending_bytes: 0,
+            pending: 0,
         }
     }
 
@@ -183,18 +184,17 @@ impl<'a> Console<'a> {
     fn add(&mut self, friend: PeerId, text: &str) {
         let me = &self.table.get(self.me).name;
         let batch = &mut self.outbox[friend.0];
-        let before = batch.frames.len();
         frame::encode(me, text, &mut batch.frames);
         batch.count += 1;
-        self.pending_bytes += batch.frames.len() - before;
+        self.pending += 1;
     }
 
     /// Hands every gathered batch to the dispatcher. Returns false if the dispatcher is gone.
     fn flush(&mut self) -> bool {
-        if self.pending_bytes == 0 {
+        if self.pending == 0 {
             return true;
         }
-        self.pending_bytes = 0;
+        self.pending = 0;
         let batches: Vec<(PeerId, Batch)> = self
             .outbox
             .iter_mut()

@@ -22,9 +22,9 @@ pub const SEND: &str = "relay-send";
 /// The argument that makes this binary the receiving half of the relay.
 pub const RECEIVE: &str = "relay-receive";
 
-/// The chat's stdin buffer and batch size (`console::BATCH_BYTES`) and read size
+/// The chat's stdin read size (`console::READ_BYTES`), which is also its socket read size
 /// (`reader::READ_CHUNK`).
-const BUFFER: usize = 64 * 1024;
+const BUFFER: usize = p2p_chat::console::READ_BYTES;
 
 /// Starts the receiving half, then the sending half connected to it.
 pub fn start() -> (Process, Process) {

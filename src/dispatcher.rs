@@ -1,6 +1,6 @@
 //! The dispatcher thread: the heart of the program, and the `select()` call of the classic design.
 //!
-//! It owns the routing state: one `Link` record per friend we are talking to, each with the `Instant`
+//! It owns the routing state: one [`Link`] per friend we are talking to, each with the `Instant`
 //! we last handed it a message. No other thread touches that state, so it needs no lock; the
 //! others talk to the dispatcher through channels that all point here:
 //!
@@ -9,12 +9,6 @@
 //!   gone);
 //! * the Ctrl-C handler sends `()` on the interrupt channel;
 //! * and a timer channel, `at(deadline)`, fires when the next idle link is due to close.
-//!
-//! Routing a batch means handing it to the friend's link thread, which connects and writes. When
-//! the link is already connected and has nothing queued, the dispatcher writes the batch to the
-//! socket itself with a non-blocking write ([`link::write_now`]) instead: a lone message then
-//! reaches the wire without waking another thread, and a full socket buffer still never blocks
-//! the dispatcher, since what the socket does not take goes to the link.
 //!
 //! The loop waits on all four with one `select!`. The timer is the earliest idle deadline, so the
 //! dispatcher sleeps until something happens and wakes within a few milliseconds of a link's

@@ -17,9 +17,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use log::{error, info, warn};
 
 use crate::console::ConsoleEvent;
 use crate::inbound::Inbound;
-use crate::link::{self, Batch, LinkId, LinkTask, Shared};
+use crate::link::{self, Batch, LinkId, LinkTask};
 use crate::peers::{PeerId, PeerTable};
 
 /// The most bytes that wait in one link's queue. A batch that would go over it is held, and the
@@ -41,12 +41,8 @@ pub const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 /// What link and reader threads tell the dispatcher.
 #[derive(Debug)]
 pub enum Event {
-    /// A link connected; `socket` is a second handle on its connection, for the fast path.
-    LinkUp {
-        peer: PeerId,
-        link: LinkId,
-        socket: Option<TcpStream>,
-    },
+    /// A link connected.
+    LinkUp { peer: PeerId, link: LinkId },
     /// A link could not deliver and has ended. `undelivered` messages were in hand; `queue` is
     /// handed back so the dispatcher can count what was still waiting in it.
     LinkDown {
@@ -81,13 +77,11 @@ pub struct Settings {
 struct Link {
     id: LinkId,
     queue: Sender<Batch>,
-    shared: Arc<Shared>,
+    queued_bytes: Arc<AtomicUsize>,
     /// When we last handed this link a message; it closes `idle_timeout` after this.
     last_sent: Instant,
     /// Whether its connection is up (for `/peers`).
     connected: bool,
-    /// The link's connection, once up: the fast path writes to it while the link is idle.
-    socket: Option<TcpStream>,
 }
 
 /// The channels the dispatcher listens on.
@@ -239,28 +233,11 @@ impl Dispatcher {
         no_limit: bool,
         now: Instant,
     ) -> Result<(), Batch> {
-        let table = Arc::clone(&self.table);
         let Some(link) = self.link_for(peer) else {
             self.report_undelivered(peer, batch.count, "cannot start a thread for the link");
             return Ok(());
         };
-        let queued = link.shared.queued_bytes.load(Ordering::Acquire);
-        let mut batch = batch;
-        if queued == 0
-            && let Some(socket) = &link.socket
-        {
-            // The fast path: the link is connected and idle, so nothing is queued ahead of this
-            // batch. Write it here, without blocking, and skip the hand-off to the link thread.
-            let name = &table.get(peer).name;
-            let written = link::write_now(socket, &link.shared, name, &batch.frames);
-            link.last_sent = now;
-            if written == batch.frames.len() {
-                return Ok(());
-            }
-            // The socket took only part of it, or the friend closed the connection: the link
-            // thread, which may block and may reconnect, sends the rest.
-            batch = batch.after_written(written);
-        }
+        let queued = link.queued_bytes.load(Ordering::Relaxed);
         let len = batch.frames.len();
         // An empty queue takes any batch, so one larger than the limit cannot wait forever.
         if !no_limit && queued > 0 && queued + len > MAX_QUEUED_BYTES {
@@ -270,12 +247,12 @@ impl Dispatcher {
                     "{} KiB are waiting for {}, who is reading slowly or not at all; \
                      reading no more input until they catch up or --write-timeout drops them",
                     queued / 1024,
-                    table.get(peer).name
+                    self.table.get(peer).name
                 );
             }
             return Err(batch);
         }
-        link.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        link.queued_bytes.fetch_add(len, Ordering::Relaxed);
         match link.queue.send(batch) {
             Ok(()) => {
                 link.last_sent = now;
@@ -303,7 +280,7 @@ impl Dispatcher {
         let id = LinkId(self.next_link);
         self.next_link += 1;
         let (queue, receiver) = unbounded();
-        let shared = Arc::new(Shared::default());
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let task = LinkTask {
             id,
             peer_id: peer,
@@ -311,7 +288,7 @@ impl Dispatcher {
             connect_timeout: self.settings.connect_timeout,
             write_timeout: self.settings.write_timeout,
             queue: receiver,
-            shared: shared.clone(),
+            queued_bytes: queued_bytes.clone(),
             events: self.events.clone(),
         };
         let spawned = thread::Builder::new()
@@ -325,10 +302,9 @@ impl Dispatcher {
                 Some(Link {
                     id,
                     queue,
-                    shared,
+                    queued_bytes,
                     last_sent: Instant::now(),
                     connected: false,
-                    socket: None,
                 })
             }
             Err(e) => {
@@ -352,10 +328,9 @@ impl Dispatcher {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::LinkUp { peer, link, socket } => {
+            Event::LinkUp { peer, link } => {
                 if let Some(current) = self.links.get_mut(&peer).filter(|l| l.id == link) {
                     current.connected = true;
-                    current.socket = socket;
                 }
             }
             Event::LinkDown {

@@ -1,7 +1,7 @@
 //! The dispatcher thread: the heart of the program, and the `select()` call of the classic design.
 //!
-//! It owns the routing state: one [`Link`] per friend we are talking to, each with the `Instant`
-//! we last handed it a message. No other thread touches that state, so it needs no lock; the
+//! It owns the routing state: one `Link` record per friend we are talking to, each with the
+//! `Instant` we last handed it a message. No other thread touches that state, so it needs no lock; the
 //! others talk to the dispatcher through channels that all point here:
 //!
 //! * the console sends [`ConsoleEvent`]s (messages to route, `/peers`, quit);

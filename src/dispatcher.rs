@@ -1,14 +1,20 @@
 //! The dispatcher thread: the heart of the program, and the `select()` call of the classic design.
 //!
 //! It owns the routing state: one `Link` record per friend we are talking to, each with the
-//! `Instant` we last handed it a message. No other thread touches that state, so it needs no lock; the
-//! others talk to the dispatcher through channels that all point here:
+//! `Instant` we last handed it a message. No other thread touches that state, so it needs no lock;
+//! the others talk to the dispatcher through channels that all point here:
 //!
 //! * the console sends [`ConsoleEvent`]s (messages to route, `/peers`, quit);
 //! * link and reader threads send [`Event`]s (a link is up, drained, down or closed; stdout is
 //!   gone);
 //! * the Ctrl-C handler sends `()` on the interrupt channel;
 //! * and a timer channel, `at(deadline)`, fires when the next idle link is due to close.
+//!
+//! Routing a batch means handing it to the friend's link thread, which connects and writes. When
+//! the link is already connected and has nothing queued, the dispatcher writes the batch to the
+//! socket itself with a non-blocking write ([`link::write_now`]) instead: a lone message then
+//! reaches the wire without waking another thread, and a full socket buffer still never blocks
+//! the dispatcher, since what the socket does not take goes to the link.
 //!
 //! The loop waits on all four with one `select!`. The timer is the earliest idle deadline, so the
 //! dispatcher sleeps until something happens and wakes within a few milliseconds of a link's
@@ -17,9 +23,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -28,7 +34,7 @@ use log::{error, info, warn};
 
 use crate::console::ConsoleEvent;
 use crate::inbound::Inbound;
-use crate::link::{self, Batch, LinkId, LinkTask};
+use crate::link::{self, Batch, LinkId, LinkTask, Shared};
 use crate::peers::{PeerId, PeerTable};
 
 /// The most bytes that wait in one link's queue. A batch that would go over it is held, and the
@@ -41,8 +47,12 @@ pub const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 /// What link and reader threads tell the dispatcher.
 #[derive(Debug)]
 pub enum Event {
-    /// A link connected.
-    LinkUp { peer: PeerId, link: LinkId },
+    /// A link connected; `socket` is a second handle on its connection, for the fast path.
+    LinkUp {
+        peer: PeerId,
+        link: LinkId,
+        socket: Option<TcpStream>,
+    },
     /// A link could not deliver and has ended. `undelivered` messages were in hand; `queue` is
     /// handed back so the dispatcher can count what was still waiting in it.
     LinkDown {
@@ -77,11 +87,13 @@ pub struct Settings {
 struct Link {
     id: LinkId,
     queue: Sender<Batch>,
-    queued_bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     /// When we last handed this link a message; it closes `idle_timeout` after this.
     last_sent: Instant,
     /// Whether its connection is up (for `/peers`).
     connected: bool,
+    /// The link's connection, once up: the fast path writes to it while the link is idle.
+    socket: Option<TcpStream>,
 }
 
 /// The channels the dispatcher listens on.
@@ -233,11 +245,28 @@ impl Dispatcher {
         no_limit: bool,
         now: Instant,
     ) -> Result<(), Batch> {
+        let table = Arc::clone(&self.table);
         let Some(link) = self.link_for(peer) else {
             self.report_undelivered(peer, batch.count, "cannot start a thread for the link");
             return Ok(());
         };
-        let queued = link.queued_bytes.load(Ordering::Relaxed);
+        let queued = link.shared.queued_bytes.load(Ordering::Acquire);
+        let mut batch = batch;
+        if queued == 0
+            && let Some(socket) = &link.socket
+        {
+            // The fast path: the link is connected and idle, so nothing is queued ahead of this
+            // batch. Write it here, without blocking, and skip the hand-off to the link thread.
+            let name = &table.get(peer).name;
+            let written = link::write_now(socket, &link.shared, name, &batch.frames);
+            link.last_sent = now;
+            if written == batch.frames.len() {
+                return Ok(());
+            }
+            // The socket took only part of it, or the friend closed the connection: the link
+            // thread, which may block and may reconnect, sends the rest.
+            batch = batch.after_written(written);
+        }
         let len = batch.frames.len();
         // An empty queue takes any batch, so one larger than the limit cannot wait forever.
         if !no_limit && queued > 0 && queued + len > MAX_QUEUED_BYTES {
@@ -247,12 +276,12 @@ impl Dispatcher {
                     "{} KiB are waiting for {}, who is reading slowly or not at all; \
                      reading no more input until they catch up or --write-timeout drops them",
                     queued / 1024,
-                    self.table.get(peer).name
+                    table.get(peer).name
                 );
             }
             return Err(batch);
         }
-        link.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        link.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
         match link.queue.send(batch) {
             Ok(()) => {
                 link.last_sent = now;
@@ -280,7 +309,7 @@ impl Dispatcher {
         let id = LinkId(self.next_link);
         self.next_link += 1;
         let (queue, receiver) = unbounded();
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared::default());
         let task = LinkTask {
             id,
             peer_id: peer,
@@ -288,7 +317,7 @@ impl Dispatcher {
             connect_timeout: self.settings.connect_timeout,
             write_timeout: self.settings.write_timeout,
             queue: receiver,
-            queued_bytes: queued_bytes.clone(),
+            shared: shared.clone(),
             events: self.events.clone(),
         };
         let spawned = thread::Builder::new()
@@ -302,9 +331,10 @@ impl Dispatcher {
                 Some(Link {
                     id,
                     queue,
-                    queued_bytes,
+                    shared,
                     last_sent: Instant::now(),
                     connected: false,
+                    socket: None,
                 })
             }
             Err(e) => {
@@ -328,9 +358,10 @@ impl Dispatcher {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::LinkUp { peer, link } => {
+            Event::LinkUp { peer, link, socket } => {
                 if let Some(current) = self.links.get_mut(&peer).filter(|l| l.id == link) {
                     current.connected = true;
+                    current.socket = socket;
                 }
             }
             Event::LinkDown {

@@ -6,13 +6,15 @@
 //! thing, and one dispatcher thread ties them together with `select!` over channels.
 //!
 //! ```text
-//!   stdin ──> [console] ──ConsoleEvent──┐ (bounded)           ┌──Batch──> [link:bob] ──TCP──> bob
-//!                                       v                     │
-//!   Ctrl-C ─> (ctrlc handler) ──()──> [dispatcher] ──────────┼──Batch──> [link:carol] ─TCP──> carol
-//!                                       ^    ^  owns links,   │
-//!              at(next idle deadline) ──┘    │  last-sent     └── (one link per friend, lazily)
-//!                                            │  Instants
-//!                       Event (link up/down/closed, stdout gone)
+//!   stdin ──> [console] ──ConsoleEvent──┐ (bounded)
+//!                                       v
+//!   Ctrl-C ─> (ctrlc handler) ──()──> [dispatcher] ──Batch──> [link:bob] ─────TCP────> bob
+//!                                       ^    ^  │ owns links,     (one per friend we write to:
+//!              at(next idle deadline) ──┘    │  │ last-sent        connects, and writes what
+//!                                            │  │ Instants         may block)
+//!                                            │  └─ fast path: bob's link is idle, so a
+//!                                            │     non-blocking write to its socket ──TCP──> bob
+//!                 Event (link up/drained/down/closed, stdout gone)
 //!                                            │
 //!   TCP ──> [acceptor] ──spawns──> [reader:addr] ──> stdout "[sender] message"
 //!              │                        │
@@ -23,7 +25,9 @@
 //! * [`reader`]: one per inbound connection; decodes frames and prints them.
 //! * [`console`]: reads stdin lines, answers mistakes, hands messages to the dispatcher.
 //! * [`dispatcher`]: owns the outbound links and their idle deadlines; routes; expires.
-//! * [`link`]: one per friend we talk to; connects, writes batches, reports failures.
+//! * [`link`]: one per friend we talk to; connects, writes batches, reports failures. When the
+//!   link is idle the dispatcher writes to its socket itself, without blocking: one thread
+//!   hand-off fewer for a lone message.
 //! * Pure modules, unit-tested without I/O: [`peers`] (the table), [`frame`] (the wire format),
 //!   [`command`] (console lines), [`screen`] (safe display), [`cli`] (the command line).
 //!

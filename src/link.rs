@@ -1,20 +1,33 @@
 //! An outbound link: one thread per friend we are talking to, with its own queue.
 //!
-//! This is the "stdin is readable: connect if needed, send" branch of a select() loop, moved onto
-//! a thread of its own so that a slow `connect` or a friend who stops reading only ever blocks
-//! this thread, never the dispatcher, the console or the links to other friends.
+//! This is the "stdin is readable: connect if needed, send" branch of a select() loop. What may
+//! block, connecting and writing to a friend whose socket buffer is full, happens on this thread,
+//! so a slow `connect` or a friend who stops reading only ever blocks this thread, never the
+//! dispatcher, the console or the links to other friends.
 //!
-//! The dispatcher owns the sending end of the queue. The link connects on its first batch, then
-//! takes batches of encoded frames off the queue, joins every batch already waiting into one
-//! buffer and writes it with one `write_all`. When the dispatcher drops the sending end (the link
-//! was idle, or we are quitting) the link writes what is left, closes the connection and reports
-//! [`Event::LinkClosed`]. If it cannot deliver, it reports [`Event::LinkDown`] with the number of
-//! messages lost and hands its queue back, so the dispatcher can count what was still waiting.
+//! Two paths lead to the friend's socket:
+//!
+//! * **The fast path.** When the link is connected and has nothing queued, the dispatcher writes a
+//!   batch itself with [`write_now`], a non-blocking write: a lone message then costs no thread
+//!   hand-off at all between the dispatcher and the socket. The socket is kept in non-blocking
+//!   mode whenever the link is idle, so that write can never block the dispatcher.
+//! * **The queue.** Everything else goes through the link's queue: the first batch (which
+//!   connects), batches that arrive while others wait, and whatever part of a batch the fast path
+//!   could not write. The link takes every batch already waiting, joins them and writes them with
+//!   one blocking `write_all`, bounded by the write timeout, then puts the socket back in
+//!   non-blocking mode before it tells the dispatcher, through `queued_bytes`, that it is idle.
+//!   Only the dispatcher adds work, so while `queued_bytes` is above zero it leaves the socket to
+//!   the link, and the two never write at once.
+//!
+//! When the dispatcher drops the sending end (the link was idle, or we are quitting) the link
+//! writes what is left, closes the connection and reports [`Event::LinkClosed`]. If it cannot
+//! deliver, it reports [`Event::LinkDown`] with the number of messages lost and hands its queue
+//! back, so the dispatcher can count what was still waiting.
 //!
 //! TCP accepts the first write to a connection the other side has already closed, so a friend
-//! who restarted would silently swallow our next message. Before each write the link therefore
-//! peeks at the socket for end-of-file, and it retries once on a fresh connection when a write
-//! fails because the connection was reset.
+//! who restarted would silently swallow our next message. Before each write both paths therefore
+//! peek at the socket for end-of-file; the link then opens a fresh connection, and it retries once
+//! on a fresh connection when a write fails because the connection was reset.
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -29,16 +42,46 @@ use crate::dispatcher::{Event, MAX_QUEUED_BYTES};
 use crate::peers::{Peer, PeerId};
 
 /// Encoded frames for one friend, and how many messages they hold.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Batch {
     pub frames: Vec<u8>,
     pub count: usize,
+    /// The first bytes finish a frame whose start the fast path already wrote on the link's
+    /// current connection. On a fresh connection they would be a meaningless fragment.
+    pub resumes: bool,
+}
+
+impl Batch {
+    /// Drops the first `written` bytes, which the fast path wrote, and keeps the rest for the
+    /// link, counting only the messages that were not written whole.
+    pub fn after_written(mut self, written: usize) -> Batch {
+        let done = self.frames[..written]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.resumes = written > 0 && self.frames[written - 1] != b'\n';
+        self.frames.drain(..written);
+        self.count -= done;
+        self
+    }
 }
 
 /// Identifies one link thread, so that a late report from a link the dispatcher has already
 /// replaced is not mistaken for news about the new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkId(pub u64);
+
+/// Counters the link and the dispatcher share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Bytes handed to the link's queue and not yet written. The dispatcher adds, the link
+    /// subtracts. At zero the link is idle and the dispatcher may use the fast path; at
+    /// [`MAX_QUEUED_BYTES`] the dispatcher holds further batches, so a friend who stops reading
+    /// cannot make us buffer without limit.
+    pub queued_bytes: AtomicUsize,
+    /// Messages written on the current connection, by either path: what a reset may have cost.
+    pub sent_on_connection: AtomicUsize,
+}
 
 /// Joining queued batches stops at this size, so one write never holds an unbounded buffer.
 const MAX_WRITE: usize = 1024 * 1024;
@@ -51,20 +94,13 @@ pub struct LinkTask {
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
     pub queue: Receiver<Batch>,
-    /// Bytes handed to this link and not yet written. The dispatcher adds, the link subtracts;
-    /// at [`MAX_QUEUED_BYTES`] the dispatcher holds further batches, so a friend who stops
-    /// reading cannot make us buffer without limit.
-    pub queued_bytes: Arc<AtomicUsize>,
+    pub shared: Arc<Shared>,
     pub events: Sender<Event>,
 }
 
 /// The link thread's body.
 pub fn run(task: LinkTask) {
-    let mut link = Link {
-        task,
-        stream: None,
-        sent_on_stream: 0,
-    };
+    let mut link = Link { task, stream: None };
     while let Ok(mut batch) = link.task.queue.recv() {
         // Join every batch that is already waiting onto the first: one write for all of them.
         while batch.frames.len() < MAX_WRITE {
@@ -76,10 +112,11 @@ pub fn run(task: LinkTask) {
                 Err(_) => break,
             }
         }
-        let delivered = link.deliver(&batch.frames, batch.count);
-        link.written(batch.frames.len());
-        if let Err(reason) = delivered {
-            let Link { task, stream, .. } = link;
+        if let Err(reason) = link.deliver(&batch) {
+            // `queued_bytes` stays above zero, so the dispatcher never takes this dead link for
+            // an idle one and writes to its connection; it learns of the end from the report, or
+            // when its next send finds the queue closed.
+            let Link { task, stream } = link;
             drop(stream);
             let _ = task.events.send(Event::LinkDown {
                 peer: task.peer_id,
@@ -90,6 +127,7 @@ pub fn run(task: LinkTask) {
             });
             return;
         }
+        link.written(batch.frames.len());
     }
     // The dispatcher dropped its end: everything it sent has been written.
     if let Some(stream) = &link.stream {
@@ -103,17 +141,43 @@ pub fn run(task: LinkTask) {
     });
 }
 
+/// The fast path, called by the dispatcher for a link that is connected and idle: writes as much
+/// of `bytes` as the socket takes without blocking and returns how many bytes that was. Returns 0
+/// without writing if the friend has closed or reset the connection: the link deals with that.
+pub fn write_now(socket: &TcpStream, shared: &Shared, peer: &str, bytes: &[u8]) -> usize {
+    if !matches!(socket_state(socket), SocketState::Open) {
+        return 0;
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+        match (&*socket).write(&bytes[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The socket buffer is full (WouldBlock) or the connection broke: the rest goes
+            // through the link, which can wait and reconnect.
+            Err(_) => break,
+        }
+    }
+    trace_write(peer, &bytes[..written]);
+    let whole = bytes[..written].iter().filter(|&&b| b == b'\n').count();
+    shared
+        .sent_on_connection
+        .fetch_add(whole, Ordering::Relaxed);
+    written
+}
+
 struct Link {
     task: LinkTask,
     stream: Option<TcpStream>,
-    /// Messages written on `stream` so far: what a reset may have cost.
-    sent_on_stream: usize,
 }
 
 impl Link {
-    /// Writes `bytes`, holding `count` messages, to the friend, connecting first if needed. A
-    /// connection the friend closed or reset is replaced by a fresh one, once.
-    fn deliver(&mut self, bytes: &[u8], count: usize) -> Result<(), String> {
+    /// Writes the batch to the friend, connecting first if needed. A connection the friend closed
+    /// or reset is replaced by a fresh one, once.
+    fn deliver(&mut self, batch: &Batch) -> Result<(), String> {
+        let mut bytes = &batch.frames[..];
+        let mut resumes = batch.resumes;
         let mut retried = false;
         loop {
             match self.stream.as_ref().map(socket_state) {
@@ -130,19 +194,26 @@ impl Link {
                 }
                 Some(SocketState::Open) | None => {}
             }
-            let stream = match &mut self.stream {
-                Some(stream) => stream,
-                None => {
-                    self.sent_on_stream = 0;
-                    self.stream.insert(self.connect()?)
+            if self.stream.is_none() {
+                self.stream = Some(self.connect()?);
+                if resumes {
+                    // The start of the first frame went out on the old connection.
+                    bytes = skip_fragment(bytes);
+                    resumes = false;
+                    warn!(
+                        "the connection to {} broke in the middle of a message; \
+                         1 message may not have arrived whole",
+                        self.task.peer
+                    );
                 }
-            };
-            if log_enabled!(target: "wire", log::Level::Trace) {
-                trace!(target: "wire", "write {} bytes to {}: \"{}\"", bytes.len(), self.task.peer.name, bytes.escape_ascii());
             }
-            match stream.write_all(bytes) {
+            let stream = self.stream.as_mut().expect("connected just above");
+            match write_blocking(stream, bytes) {
                 Ok(()) => {
-                    self.sent_on_stream += count;
+                    trace_write(&self.task.peer.name, bytes);
+                    let whole = bytes.iter().filter(|&&b| b == b'\n').count();
+                    let sent = &self.task.shared.sent_on_connection;
+                    sent.fetch_add(whole, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err(e)
@@ -172,7 +243,11 @@ impl Link {
     /// Takes `len` written bytes off the queue's count, and tells the dispatcher when the queue
     /// drops below half of its limit, so that it can hand over batches it was holding.
     fn written(&self, len: usize) {
-        let before = self.task.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        let before = self
+            .task
+            .shared
+            .queued_bytes
+            .fetch_sub(len, Ordering::Release);
         let half = MAX_QUEUED_BYTES / 2;
         if before > half && before - len <= half {
             let _ = self.task.events.send(Event::LinkDrained {
@@ -185,12 +260,13 @@ impl Link {
     /// A reset means the friend's side threw away bytes it had not read, so messages written
     /// earlier on this connection may be lost. We cannot know which: say how many could be.
     fn report_reset(&self, what: &str) {
-        if self.sent_on_stream == 0 {
+        let sent = self.task.shared.sent_on_connection.load(Ordering::Relaxed);
+        if sent == 0 {
             info!("{} {what}", self.task.peer);
         } else {
             warn!(
-                "{} {what}: up to {} message(s) sent on it before may not have arrived",
-                self.task.peer, self.sent_on_stream
+                "{} {what}: up to {sent} message(s) sent on it before may not have arrived",
+                self.task.peer
             );
         }
     }
@@ -208,10 +284,19 @@ impl Link {
                     // Frames are written whole, so Nagle's algorithm would only add delay.
                     let _ = stream.set_nodelay(true);
                     let _ = stream.set_write_timeout(Some(self.task.write_timeout));
+                    // At rest the socket is non-blocking, for the dispatcher's fast path.
+                    stream
+                        .set_nonblocking(true)
+                        .map_err(|e| format!("cannot set up the connection to {addr}: {e}"))?;
+                    self.task
+                        .shared
+                        .sent_on_connection
+                        .store(0, Ordering::Relaxed);
                     info!("connected to {peer}");
                     let _ = self.task.events.send(Event::LinkUp {
                         peer: self.task.peer_id,
                         link: self.task.id,
+                        socket: stream.try_clone().ok(),
                     });
                     return Ok(stream);
                 }
@@ -219,6 +304,30 @@ impl Link {
             }
         }
         Err(last_error)
+    }
+}
+
+/// Writes all of `bytes`, blocking up to the write timeout, on a socket that is non-blocking at
+/// rest, and leaves it non-blocking again.
+fn write_blocking(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    let written = stream.write_all(bytes);
+    let restored = stream.set_nonblocking(true);
+    written.and(restored)
+}
+
+/// `bytes` without the end of a frame that began elsewhere: from just after the first `\n`.
+fn skip_fragment(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => &bytes[end + 1..],
+        None => &[],
+    }
+}
+
+/// Logs the bytes written at trace level, target `wire`.
+fn trace_write(peer: &str, bytes: &[u8]) {
+    if !bytes.is_empty() && log_enabled!(target: "wire", log::Level::Trace) {
+        trace!(target: "wire", "write {} bytes to {peer}: \"{}\"", bytes.len(), bytes.escape_ascii());
     }
 }
 
@@ -232,24 +341,17 @@ enum SocketState {
     Reset,
 }
 
-/// Looks at the socket without blocking: a non-blocking `peek` returns at once with
-/// "would block" on a healthy connection, 0 after the friend closed it, or the error that broke it.
+/// Looks at a socket that is non-blocking at rest: `peek` returns at once with "would block" on a
+/// healthy connection, 0 after the friend closed it, or the error that broke it.
 fn socket_state(stream: &TcpStream) -> SocketState {
-    if stream.set_nonblocking(true).is_err() {
-        return SocketState::Reset;
-    }
-    let state = match stream.peek(&mut [0u8; 1]) {
+    match stream.peek(&mut [0u8; 1]) {
         Ok(0) => SocketState::Closed,
         // The friend sent us something on our outbound connection; the protocol does not use
         // it, and it says nothing about the connection's health.
         Ok(_) => SocketState::Open,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => SocketState::Open,
         Err(_) => SocketState::Reset,
-    };
-    if stream.set_nonblocking(false).is_err() {
-        return SocketState::Reset;
     }
-    state
 }
 
 fn is_reset(e: &io::Error) -> bool {
@@ -273,5 +375,74 @@ fn connect_error(addr: SocketAddr, e: &io::Error, timeout: Duration) -> String {
             timeout.as_secs_f64()
         ),
         _ => format!("cannot connect to {addr}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(frames: &[u8], count: usize) -> Batch {
+        Batch {
+            frames: frames.to_vec(),
+            count,
+            resumes: false,
+        }
+    }
+
+    #[test]
+    fn after_written_keeps_what_the_fast_path_did_not_write() {
+        let b = batch(b"a/one\na/two\na/three\n", 3);
+        assert_eq!(b.after_written(0), batch(b"a/one\na/two\na/three\n", 3));
+
+        let b = batch(b"a/one\na/two\na/three\n", 3);
+        assert_eq!(b.after_written(6), batch(b"a/two\na/three\n", 2));
+
+        let b = batch(b"a/one\na/two\na/three\n", 3);
+        let rest = b.after_written(8);
+        assert_eq!(rest.frames, b"two\na/three\n");
+        assert_eq!(
+            rest.count, 2,
+            "the cut message still counts as not delivered"
+        );
+        assert!(rest.resumes);
+    }
+
+    #[test]
+    fn skip_fragment_drops_the_end_of_a_cut_frame() {
+        assert_eq!(skip_fragment(b"wo\na/three\n"), b"a/three\n");
+        assert_eq!(skip_fragment(b"wo\n"), b"");
+        assert_eq!(skip_fragment(b"no end"), b"");
+    }
+
+    #[test]
+    fn write_now_writes_to_an_open_socket_and_not_to_a_closed_one() {
+        use std::io::Read;
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let (mut friend, _) = listener.accept().unwrap();
+        let shared = Shared::default();
+
+        assert_eq!(write_now(&socket, &shared, "bob", b"a/hi\na/yo\n"), 10);
+        assert_eq!(shared.sent_on_connection.load(Ordering::Relaxed), 2);
+        let mut got = [0u8; 10];
+        friend.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"a/hi\na/yo\n");
+
+        drop(friend); // the friend quits: end-of-file on our side
+        let mut closed = false;
+        for _ in 0..1000 {
+            if write_now(&socket, &shared, "bob", b"a/lost?\n") == 0 {
+                closed = true;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert!(
+            closed,
+            "write_now must leave a closed connection to the link"
+        );
     }
 }

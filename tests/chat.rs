@@ -23,6 +23,37 @@ fn messages_go_both_ways() {
 }
 
 #[test]
+fn the_link_connects_and_then_the_dispatcher_writes_to_the_idle_link_itself() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut alice = group.start_logging("alice", &[], "info,wire=trace");
+    let mut bob = group.start("bob", &[]);
+    alice.send("bob/first");
+    bob.expect_line("[alice] first");
+    let first = alice.expect_stderr("write 12 bytes to bob");
+    assert!(
+        first.contains("[link:bob]"),
+        "the link connects and writes: {first}"
+    );
+    // Each next message, typed once the last has arrived, finds the link idle. (One could still
+    // find it busy if the link thread were preempted between its write and marking itself idle,
+    // so the test asks for the fast path on most of them, not all.)
+    for i in 0..5 {
+        alice.send(&format!("bob/next {i}"));
+        bob.expect_line(&format!("[alice] next {i}"));
+    }
+    alice.expect_stderr_count("write 13 bytes to bob", 5);
+    let by_dispatcher = alice
+        .drain_stderr()
+        .iter()
+        .filter(|l| l.contains("write 13 bytes to bob") && l.contains("[dispatcher]"))
+        .count();
+    assert!(
+        by_dispatcher >= 3,
+        "the fast path skips the hand-off to the idle link: {by_dispatcher} of 5"
+    );
+}
+
+#[test]
 fn a_note_to_self_goes_through_our_own_server() {
     let group = Group::new(&["alice", "bob"]);
     let mut alice = group.start("alice", &[]);

@@ -91,10 +91,15 @@ impl Group {
 
     /// Starts `name` with this group's table and waits until it listens.
     pub fn start(&self, name: &str, extra: &[&str]) -> Peer {
+        self.start_logging(name, extra, "info")
+    }
+
+    /// Like [`Group::start`], with `RUST_LOG` set to `filter`.
+    pub fn start_logging(&self, name: &str, extra: &[&str], filter: &str) -> Peer {
         let mut args = vec!["--peers", self.table.to_str().expect("utf-8 path")];
         args.extend_from_slice(extra);
         args.push(name);
-        let mut peer = Peer::spawn(&args, self.dir.path());
+        let mut peer = Peer::spawn_logging(&args, self.dir.path(), Stdio::piped(), filter);
         peer.expect_stderr("listening on");
         peer
     }
@@ -144,10 +149,15 @@ impl Peer {
 
     /// Starts the binary with `args` in `dir`, reading `stdin`; stdout and stderr piped.
     pub fn spawn_with_stdin(args: &[&str], dir: &Path, stdin: Stdio) -> Peer {
+        Peer::spawn_logging(args, dir, stdin, "info")
+    }
+
+    /// Starts the binary with `args` in `dir`, reading `stdin`, with `RUST_LOG` set to `filter`.
+    pub fn spawn_logging(args: &[&str], dir: &Path, stdin: Stdio, filter: &str) -> Peer {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .env_remove("NO_COLOR")
             .stdin(stdin)
             .stdout(Stdio::piped())

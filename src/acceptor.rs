@@ -98,14 +98,9 @@ fn admit(
     context: &ReaderContext,
     cap_warnings: &mut Throttle,
 ) {
-    let handle = match stream.try_clone() {
-        Ok(handle) => handle,
-        Err(e) => {
-            warn!("closing connection from {remote}: cannot register it: {e}");
-            return;
-        }
-    };
-    let id = match context.inbound.admit(handle, remote) {
+    // The registry and the reader share the socket, so either can close it.
+    let stream = Arc::new(stream);
+    let id = match context.inbound.admit(Arc::clone(&stream), remote) {
         Admission::Admitted { id, evicted } => {
             if let Some(old) = evicted
                 && let Some(more) = cap_warnings.allow(Instant::now())
@@ -137,7 +132,7 @@ fn admit(
     let spawned = thread::Builder::new()
         .name(format!("reader:{remote}"))
         .spawn(move || {
-            reader::run(stream, remote, id, &context);
+            reader::run(&stream, remote, id, &context);
             context.inbound.remove(id);
         });
     if let Err(e) = spawned {

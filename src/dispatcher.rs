@@ -47,11 +47,11 @@ pub const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 /// What link and reader threads tell the dispatcher.
 #[derive(Debug)]
 pub enum Event {
-    /// A link connected; `socket` is a second handle on its connection, for the fast path.
+    /// A link connected; `socket` is its connection, shared for the fast path.
     LinkUp {
         peer: PeerId,
         link: LinkId,
-        socket: Option<TcpStream>,
+        socket: Arc<TcpStream>,
     },
     /// A link could not deliver and has ended. `undelivered` messages were in hand; `queue` is
     /// handed back so the dispatcher can count what was still waiting in it.
@@ -93,7 +93,7 @@ struct Link {
     /// Whether its connection is up (for `/peers`).
     connected: bool,
     /// The link's connection, once up: the fast path writes to it while the link is idle.
-    socket: Option<TcpStream>,
+    socket: Option<Arc<TcpStream>>,
 }
 
 /// The channels the dispatcher listens on.
@@ -361,7 +361,7 @@ impl Dispatcher {
             Event::LinkUp { peer, link, socket } => {
                 if let Some(current) = self.links.get_mut(&peer).filter(|l| l.id == link) {
                     current.connected = true;
-                    current.socket = socket;
+                    current.socket = Some(socket);
                 }
             }
             Event::LinkDown {

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -37,9 +38,9 @@ pub enum Admission {
 
 struct Conn {
     remote: SocketAddr,
-    /// A second handle on the reader's socket, so the registry can close it from any thread:
+    /// The reader's socket, shared with it, so the registry can close it from any thread:
     /// shutting it down makes the reader's blocked `read` return.
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     friend: Option<PeerId>,
 }
 
@@ -74,9 +75,9 @@ impl Inbound {
         self.cap
     }
 
-    /// Registers a new connection, making room if the cap is reached. `stream` is a clone of the
-    /// socket the reader will own.
-    pub fn admit(&self, stream: TcpStream, remote: SocketAddr) -> Admission {
+    /// Registers a new connection, making room if the cap is reached. `stream` is shared with the
+    /// connection's reader.
+    pub fn admit(&self, stream: Arc<TcpStream>, remote: SocketAddr) -> Admission {
         let mut state = self.state.lock();
         let mut evicted = None;
         if state.conns.len() >= self.cap {
@@ -182,10 +183,10 @@ mod tests {
     use std::net::TcpListener;
 
     /// A connected socket pair on loopback; the registry only needs real sockets to shut down.
-    fn pair(listener: &TcpListener) -> (TcpStream, TcpStream, SocketAddr) {
+    fn pair(listener: &TcpListener) -> (TcpStream, Arc<TcpStream>, SocketAddr) {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, remote) = listener.accept().unwrap();
-        (client, server, remote)
+        (client, Arc::new(server), remote)
     }
 
     fn admitted(admission: Admission) -> (ConnId, Option<SocketAddr>) {
@@ -226,19 +227,19 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let inbound = Inbound::new(1);
         let (_c1, s1, r1) = pair(&listener);
-        let mut reader_side = s1.try_clone().unwrap();
+        let reader_side = Arc::clone(&s1);
         admitted(inbound.admit(s1, r1));
         let (_c2, s2, r2) = pair(&listener);
         admitted(inbound.admit(s2, r2));
         // The evicted reader's blocking read returns at once with end-of-file.
         let mut buf = [0u8; 1];
-        assert_eq!(reader_side.read(&mut buf).unwrap(), 0);
+        assert_eq!((&*reader_side).read(&mut buf).unwrap(), 0);
     }
 
     #[test]
     fn wait_ended_returns_once_the_connection_has_ended() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let inbound = std::sync::Arc::new(Inbound::new(4));
+        let inbound = Arc::new(Inbound::new(4));
         let (_c1, s1, r1) = pair(&listener);
         assert!(
             !inbound.wait_ended(r1, Duration::from_millis(1)),

@@ -169,7 +169,9 @@ pub fn write_now(socket: &TcpStream, shared: &Shared, peer: &str, bytes: &[u8]) 
 
 struct Link {
     task: LinkTask,
-    stream: Option<TcpStream>,
+    /// Shared with the dispatcher (for the fast path) through the `Arc`: one socket, one file
+    /// descriptor, two owners.
+    stream: Option<Arc<TcpStream>>,
 }
 
 impl Link {
@@ -180,7 +182,7 @@ impl Link {
         let mut resumes = batch.resumes;
         let mut retried = false;
         loop {
-            match self.stream.as_ref().map(socket_state) {
+            match self.stream.as_deref().map(socket_state) {
                 Some(SocketState::Closed) => {
                     info!(
                         "{} closed our connection (restarted?); opening a fresh one",
@@ -207,7 +209,7 @@ impl Link {
                     );
                 }
             }
-            let stream = self.stream.as_mut().expect("connected just above");
+            let stream = self.stream.as_ref().expect("connected just above");
             match write_blocking(stream, bytes) {
                 Ok(()) => {
                     trace_write(&self.task.peer.name, bytes);
@@ -272,7 +274,7 @@ impl Link {
     }
 
     /// Resolves the friend's host and connects to the first address that answers.
-    fn connect(&self) -> Result<TcpStream, String> {
+    fn connect(&self) -> Result<Arc<TcpStream>, String> {
         let peer = &self.task.peer;
         let addrs = peer
             .socket_addrs()
@@ -293,10 +295,11 @@ impl Link {
                         .sent_on_connection
                         .store(0, Ordering::Relaxed);
                     info!("connected to {peer}");
+                    let stream = Arc::new(stream);
                     let _ = self.task.events.send(Event::LinkUp {
                         peer: self.task.peer_id,
                         link: self.task.id,
-                        socket: stream.try_clone().ok(),
+                        socket: Arc::clone(&stream),
                     });
                     return Ok(stream);
                 }
@@ -309,9 +312,9 @@ impl Link {
 
 /// Writes all of `bytes`, blocking up to the write timeout, on a socket that is non-blocking at
 /// rest, and leaves it non-blocking again.
-fn write_blocking(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+fn write_blocking(stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    let written = stream.write_all(bytes);
+    let written = (&*stream).write_all(bytes);
     let restored = stream.set_nonblocking(true);
     written.and(restored)
 }

@@ -38,7 +38,7 @@ enum End {
 }
 
 /// The reader thread's body.
-pub fn run(mut stream: TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderContext) {
+pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderContext) {
     // A read timeout turns "silent for too long" into an error we can act on.
     if let Err(e) = stream.set_read_timeout(Some(context.silence_limit)) {
         warn!("connection from {remote}: cannot set a read timeout: {e}");
@@ -52,7 +52,7 @@ pub fn run(mut stream: TcpStream, remote: SocketAddr, id: ConnId, context: &Read
         warned_unverified: false,
         problems: 0,
     };
-    let end = connection.serve(&mut stream);
+    let end = connection.serve(stream);
     let who = connection.describe();
     if connection.problems > LOGGED_PROBLEMS {
         warn!(
@@ -88,7 +88,7 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    fn serve(&mut self, stream: &mut TcpStream) -> End {
+    fn serve(&mut self, mut stream: &TcpStream) -> End {
         let mut decoder = FrameDecoder::new();
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut lines = Vec::new();

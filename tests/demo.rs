@@ -6,46 +6,16 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{TempDir, free_ports};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_p2p-chat-demo");
 const CHAT: &str = env!("CARGO_BIN_EXE_p2p-chat");
 const NAMES: [&str; 5] = ["ann", "ben", "cat", "dan", "eva"];
-
-/// A fresh directory under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "p2p-chat-demo-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Five ports that were free a moment ago: bind port 0 five times at once, note, release.
-fn free_ports() -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..5)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
 
 /// Writes a peer table of `NAMES` on `ports` in `dir`; returns its path.
 fn write_table(dir: &TempDir, ports: &[u16]) -> PathBuf {
@@ -54,7 +24,7 @@ fn write_table(dir: &TempDir, ports: &[u16]) -> PathBuf {
         .zip(ports)
         .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
         .collect();
-    let path = dir.0.join("peers.txt");
+    let path = dir.path().join("peers.txt");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -83,7 +53,7 @@ fn run_demo(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], timeout: Durati
     let mut command = Command::new(DEMO);
     command
         .args(args)
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -124,7 +94,7 @@ fn run_demo(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], timeout: Durati
 #[test]
 fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
     let dir = TempDir::new();
-    let ports = free_ports();
+    let ports = free_ports(NAMES.len());
     let table = write_table(&dir, &ports);
     let table = table.to_str().unwrap();
     let args = [
@@ -170,7 +140,7 @@ fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
 #[test]
 fn a_taken_port_is_named_and_nothing_starts() {
     let dir = TempDir::new();
-    let ports = free_ports();
+    let ports = free_ports(NAMES.len());
     let table = write_table(&dir, &ports);
     let squatter = TcpListener::bind(("127.0.0.1", ports[2])).unwrap();
     let args = ["--peers", table.to_str().unwrap(), "--chat-bin", CHAT];
@@ -207,7 +177,7 @@ fn usage_errors_exit_2_with_one_line_and_help_lists_the_options() {
 
     // Too small a table is a table error, exit 2.
     std::fs::write(
-        dir.0.join("peers.txt"),
+        dir.path().join("peers.txt"),
         "ann 127.0.0.1 1\nben 127.0.0.1 2\n",
     )
     .unwrap();
@@ -219,9 +189,9 @@ fn usage_errors_exit_2_with_one_line_and_help_lists_the_options() {
 #[test]
 fn tmux_missing_says_how_to_install_it() {
     let dir = TempDir::new();
-    let table = write_table(&dir, &free_ports());
+    let table = write_table(&dir, &free_ports(NAMES.len()));
     // An empty PATH: no tmux to be found.
-    let empty = dir.0.join("empty-path");
+    let empty = dir.path().join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
     let args = [
         "--tmux",

@@ -54,13 +54,35 @@ impl Drop for TempDir {
     }
 }
 
-/// `n` loopback ports that were free a moment ago (all held at once, so they are distinct).
+/// `n` distinct loopback ports that were free a moment ago.
+///
+/// They are taken from 20000-31999, below the kernel's range for ephemeral ports (32768 and up on
+/// Linux): a port from `bind(0)` could be handed, between our check and the peer's own bind, to
+/// an outgoing connection of a test running alongside, and that peer would fail to start.
+/// Successive calls step through the range, so tests in one process do not pick the same port.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
+    const FIRST: usize = 20_000;
+    const SPAN: usize = 12_000;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = std::process::id() as usize * 7919;
+    let mut held = Vec::new();
+    for _ in 0..SPAN {
+        if held.len() == n {
+            break;
+        }
+        // 37 and SPAN share no factor, so this visits every port of the range once.
+        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::SeqCst) * 37) % SPAN;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(
+        held.len(),
+        n,
+        "no {n} free ports in {FIRST}-{}",
+        FIRST + SPAN - 1
+    );
+    held.iter()
         .map(|l| l.local_addr().expect("local addr").port())
         .collect()
 }

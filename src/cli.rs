@@ -32,7 +32,8 @@ Environment:
   NO_COLOR   set to turn off color on stdout
 
 Exit status: 0 after /quit, end of input or Ctrl-C; 1 on a runtime failure
-(for example the port is in use); 2 on a usage or peer-table error.";
+(for example the port is in use); 2 on a usage or peer-table error; 130 after
+a second Ctrl-C, which quits without waiting for deliveries.";
 
 /// Everything the command line decides.
 #[derive(Debug, Clone, PartialEq)]

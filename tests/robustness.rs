@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -360,49 +360,70 @@ fn random_bytes_do_not_break_a_peer() {
     assert!(bob.drain_stderr().iter().all(|l| !l.contains("panicked")));
 }
 
-#[test]
-fn a_friend_who_does_not_answer_is_reported_after_the_connect_timeout() {
-    let dir = TempDir::new();
-    // A listener that never accepts: once its backlog is full, the kernel drops new SYNs, so a
-    // connect to it neither succeeds nor fails, as with a host that is down.
+/// A listener that never accepts, with its backlog full: the kernel then drops new SYNs, so a
+/// connect to it neither succeeds nor fails, as with a host that is down. Keep all three alive.
+fn unanswering_listener() -> (TcpListener, SocketAddr, Vec<TcpStream>) {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let silent_addr = silent.local_addr().unwrap();
+    let addr = silent.local_addr().unwrap();
     let mut backlog = Vec::new();
-    let filled = (0..4096).any(|_| {
-        match TcpStream::connect_timeout(&silent_addr, Duration::from_millis(200)) {
-            Ok(stream) => {
-                backlog.push(stream);
-                false
-            }
-            Err(_) => true,
-        }
-    });
+    let filled =
+        (0..4096).any(
+            |_| match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => {
+                    backlog.push(stream);
+                    false
+                }
+                Err(_) => true,
+            },
+        );
     assert!(filled, "the backlog never filled");
+    (silent, addr, backlog)
+}
+
+/// Starts alice with a table where bob is at `bob`, and `extra` options.
+fn alice_with_bob_at(dir: &TempDir, bob: SocketAddr, extra: &[&str]) -> common::Peer {
     let port = common::free_ports(1)[0];
     let table = dir.write(
         "peers.txt",
-        &format!(
-            "alice 127.0.0.1 {port}\nbob 127.0.0.1 {}\n",
-            silent_addr.port()
-        ),
+        &format!("alice 127.0.0.1 {port}\nbob 127.0.0.1 {}\n", bob.port()),
     );
-    let mut alice = common::Peer::spawn(
-        &[
-            "--peers",
-            table.to_str().unwrap(),
-            "--connect-timeout",
-            "0.5",
-            "alice",
-        ],
-        dir.path(),
-    );
+    let mut args = vec!["--peers", table.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("alice");
+    let mut alice = common::Peer::spawn(&args, dir.path());
     alice.expect_stderr("listening on");
+    alice
+}
+
+#[test]
+fn a_friend_who_does_not_answer_is_reported_after_the_connect_timeout() {
+    let dir = TempDir::new();
+    let (_silent, silent_addr, _backlog) = unanswering_listener();
+    let mut alice = alice_with_bob_at(&dir, silent_addr, &["--connect-timeout", "0.5"]);
     alice.send("bob/are you up?");
     alice.send("alice/meanwhile");
     alice.expect_line("[alice] meanwhile");
     let line = alice.expect_stderr("no answer within 0.5 s");
     assert!(line.contains("1 message(s) to bob"), "{line}");
     assert!(line.contains(&silent_addr.to_string()), "{line}");
+}
+
+#[test]
+fn ctrl_c_while_a_message_is_in_flight_reports_it_before_exiting() {
+    let dir = TempDir::new();
+    let (_silent, silent_addr, _backlog) = unanswering_listener();
+    let mut alice = alice_with_bob_at(&dir, silent_addr, &["--connect-timeout", "1"]);
+    alice.send("bob/still connecting when ctrl-c comes");
+    // /peers is answered after the message was routed: bob's link is then trying to connect.
+    alice.send("/peers");
+    let row = alice.expect_stderr("bob  ");
+    assert!(row.contains("connecting"), "{row}");
+    alice.interrupt();
+    alice.expect_stderr("interrupted");
+    let status = alice.wait_exit();
+    assert!(status.success(), "{status:?}");
+    let report = alice.expect_stderr("not delivered");
+    assert!(report.contains("1 message(s) to bob"), "{report}");
 }
 
 #[test]

@@ -258,7 +258,7 @@ impl Dispatcher {
             // The fast path: the link is connected and idle, so nothing is queued ahead of this
             // batch. Write it here, without blocking, and skip the hand-off to the link thread.
             let name = &table.get(peer).name;
-            let written = link::write_now(socket, &link.shared, name, &batch.frames);
+            let written = link::write_now(socket, &link.shared, name, &batch);
             link.last_sent = now;
             if written == batch.frames.len() {
                 return Ok(());

@@ -142,12 +142,13 @@ pub fn run(task: LinkTask) {
 }
 
 /// The fast path, called by the dispatcher for a link that is connected and idle: writes as much
-/// of `bytes` as the socket takes without blocking and returns how many bytes that was. Returns 0
-/// without writing if the friend has closed or reset the connection: the link deals with that.
-pub fn write_now(socket: &TcpStream, shared: &Shared, peer: &str, bytes: &[u8]) -> usize {
+/// of the batch as the socket takes without blocking and returns how many bytes that was. Returns
+/// 0 without writing if the friend has closed or reset the connection: the link deals with that.
+pub fn write_now(socket: &TcpStream, shared: &Shared, peer: &str, batch: &Batch) -> usize {
     if !matches!(socket_state(socket), SocketState::Open) {
         return 0;
     }
+    let bytes = &batch.frames[..];
     let mut written = 0;
     while written < bytes.len() {
         match (&*socket).write(&bytes[written..]) {
@@ -160,7 +161,11 @@ pub fn write_now(socket: &TcpStream, shared: &Shared, peer: &str, bytes: &[u8]) 
         }
     }
     trace_write(peer, &bytes[..written]);
-    let whole = bytes[..written].iter().filter(|&&b| b == b'\n').count();
+    let whole = if written == bytes.len() {
+        batch.count
+    } else {
+        bytes[..written].iter().filter(|&&b| b == b'\n').count()
+    };
     shared
         .sent_on_connection
         .fetch_add(whole, Ordering::Relaxed);
@@ -213,9 +218,8 @@ impl Link {
             match write_blocking(stream, bytes) {
                 Ok(()) => {
                     trace_write(&self.task.peer.name, bytes);
-                    let whole = bytes.iter().filter(|&&b| b == b'\n').count();
                     let sent = &self.task.shared.sent_on_connection;
-                    sent.fetch_add(whole, Ordering::Relaxed);
+                    sent.fetch_add(batch.count, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err(e)
@@ -428,7 +432,10 @@ mod tests {
         let (mut friend, _) = listener.accept().unwrap();
         let shared = Shared::default();
 
-        assert_eq!(write_now(&socket, &shared, "bob", b"a/hi\na/yo\n"), 10);
+        assert_eq!(
+            write_now(&socket, &shared, "bob", &batch(b"a/hi\na/yo\n", 2)),
+            10
+        );
         assert_eq!(shared.sent_on_connection.load(Ordering::Relaxed), 2);
         let mut got = [0u8; 10];
         friend.read_exact(&mut got).unwrap();
@@ -437,7 +444,7 @@ mod tests {
         drop(friend); // the friend quits: end-of-file on our side
         let mut closed = false;
         for _ in 0..1000 {
-            if write_now(&socket, &shared, "bob", b"a/lost?\n") == 0 {
+            if write_now(&socket, &shared, "bob", &batch(b"a/lost?\n", 1)) == 0 {
                 closed = true;
                 break;
             }

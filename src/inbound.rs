@@ -143,12 +143,10 @@ impl Inbound {
         (per_friend, unknown)
     }
 
-    pub fn len(&self) -> usize {
+    /// How many connections are open.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.state.lock().conns.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Waits until a connection from `remote` has been accepted and has ended (its reader saw

@@ -31,10 +31,6 @@ impl Screen {
         }
     }
 
-    pub fn plain() -> Screen {
-        Screen { color: false }
-    }
-
     /// The start of a display line, `[sender] `, with the name made safe. `unverified_from` is
     /// set when the name is a friend's but the connection came from an address the table does not
     /// give that friend. A reader makes this once per sender, not once per message.
@@ -137,7 +133,7 @@ mod tests {
     use super::*;
 
     fn line(sender: &[u8], from: Option<IpAddr>, message: &[u8]) -> String {
-        let screen = Screen::plain();
+        let screen = Screen { color: false };
         let mut out = Vec::new();
         screen.push_line(&mut out, &screen.prefix(sender, from), message);
         String::from_utf8(out).unwrap()

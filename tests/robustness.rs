@@ -239,27 +239,10 @@ fn a_silent_inbound_connection_is_closed() {
 fn a_friend_who_stops_reading_is_dropped_and_reported() {
     let dir = TempDir::new();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let ports = [
-        common::free_ports(1)[0],
-        listener.local_addr().unwrap().port(),
-    ];
-    let table = dir.write(
-        "peers.txt",
-        &format!("alice 127.0.0.1 {}\nbob 127.0.0.1 {}\n", ports[0], ports[1]),
-    );
+    let bob = listener.local_addr().unwrap();
     // "bob" accepts and then never reads.
     let holder = thread::spawn(move || listener.accept().map(|(stream, _)| stream));
-    let mut alice = common::Peer::spawn(
-        &[
-            "--peers",
-            table.to_str().unwrap(),
-            "--write-timeout",
-            "1",
-            "alice",
-        ],
-        dir.path(),
-    );
-    alice.expect_stderr("listening on");
+    let mut alice = alice_with_bob_at(&dir, bob, &["--write-timeout", "1"]);
     let mut stdin = alice.take_stdin();
     let feeder = thread::spawn(move || {
         let line = format!("bob/{}\n", "z".repeat(60_000));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{TempDir, free_ports};
+use common::{TempDir, free_ports, reserve_ports};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_p2p-chat-demo");
 const CHAT: &str = env!("CARGO_BIN_EXE_p2p-chat");
@@ -140,9 +140,16 @@ fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
 #[test]
 fn a_taken_port_is_named_and_nothing_starts() {
     let dir = TempDir::new();
-    let ports = free_ports(NAMES.len());
+    // The listener that reserved cat's port keeps it taken: binding the port again here could
+    // race with anything else on the machine.
+    let mut reserved = reserve_ports(NAMES.len());
+    let ports: Vec<u16> = reserved
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
     let table = write_table(&dir, &ports);
-    let squatter = TcpListener::bind(("127.0.0.1", ports[2])).unwrap();
+    let squatter = reserved.swap_remove(2);
+    drop(reserved);
     let args = ["--peers", table.to_str().unwrap(), "--chat-bin", CHAT];
     let out = run_demo(&dir, &args, &[], Duration::from_secs(20));
     drop(squatter);

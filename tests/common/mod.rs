@@ -61,6 +61,16 @@ impl Drop for TempDir {
 /// an outgoing connection of a test running alongside, and that peer would fail to start.
 /// Successive calls step through the range, so tests in one process do not pick the same port.
 pub fn free_ports(n: usize) -> Vec<u16> {
+    reserve_ports(n)
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Like [`free_ports`], but returns the listeners that hold the ports. A test that needs a port
+/// to stay taken (a squatter) keeps its listener instead of binding the port again, which could
+/// race with anything else on the machine.
+pub fn reserve_ports(n: usize) -> Vec<TcpListener> {
     const FIRST: usize = 20_000;
     const SPAN: usize = 12_000;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -82,9 +92,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         "no {n} free ports in {FIRST}-{}",
         FIRST + SPAN - 1
     );
-    held.iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+    held
 }
 
 /// A directory with `peers.txt` naming each friend on 127.0.0.1 at a free port.

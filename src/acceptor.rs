@@ -12,25 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use log::{error, info, warn};
 
-use crate::dispatcher::Event;
-use crate::inbound::{Admission, Inbound};
-use crate::peers::PeerTable;
-use crate::reader;
-use crate::screen::Screen;
-
-/// What every reader thread needs; cloned (cheaply) into each.
-#[derive(Clone)]
-pub struct ReaderContext {
-    pub table: Arc<PeerTable>,
-    pub inbound: Arc<Inbound>,
-    pub screen: Screen,
-    /// A connection silent for this long is closed.
-    pub silence_limit: Duration,
-    pub events: Sender<Event>,
-}
+use crate::inbound::Admission;
+use crate::reader::{self, ReaderContext};
 
 /// A handle on the running acceptor thread.
 pub struct Acceptor {

@@ -19,8 +19,12 @@ Options:
   --idle-timeout SECS      close an outbound connection after SECS without
                            sending [default: 30]; decimals allowed, e.g. 0.5
   --connect-timeout SECS   give up connecting to a friend after SECS [default: 3]
-  --write-timeout SECS     drop a connection to a friend who has not taken our
-                           bytes for SECS [default: 10]
+  --write-timeout SECS     a friend who takes none of our next 64 KiB for SECS
+                           is stalled: their messages wait in their outbox and
+                           nobody else waits for them [default: 5]
+  --ack-timeout SECS       a friend's p2p-chat confirms every message it shows;
+                           no confirmation for SECS means frozen or gone, and
+                           the messages are reported [default: 5]
   --max-inbound N          most inbound connections at once [default: 4 per
                            friend in the table, at least 16]
   -h, --help               print this help
@@ -43,6 +47,7 @@ pub struct Options {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
+    pub ack_timeout: Duration,
     /// `None` means "derive it from the table size".
     pub max_inbound: Option<usize>,
 }
@@ -63,7 +68,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
         peers_path: "peers.txt".to_string(),
         idle_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(3),
-        write_timeout: Duration::from_secs(10),
+        write_timeout: Duration::from_secs(5),
+        ack_timeout: Duration::from_secs(5),
         max_inbound: None,
     };
     let mut args = args.into_iter();
@@ -96,6 +102,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
                 options.connect_timeout = seconds("--connect-timeout", &value()?)?
             }
             "--write-timeout" => options.write_timeout = seconds("--write-timeout", &value()?)?,
+            "--ack-timeout" => options.ack_timeout = seconds("--ack-timeout", &value()?)?,
             "--max-inbound" => {
                 let text = value()?;
                 let n = text
@@ -173,7 +180,8 @@ mod tests {
         assert_eq!(o.peers_path, "peers.txt");
         assert_eq!(o.idle_timeout, Duration::from_secs(30));
         assert_eq!(o.connect_timeout, Duration::from_secs(3));
-        assert_eq!(o.write_timeout, Duration::from_secs(10));
+        assert_eq!(o.write_timeout, Duration::from_secs(5));
+        assert_eq!(o.ack_timeout, Duration::from_secs(5));
         assert_eq!(o.max_inbound, None);
     }
 
@@ -187,6 +195,8 @@ mod tests {
             "--connect-timeout",
             "2",
             "--write-timeout=1.5",
+            "--ack-timeout",
+            "0.25",
             "--max-inbound",
             "3",
         ]);
@@ -195,6 +205,7 @@ mod tests {
         assert_eq!(o.idle_timeout, Duration::from_millis(500));
         assert_eq!(o.connect_timeout, Duration::from_secs(2));
         assert_eq!(o.write_timeout, Duration::from_millis(1500));
+        assert_eq!(o.ack_timeout, Duration::from_millis(250));
         assert_eq!(o.max_inbound, Some(3));
     }
 

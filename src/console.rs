@@ -18,8 +18,8 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::command::{self, Command, Target};
+use crate::event::{Batch, ConsoleEvent};
 use crate::frame::{self, MAX_FRAME};
-use crate::link::Batch;
 use crate::peers::{PeerId, PeerTable};
 
 /// The most stdin bytes one read takes, and so the most input one hand-off carries.
@@ -28,17 +28,6 @@ pub const READ_BYTES: usize = 64 * 1024;
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
 /// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).
 const MAX_LINE: usize = MAX_FRAME + 1024;
-
-/// What the console asks of the dispatcher.
-#[derive(Debug)]
-pub enum ConsoleEvent {
-    /// Messages to deliver, one batch per friend, in the order they were typed.
-    Send(Vec<(PeerId, Batch)>),
-    /// Print the friends and their connections.
-    Peers,
-    /// Deliver what was typed, then end the program.
-    Quit,
-}
 
 /// The console thread's body, reading real stdin.
 pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent>) {
@@ -207,7 +196,7 @@ impl<'a> Console<'a> {
             Err(unsent) => {
                 if let ConsoleEvent::Send(batches) = unsent.into_inner() {
                     let count: usize = batches.iter().map(|(_, batch)| batch.count).sum();
-                    log::error!("{count} message(s) not sent: the program is quitting");
+                    log::error!("{count} message(s) not delivered: p2p-chat is quitting");
                 }
                 false
             }

@@ -1,99 +1,61 @@
 //! The dispatcher thread: the heart of the program, and the `select()` call of the classic design.
 //!
-//! It owns the routing state: one `Link` record per friend we are talking to, each with the
-//! `Instant` we last handed it a message. No other thread touches that state, so it needs no lock;
-//! the others talk to the dispatcher through channels that all point here:
+//! It owns the routing state, one [`Friend`] record per table entry: the friend's outbox (the
+//! messages typed for them and not yet handed to a link), their link if one is running, and what
+//! we know of them (do they confirm, can they be reached). No other thread touches that state,
+//! so it needs no lock. The others talk to it through channels that all point here:
 //!
 //! * the console sends [`ConsoleEvent`]s (messages to route, `/peers`, quit);
-//! * link and reader threads send [`Event`]s (a link is up, drained, down or closed; stdout is
-//!   gone);
+//! * links and readers send [`Event`]s (what became of messages; a friend spoke to us);
 //! * the Ctrl-C handler sends `()` on the interrupt channel;
-//! * and a timer channel, `at(deadline)`, fires when the next idle link is due to close.
+//! * a timer channel, `at(deadline)`, fires at the next idle close or retry.
 //!
-//! Routing a batch means handing it to the friend's link thread, which connects and writes. When
-//! the link is already connected and has nothing queued, the dispatcher writes the batch to the
-//! socket itself with a non-blocking write ([`link::write_now`]) instead: a lone message then
-//! reaches the wire without waking another thread, and a full socket buffer still never blocks
-//! the dispatcher, since what the socket does not take goes to the link.
+//! And it waits, in the same `select`, to *send*: each link has a small bounded queue, and an
+//! outbox with messages adds a send arm on its link's queue. That arm is ready when the link has
+//! room, exactly as a socket in select()'s write set is ready when its buffer has room. So the
+//! dispatcher never blocks on a friend, and a friend who reads slowly only fills their own outbox.
 //!
-//! The loop waits on all four with one `select!`. The timer is the earliest idle deadline, so the
-//! dispatcher sleeps until something happens and wakes within a few milliseconds of a link's
-//! deadline, without a polling tick. [`sweep`] holds the expiry rule; it takes `now` as an
-//! argument, so it is unit-tested with made-up instants.
+//! Flow control: while a reachable friend's outbox is full, the dispatcher stops taking the
+//! console's input (so a program piping into p2p-chat is slowed down, not dropped), for at most
+//! the write timeout: a friend who takes nothing for that long is stalled, and then their outbox
+//! holds what it can and refuses the rest with a report, and everyone else's messages flow.
+//!
+//! Time is an argument: [`Friend::due`] says what a friend needs at `now` (an idle close, a
+//! retry) and when it next will, so the expiry rules are unit-tested with made-up instants.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, after, at, never, select, unbounded};
+use crossbeam_channel::{Receiver, Select, Sender, after, at, bounded, never};
 use log::{error, info, warn};
 
-use crate::console::ConsoleEvent;
+use crate::event::{Batch, ConsoleEvent, Event, Failure, LinkId, LinkReport, Reason, ToLink};
 use crate::inbound::Inbound;
-use crate::link::{self, Batch, LinkId, LinkTask, Shared};
+use crate::link::{self, CHUNK, LinkTask, Timeouts};
 use crate::peers::{PeerId, PeerTable};
 
-/// The most bytes that wait in one link's queue. A batch that would go over it is held, and the
-/// dispatcher stops reading the console until the link drains (it reports
-/// [`Event::LinkDrained`] at half this) or is dropped by its write timeout. The console's channel
-/// is bounded, so the console then blocks and stops reading stdin: memory stays bounded, and a
-/// program piping into p2p-chat is slowed down as by any pipe, not dropped.
-pub const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
+/// An outbox holds at most this many messages...
+pub const OUTBOX_MESSAGES: usize = 1000;
+/// ...and at most this many bytes of frames.
+pub const OUTBOX_BYTES: usize = 8 * 1024 * 1024;
 
-/// What link and reader threads tell the dispatcher.
-#[derive(Debug)]
-pub enum Event {
-    /// A link connected; `socket` is its connection, shared for the fast path.
-    LinkUp {
-        peer: PeerId,
-        link: LinkId,
-        socket: Arc<TcpStream>,
-    },
-    /// A link could not deliver and has ended. `undelivered` messages were in hand; `queue` is
-    /// handed back so the dispatcher can count what was still waiting in it.
-    LinkDown {
-        peer: PeerId,
-        link: LinkId,
-        undelivered: usize,
-        reason: String,
-        queue: Receiver<Batch>,
-    },
-    /// A link's queue fell from above half of [`MAX_QUEUED_BYTES`] to below it.
-    LinkDrained { peer: PeerId, link: LinkId },
-    /// A link wrote everything it was given and closed its connection, whose local end was
-    /// `local`.
-    LinkClosed {
-        peer: PeerId,
-        link: LinkId,
-        local: Option<SocketAddr>,
-    },
-    /// Writing to stdout failed (for example, the reader of a pipe went away).
-    StdoutClosed,
-}
+/// The longest wait between two attempts to reach a friend who cannot be reached.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The wait before the second attempt; it doubles after each failure, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Batches a link's queue holds. Small: messages wait in the outbox, where they can still be
+/// counted, held and reported, rather than inside a link that may be about to fail.
+const LINK_QUEUE: usize = 2;
 
 /// Settings the dispatcher needs from the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub idle_timeout: Duration,
-    pub connect_timeout: Duration,
-    pub write_timeout: Duration,
-}
-
-/// The dispatcher's record of one outbound link.
-struct Link {
-    id: LinkId,
-    queue: Sender<Batch>,
-    shared: Arc<Shared>,
-    /// When we last handed this link a message; it closes `idle_timeout` after this.
-    last_sent: Instant,
-    /// Whether its connection is up (for `/peers`).
-    connected: bool,
-    /// The link's connection, once up: the fast path writes to it while the link is idle.
-    socket: Option<Arc<TcpStream>>,
+    pub timeouts: Timeouts,
 }
 
 /// The channels the dispatcher listens on.
@@ -103,6 +65,165 @@ pub struct Inputs {
     pub interrupt: Receiver<()>,
 }
 
+/// Messages waiting for a friend, in the order they were typed.
+#[derive(Debug, Default)]
+struct Outbox {
+    batches: VecDeque<Batch>,
+    messages: usize,
+    bytes: usize,
+}
+
+impl Outbox {
+    fn push_back(&mut self, batch: Batch) {
+        self.messages += batch.count;
+        self.bytes += batch.frames.len();
+        self.batches.push_back(batch);
+    }
+
+    /// Puts messages that came back from a link in front of everything typed after them.
+    fn push_front(&mut self, batches: Vec<Batch>) {
+        for batch in batches.into_iter().rev().filter(|b| b.count > 0) {
+            self.messages += batch.count;
+            self.bytes += batch.frames.len();
+            self.batches.push_front(batch);
+        }
+    }
+
+    /// Takes batches from the front, joined, up to about one write's worth.
+    fn pop_chunk(&mut self) -> Option<Batch> {
+        let mut chunk = self.batches.pop_front()?;
+        while chunk.frames.len() < CHUNK {
+            match self.batches.pop_front() {
+                Some(next) if chunk.frames.len() + next.frames.len() <= CHUNK => chunk.append(next),
+                Some(next) => {
+                    self.batches.push_front(next);
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.messages -= chunk.count;
+        self.bytes -= chunk.frames.len();
+        Some(chunk)
+    }
+
+    /// Empties the outbox; returns how many messages it held.
+    fn clear(&mut self) -> usize {
+        self.batches.clear();
+        self.bytes = 0;
+        std::mem::take(&mut self.messages)
+    }
+
+    fn is_full(&self) -> bool {
+        self.messages >= OUTBOX_MESSAGES || self.bytes >= OUTBOX_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Connecting,
+    Open,
+    /// Told to close after its idle time; takes no more messages.
+    Closing,
+}
+
+/// The dispatcher's handle on one running link thread.
+struct LinkHandle {
+    id: LinkId,
+    queue: Sender<ToLink>,
+    thread: JoinHandle<()>,
+    state: LinkState,
+    /// Messages handed to the link that it has not yet reported on.
+    outstanding: usize,
+    /// When we last handed it a message; it closes `idle_timeout` after this once nothing is
+    /// outstanding.
+    last_used: Instant,
+}
+
+/// A friend who cannot be reached at the moment.
+#[derive(Debug)]
+struct Outage {
+    reason: Reason,
+    retry_at: Instant,
+    /// The wait after the next failure.
+    backoff: Duration,
+    /// Whether the user has been told that messages wait for this friend.
+    told: bool,
+}
+
+/// Everything the dispatcher knows about one friend.
+#[derive(Default)]
+struct Friend {
+    outbox: Outbox,
+    link: Option<LinkHandle>,
+    /// They have confirmed a message before, so they run p2p-chat, and silence means trouble.
+    confirms: bool,
+    outage: Option<Outage>,
+    /// Messages refused since their outbox filled during this outage.
+    refused: usize,
+    delivered: usize,
+    sent: usize,
+}
+
+/// What a friend needs at a given moment.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    Nothing,
+    /// Their link has been idle long enough: close it.
+    IdleClose,
+    /// Messages wait and no link runs: start one.
+    Connect,
+}
+
+impl Friend {
+    /// What this friend needs at `now`, and when they next will need something. Pure: time is
+    /// an argument. While quitting an idle link closes at once and nobody is retried.
+    fn due(&self, idle: Duration, now: Instant, quitting: bool) -> (Due, Option<Instant>) {
+        match &self.link {
+            Some(link)
+                if link.state == LinkState::Open
+                    && link.outstanding == 0
+                    && self.outbox.is_empty() =>
+            {
+                let idle_at = if quitting { now } else { link.last_used + idle };
+                if idle_at <= now {
+                    (Due::IdleClose, None)
+                } else {
+                    (Due::Nothing, Some(idle_at))
+                }
+            }
+            None if !self.outbox.is_empty() && !quitting => match &self.outage {
+                Some(outage) if outage.retry_at > now => (Due::Nothing, Some(outage.retry_at)),
+                _ => (Due::Connect, None),
+            },
+            _ => (Due::Nothing, None),
+        }
+    }
+
+    /// Whether the console must wait for this friend: they are reachable and their outbox is
+    /// full, so their link is busy and will either catch up or time out.
+    fn holds_up_input(&self) -> bool {
+        self.link.is_some() && self.outage.is_none() && self.outbox.is_full()
+    }
+
+    /// Whether new messages for them are refused: they cannot be reached and the outbox is full.
+    fn refuses(&self) -> bool {
+        self.outage.is_some() && self.outbox.is_full()
+    }
+
+    /// Whether the dispatcher has messages for their link and the link takes them.
+    fn feedable(&self) -> Option<&Sender<ToLink>> {
+        self.link
+            .as_ref()
+            .filter(|link| link.state != LinkState::Closing && !self.outbox.is_empty())
+            .map(|link| &link.queue)
+    }
+}
+
 pub struct Dispatcher {
     table: Arc<PeerTable>,
     me: PeerId,
@@ -110,21 +231,9 @@ pub struct Dispatcher {
     inbound: Arc<Inbound>,
     /// Handed to each new link thread, which reports back on it.
     events: Sender<Event>,
-    links: HashMap<PeerId, Link>,
-    /// Batches waiting, in order, for room in their link's queue; while there are any, the
-    /// console is not read.
-    held: VecDeque<(PeerId, Batch)>,
-    /// The friend whose full queue holds up the console, if any (to warn once).
-    paused_for: Option<PeerId>,
-    /// Link threads, joined at quit once they have all reported their end.
-    threads: Vec<JoinHandle<()>>,
-    /// Link threads that have not yet sent their last report (`LinkDown` or `LinkClosed`), and
-    /// whom each is for; the dispatcher's map above forgets a link as soon as it closes it.
-    live: HashMap<LinkId, PeerId>,
-    /// Our end of the last link to ourselves that closed: our own reader sees a note to self
-    /// arrive from this address.
-    last_note_to_self: Option<SocketAddr>,
+    friends: Vec<Friend>,
     next_link: u64,
+    quitting: bool,
 }
 
 impl Dispatcher {
@@ -135,189 +244,194 @@ impl Dispatcher {
         inbound: Arc<Inbound>,
         events: Sender<Event>,
     ) -> Dispatcher {
+        let friends = table.ids().map(|_| Friend::default()).collect();
         Dispatcher {
             table,
             me,
             settings,
             inbound,
             events,
-            links: HashMap::new(),
-            held: VecDeque::new(),
-            paused_for: None,
-            threads: Vec::new(),
-            live: HashMap::new(),
-            last_note_to_self: None,
+            friends,
             next_link: 0,
+            quitting: false,
         }
     }
 
-    /// The dispatcher thread's body: runs until quit, then delivers what is queued and returns.
+    /// The dispatcher thread's body: runs until quit, then delivers or reports what it holds.
     pub fn run(mut self, inputs: Inputs) {
         let Inputs {
             console,
             events,
             mut interrupt,
         } = inputs;
-        let paused = never();
+        let mut give_up = never();
         loop {
-            let (expired, deadline) = sweep(
-                self.links
-                    .iter()
-                    .map(|(&peer, link)| (peer, link.last_sent)),
-                self.settings.idle_timeout,
-                Instant::now(),
-            );
-            for peer in expired {
-                self.close_idle(peer);
+            let next = self.tend(Instant::now());
+            if self.quitting && self.friends.iter().all(|f| f.link.is_none()) {
+                break;
             }
-            // No link open: no deadline, and the timer arm never fires.
-            let timer = deadline.map(at).unwrap_or_else(never);
-            // While batches are held for a full queue, leave the console's messages where they
-            // are: its bounded channel fills and the console waits.
-            let console_arm = if self.held.is_empty() {
-                &console
-            } else {
-                &paused
-            };
-            select! {
-                recv(console_arm) -> event => match event {
-                    Ok(ConsoleEvent::Send(batches)) => self.route(batches),
+            let timer = next.map(at).unwrap_or_else(never);
+            // The send arms: a clone of each link queue that has room to fill (cheap: an `Arc`).
+            let feeds: Vec<(PeerId, Sender<ToLink>)> = self
+                .table
+                .ids()
+                .filter_map(|id| Some((id, self.friends[id.0].feedable()?.clone())))
+                .collect();
+            let mut select = Select::new();
+            let takes_input = !self.quitting && !self.friends.iter().any(Friend::holds_up_input);
+            let console_arm = takes_input.then(|| select.recv(&console));
+            let events_arm = select.recv(&events);
+            let interrupt_arm = select.recv(&interrupt);
+            let timer_arm = select.recv(&timer);
+            let give_up_arm = select.recv(&give_up);
+            let feed_arms: Vec<usize> = feeds.iter().map(|(_, q)| select.send(q)).collect();
+            let operation = select.select();
+            let index = operation.index();
+            if Some(index) == console_arm {
+                match operation.recv(&console) {
+                    Ok(ConsoleEvent::Send(batches)) => self.take(batches),
                     Ok(ConsoleEvent::Peers) => self.print_peers(),
                     // An explicit quit, or the console thread ended.
-                    Ok(ConsoleEvent::Quit) | Err(_) => break,
-                },
-                recv(events) -> event => {
-                    let event = event.expect("the dispatcher holds a sender, so this never disconnects");
-                    if matches!(event, Event::StdoutClosed) {
+                    Ok(ConsoleEvent::Quit) | Err(_) => self.begin_quit(&mut give_up),
+                }
+            } else if index == events_arm {
+                match operation.recv(&events) {
+                    Ok(Event::StdoutClosed) => {
                         info!("standard output is closed; quitting");
-                        break;
+                        self.begin_quit(&mut give_up);
                     }
-                    self.handle(event);
-                },
-                recv(interrupt) -> signal => match signal {
-                    Ok(()) => {
-                        info!("interrupted; delivering queued messages, then quitting (Ctrl-C again to quit at once)");
-                        break;
+                    Ok(event) => self.handle(event),
+                    Err(_) => unreachable!("the dispatcher holds a sender of its own events"),
+                }
+            } else if index == interrupt_arm {
+                match operation.recv(&interrupt) {
+                    Ok(()) if !self.quitting => {
+                        info!(
+                            "interrupted; delivering what was typed, then quitting \
+                             (Ctrl-C again to quit at once)"
+                        );
+                        self.begin_quit(&mut give_up);
                     }
+                    Ok(()) => {}
                     // No interrupt handler: stop watching, or this arm would fire forever.
                     Err(_) => interrupt = never(),
-                },
-                recv(timer) -> _ => {} // the sweep at the top of the loop closes the idle links
+                }
+            } else if index == timer_arm {
+                let _ = operation.recv(&timer); // `tend` at the top of the loop does the work
+            } else if index == give_up_arm {
+                let _ = operation.recv(&give_up);
+                self.abandon();
+                break;
+            } else {
+                let slot = feed_arms
+                    .iter()
+                    .position(|&arm| arm == index)
+                    .expect("every other arm is a send arm");
+                let (peer, queue) = &feeds[slot];
+                self.feed(*peer, |batch| operation.send(queue, ToLink::Send(batch)));
             }
         }
-        // Messages typed before the quit may still be in the channel: route them too. Then close
-        // the channel, so a console still sending learns that the program is quitting.
-        for event in console.try_iter() {
-            if let ConsoleEvent::Send(batches) = event {
-                self.held.extend(batches);
+        self.finish();
+    }
+
+    /// Takes the console's messages into their friends' outboxes, refusing those for a friend
+    /// who cannot be reached and whose outbox is full.
+    fn take(&mut self, batches: Vec<(PeerId, Batch)>) {
+        for (peer, batch) in batches {
+            let friend = &mut self.friends[peer.0];
+            if friend.refuses() {
+                if friend.refused == 0 {
+                    error!(
+                        "{}'s outbox is full ({} messages wait while they cannot be reached): \
+                         new messages to them are refused; the count follows when they are back",
+                        self.table.get(peer),
+                        friend.outbox.messages
+                    );
+                }
+                friend.refused += batch.count;
+            } else {
+                friend.outbox.push_back(batch);
             }
         }
-        drop(console);
-        self.release(true);
-        self.finish(&events);
     }
 
-    /// Queues each batch on its friend's link, in order, starting links as needed.
-    fn route(&mut self, batches: Vec<(PeerId, Batch)>) {
-        self.held.extend(batches);
-        self.release(false);
-    }
-
-    /// Offers the held batches to their links, in order, until one does not fit. With `no_limit`
-    /// (at quit, when no more input can come) every batch is queued whatever its size.
-    fn release(&mut self, no_limit: bool) {
-        let now = Instant::now();
-        while let Some((peer, batch)) = self.held.pop_front() {
-            if let Err(batch) = self.offer(peer, batch, no_limit, now) {
-                self.held.push_front((peer, batch));
-                return;
-            }
-        }
-        self.paused_for = None;
-    }
-
-    /// Hands one batch to the friend's link, starting the link if there is none. Gives the
-    /// batch back if the link already holds [`MAX_QUEUED_BYTES`].
-    fn offer(
+    /// Hands the front of a friend's outbox to its link through `send`, the ready send arm.
+    fn feed(
         &mut self,
         peer: PeerId,
-        batch: Batch,
-        no_limit: bool,
-        now: Instant,
-    ) -> Result<(), Batch> {
-        let table = Arc::clone(&self.table);
-        let Some(link) = self.link_for(peer) else {
-            self.report_undelivered(peer, batch.count, "cannot start a thread for the link");
-            return Ok(());
+        send: impl FnOnce(Batch) -> Result<(), crossbeam_channel::SendError<ToLink>>,
+    ) {
+        let friend = &mut self.friends[peer.0];
+        let Some(batch) = friend.outbox.pop_chunk() else {
+            return;
         };
-        let queued = link.shared.queued_bytes.load(Ordering::Acquire);
-        let mut batch = batch;
-        if queued == 0
-            && let Some(socket) = &link.socket
-        {
-            // The fast path: the link is connected and idle, so nothing is queued ahead of this
-            // batch. Write it here, without blocking, and skip the hand-off to the link thread.
-            let name = &table.get(peer).name;
-            let written = link::write_now(socket, &link.shared, name, &batch);
-            link.last_sent = now;
-            if written == batch.frames.len() {
-                return Ok(());
+        let count = batch.count;
+        match send(batch) {
+            Ok(()) => {
+                if let Some(link) = &mut friend.link {
+                    link.outstanding += count;
+                    link.last_used = Instant::now();
+                }
             }
-            // The socket took only part of it, or the friend closed the connection: the link
-            // thread, which may block and may reconnect, sends the rest.
-            batch = batch.after_written(written);
+            // The link has just ended; its report is on the way and says what to do next.
+            Err(returned) => {
+                if let ToLink::Send(batch) = returned.into_inner() {
+                    friend.outbox.push_front(vec![batch]);
+                }
+            }
         }
-        let len = batch.frames.len();
-        // An empty queue takes any batch, so one larger than the limit cannot wait forever.
-        if !no_limit && queued > 0 && queued + len > MAX_QUEUED_BYTES {
-            if self.paused_for != Some(peer) {
-                self.paused_for = Some(peer);
-                warn!(
-                    "{} KiB are waiting for {}, who is reading slowly or not at all; \
-                     reading no more input until they catch up or --write-timeout drops them",
-                    queued / 1024,
-                    table.get(peer).name
+    }
+
+    /// Closes idle links and starts links for friends whose messages wait. Returns the next
+    /// moment something will be due.
+    fn tend(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for index in 0..self.friends.len() {
+            let id = PeerId(index);
+            let (due, when) =
+                self.friends[id.0].due(self.settings.idle_timeout, now, self.quitting);
+            next = match (next, when) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match due {
+                Due::Nothing => {}
+                Due::IdleClose => self.close_idle(id),
+                Due::Connect => self.spawn_link(id),
+            }
+        }
+        next
+    }
+
+    fn close_idle(&mut self, peer: PeerId) {
+        let Some(link) = &mut self.friends[peer.0].link else {
+            return;
+        };
+        // Nothing is outstanding, so the link has taken everything and its queue has room.
+        if link.queue.try_send(ToLink::Close).is_ok() {
+            link.state = LinkState::Closing;
+            if !self.quitting {
+                info!(
+                    "closing idle connection to {} after {:.1} s",
+                    self.table.get(peer).name,
+                    self.settings.idle_timeout.as_secs_f64()
                 );
             }
-            return Err(batch);
-        }
-        link.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        match link.queue.send(batch) {
-            Ok(()) => {
-                link.last_sent = now;
-                Ok(())
-            }
-            Err(returned) => {
-                // The link thread has just ended (its report is on its way). A fresh link
-                // connects anew; its thread is waiting on its queue, so this send succeeds.
-                self.links.remove(&peer);
-                self.offer(peer, returned.into_inner(), no_limit, now)
-            }
         }
     }
 
-    /// The link to `peer`, started if there is none.
-    fn link_for(&mut self, peer: PeerId) -> Option<&mut Link> {
-        if !self.links.contains_key(&peer) {
-            let link = self.spawn_link(peer)?;
-            self.links.insert(peer, link);
-        }
-        self.links.get_mut(&peer)
-    }
-
-    fn spawn_link(&mut self, peer: PeerId) -> Option<Link> {
+    fn spawn_link(&mut self, peer: PeerId) {
         let id = LinkId(self.next_link);
         self.next_link += 1;
-        let (queue, receiver) = unbounded();
-        let shared = Arc::new(Shared::default());
+        let (queue, receiver) = bounded(LINK_QUEUE);
+        let friend = &mut self.friends[peer.0];
         let task = LinkTask {
             id,
             peer_id: peer,
             peer: self.table.get(peer).clone(),
-            connect_timeout: self.settings.connect_timeout,
-            write_timeout: self.settings.write_timeout,
+            confirms: friend.confirms,
+            timeouts: self.settings.timeouts,
             queue: receiver,
-            shared: shared.clone(),
             events: self.events.clone(),
         };
         let spawned = thread::Builder::new()
@@ -325,109 +439,265 @@ impl Dispatcher {
             .spawn(move || link::run(task));
         match spawned {
             Ok(thread) => {
-                self.threads.retain(|thread| !thread.is_finished());
-                self.threads.push(thread);
-                self.live.insert(id, peer);
-                Some(Link {
+                friend.link = Some(LinkHandle {
                     id,
                     queue,
-                    shared,
-                    last_sent: Instant::now(),
-                    connected: false,
-                    socket: None,
-                })
+                    thread,
+                    state: LinkState::Connecting,
+                    outstanding: 0,
+                    last_used: Instant::now(),
+                });
             }
             Err(e) => {
-                error!("cannot start a link thread: {e}");
-                None
+                let (tx, rx) = bounded(0);
+                drop(tx);
+                self.failed(
+                    peer,
+                    Failure {
+                        reason: Reason::NoThread(e.to_string()),
+                        unsent: Vec::new(),
+                        maybe_lost: 0,
+                        queue: rx,
+                    },
+                );
             }
-        }
-    }
-
-    /// Closes a link that has been idle for the idle timeout: dropping the queue's sender tells the
-    /// link thread to finish and close its connection.
-    fn close_idle(&mut self, peer: PeerId) {
-        if self.links.remove(&peer).is_some() {
-            info!(
-                "closing idle connection to {} after {:.1} s",
-                self.table.get(peer).name,
-                self.settings.idle_timeout.as_secs_f64()
-            );
         }
     }
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::LinkUp { peer, link, socket } => {
-                if let Some(current) = self.links.get_mut(&peer).filter(|l| l.id == link) {
-                    current.connected = true;
-                    current.socket = Some(socket);
+            Event::Link { peer, link, report } => {
+                let friend = &mut self.friends[peer.0];
+                let Some(handle) = friend.link.as_mut().filter(|l| l.id == link) else {
+                    return; // news from a link already replaced
+                };
+                match report {
+                    LinkReport::Connected { .. } => {
+                        if handle.state == LinkState::Connecting {
+                            handle.state = LinkState::Open;
+                        }
+                        if let Some(outage) = friend.outage.as_mut().filter(|o| o.told) {
+                            outage.told = false;
+                            info!(
+                                "{} can be reached again: sending the messages held for them",
+                                self.table.get(peer)
+                            );
+                        }
+                    }
+                    LinkReport::Delivered(n) => {
+                        handle.outstanding -= n;
+                        friend.confirms = true;
+                        friend.delivered += n;
+                        self.reachable(peer);
+                    }
+                    LinkReport::Sent(n) => {
+                        handle.outstanding -= n;
+                        friend.sent += n;
+                        self.reachable(peer);
+                    }
+                    LinkReport::Refused(n) => {
+                        handle.outstanding -= n;
+                        friend.confirms = true;
+                        error!(
+                            "{n} message(s) to {} not delivered: their p2p-chat dropped them \
+                             (does their peer table give {} this machine's address?)",
+                            self.table.get(peer),
+                            self.table.get(self.me).name
+                        );
+                    }
+                    LinkReport::Closed => self.ended(peer),
+
+                    LinkReport::Failed(failure) => self.failed(peer, failure),
                 }
             }
-            Event::LinkDown {
-                peer,
-                link,
-                undelivered,
-                reason,
-                queue,
-            } => {
-                self.live.remove(&link);
-                if self.links.get(&peer).is_some_and(|l| l.id == link) {
-                    self.links.remove(&peer);
-                }
-                let waiting: usize = queue.try_iter().map(|batch| batch.count).sum();
-                self.report_undelivered(peer, undelivered + waiting, &reason);
-                // Held batches for this friend now go to a fresh link, which connects anew.
-                self.release(false);
-            }
-            Event::LinkDrained { .. } => self.release(false),
-            Event::LinkClosed { peer, link, local } => {
-                self.live.remove(&link);
-                if peer == self.me {
-                    self.last_note_to_self = local;
+            Event::Heard(peer) => {
+                // They just connected to us, so they are up: try them now, not at the backoff.
+                if let Some(outage) = &mut self.friends[peer.0].outage {
+                    outage.retry_at = Instant::now();
                 }
             }
             Event::StdoutClosed => {}
         }
     }
 
-    fn report_undelivered(&self, peer: PeerId, count: usize, reason: &str) {
-        if count > 0 {
+    /// A link has sent its last report: join its thread, which returns right after.
+    fn ended(&mut self, peer: PeerId) {
+        if let Some(handle) = self.friends[peer.0].link.take() {
+            let _ = handle.thread.join();
+        }
+    }
+
+    /// A friend took a message: they are reachable, so any outage is over.
+    fn reachable(&mut self, peer: PeerId) {
+        let friend = &mut self.friends[peer.0];
+        if friend.outage.take().is_some() && friend.refused > 0 {
             error!(
-                "{} message(s) to {} not delivered: {reason}",
-                count,
+                "{} message(s) to {} not delivered: refused while their outbox was full",
+                std::mem::take(&mut friend.refused),
                 self.table.get(peer)
             );
         }
     }
 
-    /// `/peers`: every friend with the state of our connections to and from them, on stderr.
+    /// A link failed: what it hands back is held in front of the outbox and the friend is
+    /// retried with backoff; or, when quitting, it is all reported.
+    fn failed(&mut self, peer: PeerId, failure: Failure) {
+        let Failure {
+            reason,
+            unsent,
+            maybe_lost,
+            queue,
+        } = failure;
+        self.ended(peer);
+        let mut held = unsent;
+        held.extend(queue.try_iter().filter_map(|command| match command {
+            ToLink::Send(batch) => Some(batch),
+            ToLink::Close => None,
+        }));
+        let returned: usize = held.iter().map(|b| b.count).sum();
+        let friend = &mut self.friends[peer.0];
+        friend.outbox.push_front(held);
+        let who = self.table.get(peer);
+        if maybe_lost > 0 {
+            error!("{maybe_lost} message(s) to {who} may not have arrived: {reason}");
+        }
+        if returned > 0 && reason.unconfirmed_were_dropped() && !self.quitting {
+            warn!(
+                "{returned} message(s) to {who} were not confirmed and will be sent again: {reason}"
+            );
+        }
+        if self.quitting {
+            let lost = friend.outbox.clear();
+            if lost > 0 {
+                error!("{lost} message(s) to {who} not delivered: {reason}");
+            }
+            return;
+        }
+        if friend.outbox.is_empty() {
+            return; // an idle connection closed by the friend: nothing waits, nothing to say
+        }
+        let now = Instant::now();
+        // A friend who closed or reset a working connection has usually restarted: try again at
+        // once. After that, and for anything else, wait longer each time.
+        let (wait, backoff) = match &friend.outage {
+            None if reason.unconfirmed_were_dropped() => (Duration::ZERO, FIRST_BACKOFF),
+            None => (FIRST_BACKOFF, FIRST_BACKOFF * 2),
+            Some(outage) => (outage.backoff, (outage.backoff * 2).min(MAX_BACKOFF)),
+        };
+        let told = friend.outage.as_ref().is_some_and(|o| o.told);
+        if !told && !wait.is_zero() {
+            warn!(
+                "{} message(s) to {who} wait in their outbox: {reason}; trying again every \
+                 {:.0} s at most, and at once when they connect to us",
+                friend.outbox.messages,
+                MAX_BACKOFF.as_secs_f64()
+            );
+        }
+        friend.outage = Some(Outage {
+            reason,
+            retry_at: now + wait,
+            backoff,
+            told: told || !wait.is_zero(),
+        });
+    }
+
+    /// Starts the shutdown: no more input; what cannot be sent now is reported; links finish.
+    /// Sets `give_up` to the timer after which we stop waiting for them.
+    fn begin_quit(&mut self, give_up: &mut Receiver<Instant>) {
+        if self.quitting {
+            return;
+        }
+        self.quitting = true;
+        for id in self.table.ids() {
+            let friend = &mut self.friends[id.0];
+            if friend.link.is_none() {
+                let held = friend.outbox.clear();
+                if held > 0 {
+                    let why = friend
+                        .outage
+                        .as_ref()
+                        .map_or("quitting".to_string(), |o| o.reason.to_string());
+                    error!(
+                        "{held} message(s) to {} not delivered: quitting while they cannot be \
+                         reached ({why})",
+                        self.table.get(id)
+                    );
+                }
+            }
+            if friend.refused > 0 {
+                error!(
+                    "{} message(s) to {} not delivered: refused while their outbox was full",
+                    std::mem::take(&mut friend.refused),
+                    self.table.get(id)
+                );
+            }
+        }
+        let t = self.settings.timeouts;
+        *give_up = after(t.connect + t.write + t.ack + Duration::from_secs(1));
+    }
+
+    /// The links did not finish in time: report what each still had.
+    fn abandon(&mut self) {
+        for id in self.table.ids() {
+            let friend = &mut self.friends[id.0];
+            let outstanding = friend.link.as_ref().map_or(0, |l| l.outstanding);
+            let lost = outstanding + friend.outbox.clear();
+            if friend.link.is_some() && lost > 0 {
+                error!(
+                    "{lost} message(s) to {} not delivered or not confirmed: quitting before \
+                     their link finished",
+                    self.table.get(id)
+                );
+            }
+            // The thread is left to end with the process: it may be blocked on a stalled friend.
+            friend.link = None;
+        }
+    }
+
+    /// After the last link: close every inbound connection so the readers end.
+    fn finish(self) {
+        self.inbound.close_all();
+    }
+
+    /// `/peers`: every friend with what we know of them, on stderr.
     fn print_peers(&self) {
         let now = Instant::now();
         let (inbound, unknown) = self.inbound.counts(self.table.len());
-        let mut out = String::from(
-            "friend            address                 outbound                         inbound\n",
+        let mut out = format!(
+            "{:<17} {:<21} {:<28} {:>5} {:>3}\n",
+            "friend", "address", "outbound", "wait", "in"
         );
         for id in self.table.ids() {
             let peer = self.table.get(id);
+            let friend = &self.friends[id.0];
             let name = if id == self.me {
                 format!("{} (you)", peer.name)
             } else {
                 peer.name.clone()
             };
-            let outbound = match self.links.get(&id) {
-                None => "-".to_string(),
-                Some(link) => {
-                    let left = (link.last_sent + self.settings.idle_timeout)
-                        .saturating_duration_since(now);
-                    let state = if link.connected { "open" } else { "connecting" };
-                    format!("{state}, idle close in {:.1} s", left.as_secs_f64())
-                }
+            let outbound = match (&friend.link, &friend.outage) {
+                (Some(link), _) => match link.state {
+                    LinkState::Connecting => "connecting".to_string(),
+                    LinkState::Closing => "closing".to_string(),
+                    LinkState::Open if link.outstanding > 0 => {
+                        format!("open, {} unconfirmed", link.outstanding)
+                    }
+                    LinkState::Open => {
+                        let left = (link.last_used + self.settings.idle_timeout)
+                            .saturating_duration_since(now);
+                        format!("open, idle close in {:.1} s", left.as_secs_f64())
+                    }
+                },
+                (None, Some(outage)) => format!(
+                    "unreachable, retry in {:.0} s",
+                    outage.retry_at.saturating_duration_since(now).as_secs_f64()
+                ),
+                (None, None) => "-".to_string(),
             };
             let address = format!("{}:{}", peer.host, peer.port);
             out.push_str(&format!(
-                "{name:<17} {address:<23} {outbound:<32} {}\n",
-                inbound[id.0]
+                "{name:<17} {address:<21} {outbound:<28} {:>5} {:>3}\n",
+                friend.outbox.messages, inbound[id.0]
             ));
         }
         if unknown > 0 {
@@ -437,111 +707,136 @@ impl Dispatcher {
         }
         let _ = io::stderr().write_all(out.as_bytes());
     }
-
-    /// Shutdown, in order: close every link's queue so each delivers what it holds and ends;
-    /// wait for their reports (bounded by the connect and write timeouts); let a note to self be
-    /// printed; then close every inbound connection.
-    fn finish(mut self, events: &Receiver<Event>) {
-        self.links.clear();
-        let limit =
-            self.settings.connect_timeout + self.settings.write_timeout + Duration::from_secs(1);
-        let give_up = after(limit);
-        while !self.live.is_empty() {
-            select! {
-                recv(events) -> event => {
-                    if let Ok(event) = event {
-                        self.handle(event);
-                    }
-                }
-                recv(give_up) -> _ => {
-                    for peer in self.live.values() {
-                        error!(
-                            "quitting before the link to {} finished ({:.1} s): messages still \
-                             queued for them were not delivered",
-                            self.table.get(*peer),
-                            limit.as_secs_f64()
-                        );
-                    }
-                    break;
-                }
-            }
-        }
-        if self.live.is_empty() {
-            // Every link has sent its last report, so these joins return at once.
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
-            }
-        }
-        if let Some(local) = self.last_note_to_self {
-            // Our own reader prints a note to self; give it a moment to read to the end.
-            self.inbound.wait_ended(local, Duration::from_secs(2));
-        }
-        self.inbound.close_all();
-    }
-}
-
-/// The expiry rule, with time as an argument: of the links `(peer, last_sent)`, which are idle at
-/// `now`, and when the earliest of the others is due. A link is idle once `idle` has passed since
-/// it was last given a message.
-pub fn sweep(
-    links: impl Iterator<Item = (PeerId, Instant)>,
-    idle: Duration,
-    now: Instant,
-) -> (Vec<PeerId>, Option<Instant>) {
-    let mut expired = Vec::new();
-    let mut next: Option<Instant> = None;
-    for (peer, last_sent) in links {
-        let deadline = last_sent + idle;
-        if deadline <= now {
-            expired.push(peer);
-        } else {
-            next = Some(next.map_or(deadline, |n| n.min(deadline)));
-        }
-    }
-    expired.sort();
-    (expired, next)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn no_links_means_no_deadline() {
-        let (expired, next) = sweep(std::iter::empty(), Duration::from_secs(30), Instant::now());
-        assert!(expired.is_empty());
-        assert_eq!(next, None);
+    fn batch(text: &str, count: usize) -> Batch {
+        Batch {
+            frames: text.as_bytes().to_vec(),
+            count,
+        }
+    }
+
+    fn link(state: LinkState, outstanding: usize, last_used: Instant) -> LinkHandle {
+        let (queue, _) = bounded(1);
+        LinkHandle {
+            id: LinkId(0),
+            queue,
+            thread: thread::spawn(|| {}),
+            state,
+            outstanding,
+            last_used,
+        }
     }
 
     #[test]
-    fn the_next_deadline_is_the_earliest_last_send_plus_the_timeout() {
-        let t0 = Instant::now();
-        let idle = Duration::from_secs(30);
-        let links = [
-            (PeerId(1), t0 + Duration::from_secs(5)),
-            (PeerId(2), t0 + Duration::from_secs(2)),
-        ];
-        let (expired, next) = sweep(links.into_iter(), idle, t0 + Duration::from_secs(10));
-        assert!(expired.is_empty());
-        assert_eq!(next, Some(t0 + Duration::from_secs(32)));
-    }
-
-    #[test]
-    fn links_expire_exactly_at_their_deadline() {
+    fn an_open_link_closes_exactly_idle_after_its_last_message_and_not_while_busy() {
         let t0 = Instant::now();
         let idle = Duration::from_millis(500);
-        let links = [
-            (PeerId(3), t0),
-            (PeerId(1), t0),
-            (PeerId(2), t0 + Duration::from_millis(400)),
-        ];
+        let mut friend = Friend {
+            link: Some(link(LinkState::Open, 0, t0)),
+            ..Friend::default()
+        };
         let just_before = t0 + Duration::from_millis(499);
-        let (expired, next) = sweep(links.into_iter(), idle, just_before);
-        assert!(expired.is_empty());
-        assert_eq!(next, Some(t0 + idle));
+        assert_eq!(
+            friend.due(idle, just_before, false),
+            (Due::Nothing, Some(t0 + idle))
+        );
+        assert_eq!(friend.due(idle, t0 + idle, false), (Due::IdleClose, None));
+        assert_eq!(
+            friend.due(idle, t0, true),
+            (Due::IdleClose, None),
+            "at quit, at once"
+        );
 
-        let (expired, next) = sweep(links.into_iter(), idle, t0 + idle);
-        assert_eq!(expired, [PeerId(1), PeerId(3)]);
-        assert_eq!(next, Some(t0 + Duration::from_millis(900)));
+        // Unconfirmed messages, or messages still waiting, keep it open.
+        friend.link.as_mut().unwrap().outstanding = 1;
+        assert_eq!(friend.due(idle, t0 + idle * 9, false), (Due::Nothing, None));
+        friend.link.as_mut().unwrap().outstanding = 0;
+        friend.outbox.push_back(batch("a/x\n", 1));
+        assert_eq!(friend.due(idle, t0 + idle * 9, false), (Due::Nothing, None));
+        // So does connecting.
+        let connecting = Friend {
+            link: Some(link(LinkState::Connecting, 0, t0)),
+            ..Friend::default()
+        };
+        assert_eq!(
+            connecting.due(idle, t0 + idle * 9, false),
+            (Due::Nothing, None)
+        );
+    }
+
+    #[test]
+    fn waiting_messages_start_a_link_at_once_or_at_the_retry_time() {
+        let t0 = Instant::now();
+        let idle = Duration::from_secs(30);
+        let mut friend = Friend::default();
+        assert_eq!(
+            friend.due(idle, t0, false),
+            (Due::Nothing, None),
+            "nothing to send"
+        );
+        friend.outbox.push_back(batch("a/x\n", 1));
+        assert_eq!(friend.due(idle, t0, false), (Due::Connect, None));
+        let retry_at = t0 + Duration::from_secs(4);
+        friend.outage = Some(Outage {
+            reason: Reason::ClosedByFriend,
+            retry_at,
+            backoff: MAX_BACKOFF,
+            told: true,
+        });
+        assert_eq!(friend.due(idle, t0, false), (Due::Nothing, Some(retry_at)));
+        assert_eq!(friend.due(idle, retry_at, false), (Due::Connect, None));
+        assert_eq!(
+            friend.due(idle, retry_at, true),
+            (Due::Nothing, None),
+            "not at quit"
+        );
+    }
+
+    #[test]
+    fn an_outbox_keeps_order_counts_and_bounds() {
+        let mut outbox = Outbox::default();
+        outbox.push_back(batch("a/2\n", 1));
+        outbox.push_back(batch("a/3\na/4\n", 2));
+        outbox.push_front(vec![batch("a/0\n", 1), batch("a/1\n", 1)]);
+        assert_eq!(outbox.messages, 5);
+        assert_eq!(
+            outbox.pop_chunk(),
+            Some(batch("a/0\na/1\na/2\na/3\na/4\n", 5))
+        );
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.bytes, 0);
+        for _ in 0..OUTBOX_MESSAGES {
+            assert!(!outbox.is_full());
+            outbox.push_back(batch("a/x\n", 1));
+        }
+        assert!(outbox.is_full());
+        assert_eq!(outbox.clear(), OUTBOX_MESSAGES);
+        outbox.push_back(batch(&"x".repeat(OUTBOX_BYTES), 1));
+        assert!(outbox.is_full(), "bytes count too");
+    }
+
+    #[test]
+    fn the_console_waits_only_for_a_reachable_friend_and_a_full_outbox_refuses_only_offline() {
+        let t0 = Instant::now();
+        let mut friend = Friend {
+            link: Some(link(LinkState::Open, 0, t0)),
+            ..Friend::default()
+        };
+        for _ in 0..OUTBOX_MESSAGES {
+            friend.outbox.push_back(batch("a/x\n", 1));
+        }
+        assert!(friend.holds_up_input() && !friend.refuses());
+        friend.outage = Some(Outage {
+            reason: Reason::Stalled(Duration::from_secs(5)),
+            retry_at: t0,
+            backoff: FIRST_BACKOFF,
+            told: true,
+        });
+        assert!(!friend.holds_up_input() && friend.refuses());
     }
 }

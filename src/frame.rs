@@ -5,6 +5,9 @@
 //! writes `name/message\n\0` and netcat or telnet send plain lines. Empty frames (such as the gap
 //! between that `\n` and `\0`) are skipped.
 //!
+//! A receiver that is a p2p-chat confirms each frame with one byte ([`ACK_SHOWN`] or
+//! [`ACK_DROPPED`]) written back on the same connection; see `reader` for when it does.
+//!
 //! TCP is a byte stream: one `read` may return half a frame or several frames at once. The
 //! [`FrameDecoder`] keeps the bytes of an unfinished frame until its terminator arrives, so every
 //! frame comes out whole and separate however the bytes were split. It never holds more than
@@ -13,6 +16,13 @@
 
 /// The longest frame we accept, in bytes, not counting its terminator.
 pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Confirmations travel the other way, from receiver to sender on the sender's connection: one
+/// byte per frame, in order. This one says "shown". A NUL shows nothing on a terminal, so a
+/// person sending with netcat sees nothing of it.
+pub const ACK_SHOWN: u8 = 0x00;
+/// The confirmation for a frame that was read but dropped (its sender is not in the table).
+pub const ACK_DROPPED: u8 = 0x15;
 
 /// Appends one frame to `out`: `sender/message\n`. One buffer can hold many frames, so a writer can
 /// send a whole batch with one `write`.

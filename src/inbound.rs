@@ -11,12 +11,11 @@
 //! is opened, so a flood of silent connections pushes out itself rather than our friends. Only when
 //! every open connection is a known friend is the newcomer refused.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::peers::PeerId;
 
@@ -44,22 +43,15 @@ struct Conn {
     friend: Option<PeerId>,
 }
 
-/// How many ended connections' addresses are remembered for [`Inbound::wait_ended`].
-const REMEMBER_ENDED: usize = 64;
-
 #[derive(Default)]
 struct State {
     conns: BTreeMap<ConnId, Conn>,
     next_id: u64,
-    /// Remote addresses of the connections that ended most recently, newest last.
-    ended: VecDeque<SocketAddr>,
 }
 
 pub struct Inbound {
     cap: usize,
     state: Mutex<State>,
-    /// Signalled whenever a connection ends, for [`Inbound::wait_ended`].
-    gone: Condvar,
 }
 
 impl Inbound {
@@ -67,7 +59,6 @@ impl Inbound {
         Inbound {
             cap: cap.max(1),
             state: Mutex::new(State::default()),
-            gone: Condvar::new(),
         }
     }
 
@@ -118,14 +109,7 @@ impl Inbound {
 
     /// Forgets a connection; its reader calls this as it ends. Harmless if already evicted.
     pub fn remove(&self, id: ConnId) {
-        let mut state = self.state.lock();
-        if let Some(conn) = state.conns.remove(&id) {
-            if state.ended.len() == REMEMBER_ENDED {
-                state.ended.pop_front();
-            }
-            state.ended.push_back(conn.remote);
-        }
-        self.gone.notify_all();
+        self.state.lock().conns.remove(&id);
     }
 
     /// How many connections each friend has open to us (indexed by `PeerId`), and how many have
@@ -149,21 +133,6 @@ impl Inbound {
         self.state.lock().conns.len()
     }
 
-    /// Waits until a connection from `remote` has been accepted and has ended (its reader saw
-    /// end-of-file), or `timeout` passes. Returns whether it ended. Used at quit so that a note to
-    /// self is read and printed before the process ends; the connection may not even have been
-    /// accepted yet when the wait begins.
-    pub fn wait_ended(&self, remote: SocketAddr, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.state.lock();
-        while !state.ended.contains(&remote) {
-            if self.gone.wait_until(&mut state, deadline).timed_out() {
-                return false;
-            }
-        }
-        true
-    }
-
     /// Closes every inbound connection; their readers then end on their own.
     pub fn close_all(&self) {
         let mut state = self.state.lock();
@@ -171,7 +140,6 @@ impl Inbound {
             let _ = conn.stream.shutdown(Shutdown::Both);
         }
         state.conns.clear();
-        self.gone.notify_all();
     }
 }
 
@@ -232,27 +200,5 @@ mod tests {
         // The evicted reader's blocking read returns at once with end-of-file.
         let mut buf = [0u8; 1];
         assert_eq!((&*reader_side).read(&mut buf).unwrap(), 0);
-    }
-
-    #[test]
-    fn wait_ended_returns_once_the_connection_has_ended() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let inbound = Arc::new(Inbound::new(4));
-        let (_c1, s1, r1) = pair(&listener);
-        assert!(
-            !inbound.wait_ended(r1, Duration::from_millis(1)),
-            "not even admitted yet"
-        );
-        let (id, _) = admitted(inbound.admit(s1, r1));
-        assert!(
-            !inbound.wait_ended(r1, Duration::from_millis(1)),
-            "still open"
-        );
-        let remover = {
-            let inbound = inbound.clone();
-            std::thread::spawn(move || inbound.remove(id))
-        };
-        assert!(inbound.wait_ended(r1, Duration::from_secs(10)));
-        remover.join().unwrap();
     }
 }

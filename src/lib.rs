@@ -6,39 +6,46 @@
 //! thing, and one dispatcher thread ties them together with `select!` over channels.
 //!
 //! ```text
-//!   stdin ──> [console] ──ConsoleEvent──┐ (bounded)
+//!   stdin ──> [console] ──ConsoleEvent──┐ (rendezvous)
 //!                                       v
-//!   Ctrl-C ─> (ctrlc handler) ──()──> [dispatcher] ──Batch──> [link:bob] ─────TCP────> bob
-//!                                       ^    ^  │ owns links,     (one per friend we write to:
-//!              at(next idle deadline) ──┘    │  │ last-sent        connects, and writes what
-//!                                            │  │ Instants         may block)
-//!                                            │  └─ fast path: bob's link is idle, so a
-//!                                            │     non-blocking write to its socket ──TCP──> bob
-//!                 Event (link up/drained/down/closed, stdout gone)
-//!                                            │
+//!   Ctrl-C ─> (ctrlc handler) ──()──> [dispatcher] ══ToLink══> [link:bob] ═══TCP═══> bob
+//!                                      ^   ^   │ owns outboxes,  (bounded  │ connects, writes,
+//!        at(next idle close or retry) ─┘   │   │ links, idle      queue)   │ waits for the
+//!                                          │   │ timestamps                │ confirmations
+//!                                          │   │                 [acks:bob] <──NUL per frame──
+//!                 Event (link reports, a friend spoke, stdout gone)
+//!                                          │
 //!   TCP ──> [acceptor] ──spawns──> [reader:addr] ──> stdout "[sender] message"
-//!              │                        │
+//!              │                        │  └──> NUL per frame shown, back to the sender
 //!              └──> Inbound registry <──┘   (the one mutex: admission cap, /peers counts)
 //! ```
 //!
 //! * [`acceptor`]: blocks in `accept`, admits connections under a cap, spawns a reader for each.
-//! * [`reader`]: one per inbound connection; decodes frames and prints them.
+//! * [`reader`]: one per inbound connection; decodes frames, prints them, confirms them.
 //! * [`console`]: reads stdin lines, answers mistakes, hands messages to the dispatcher.
-//! * [`dispatcher`]: owns the outbound links and their idle deadlines; routes; expires.
-//! * [`link`]: one per friend we talk to; connects, writes batches, reports failures. When the
-//!   link is idle the dispatcher writes to its socket itself, without blocking: one thread
-//!   hand-off fewer for a lone message.
+//! * [`dispatcher`]: owns every friend's outbox, link and idle deadline; routes, retries,
+//!   expires. It never touches a socket.
+//! * [`link`]: one per friend we write to, owning that connection; connects, writes, and (with
+//!   its ack reader thread) settles each message as delivered, sent or failed.
+//! * [`event`]: the types that cross threads. Thread modules import it, never each other.
 //! * Pure modules, unit-tested without I/O: [`peers`] (the table), [`frame`] (the wire format),
 //!   [`command`] (console lines), [`screen`] (safe display), [`cli`] (the command line).
 //!
-//! Flow control: a friend's link queue holds at most 8 MiB. When a batch would overflow it, the
-//! dispatcher holds the batch and stops reading the console's channel, which is bounded, so the
-//! console blocks and stops reading stdin until the link drains or its write timeout drops it.
+//! Every message ends in one state the user can see: delivered (the friend's p2p-chat confirmed
+//! it), sent (the friend's program does not confirm; the bytes went out and the connection held
+//! for `--ack-timeout`), or reported as not delivered or as possibly lost, with a count. Messages
+//! for a friend who cannot be reached wait in their outbox and are retried.
 //!
-//! Shutdown order (on `/quit`, end of input or Ctrl-C): the dispatcher routes what is still in the
-//! console channel, drops every link's queue sender, and waits for each link to write what it holds
-//! and report; then it lets a note to self be printed, closes every inbound connection, and [`run`]
-//! stops the acceptor and returns. Every message typed is either delivered or reported as failed.
+//! Flow control is bounded channels: the console hands over to the dispatcher at a rendezvous,
+//! each link's queue holds two batches, and an outbox holds 1,000 messages or 8 MiB. While a
+//! reachable friend's outbox is full the dispatcher stops taking input; a friend who takes
+//! nothing for `--write-timeout` is stalled and holds nobody up after that.
+//!
+//! Shutdown order (on `/quit`, end of input or Ctrl-C): the dispatcher takes no more input and
+//! reports what waits for friends who cannot be reached; every link delivers what its outbox
+//! holds, waits for the confirmations, closes and reports; then the dispatcher closes every
+//! inbound connection and [`run`] stops the acceptor and returns. Every message typed is
+//! delivered, sent, or reported.
 
 pub mod acceptor;
 pub mod cli;
@@ -46,6 +53,7 @@ pub mod command;
 pub mod console;
 pub mod dispatcher;
 pub mod error;
+pub mod event;
 pub mod frame;
 pub mod inbound;
 pub mod link;
@@ -62,12 +70,14 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, bounded, unbounded};
 use log::info;
 
-use crate::acceptor::{Acceptor, ReaderContext};
+use crate::acceptor::Acceptor;
 use crate::cli::Options;
 use crate::dispatcher::{Dispatcher, Inputs, Settings};
 use crate::error::{Error, Result};
 use crate::inbound::Inbound;
+use crate::link::Timeouts;
 use crate::peers::{PeerId, PeerTable};
+use crate::reader::ReaderContext;
 use crate::screen::Screen;
 
 /// Finds our own entry in the table.
@@ -119,9 +129,10 @@ pub fn run(
         .unwrap_or_else(|| default_max_inbound(&table));
     let inbound = Arc::new(Inbound::new(max_inbound));
     let (events_tx, events_rx) = unbounded();
-    // Bounded, so that when the dispatcher stops taking the console's batches (a friend's queue
-    // is full) the console waits instead of reading stdin into memory without limit.
-    let (console_tx, console_rx) = bounded(4);
+    // A rendezvous: a batch passes only when the dispatcher takes it. So when the dispatcher
+    // stops taking input (a friend's outbox is full) the console waits instead of reading stdin
+    // into memory, and at quit no batch can be left stranded in the channel.
+    let (console_tx, console_rx) = bounded(0);
 
     info!(
         "{} listening on {} (idle timeout {:.1} s)",
@@ -152,8 +163,11 @@ pub fn run(
         me,
         Settings {
             idle_timeout: options.idle_timeout,
-            connect_timeout: options.connect_timeout,
-            write_timeout: options.write_timeout,
+            timeouts: Timeouts {
+                connect: options.connect_timeout,
+                write: options.write_timeout,
+                ack: options.ack_timeout,
+            },
         },
         inbound,
         events_tx,

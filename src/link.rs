@@ -1,458 +1,399 @@
-//! An outbound link: one thread per friend we are talking to, with its own queue.
+//! An outbound link: one thread per friend we are writing to, owning the connection to them.
 //!
-//! This is the "stdin is readable: connect if needed, send" branch of a select() loop. What may
-//! block, connecting and writing to a friend whose socket buffer is full, happens on this thread,
-//! so a slow `connect` or a friend who stops reading only ever blocks this thread, never the
-//! dispatcher, the console or the links to other friends.
+//! This is the "stdin is readable: connect if needed, send" branch of a select() loop, and the
+//! write set. Everything that may block happens here, so a slow `connect` or a friend who stops
+//! reading only ever blocks this thread: resolving the friend's host and connecting (both within
+//! `--connect-timeout`), and writing (each chunk within `--write-timeout`).
 //!
-//! Two paths lead to the friend's socket:
+//! The link thread owns the socket's writing half. A second thread, the link's ack reader, owns
+//! the reading half: it blocks in `read` and turns the friend's confirmations into [`Ack`]s on a
+//! channel. The link waits with one `select!` on three things: its queue from the dispatcher
+//! ([`ToLink`]), those acks, and the deadline by which the oldest unconfirmed message must be
+//! confirmed.
 //!
-//! * **The fast path.** When the link is connected and has nothing queued, the dispatcher writes a
-//!   batch itself with [`write_now`], a non-blocking write: a lone message then costs no thread
-//!   hand-off at all between the dispatcher and the socket. The socket is kept in non-blocking
-//!   mode whenever the link is idle, so that write can never block the dispatcher.
-//! * **The queue.** Everything else goes through the link's queue: the first batch (which
-//!   connects), batches that arrive while others wait, and whatever part of a batch the fast path
-//!   could not write. The link takes every batch already waiting, joins them and writes them with
-//!   one blocking `write_all`, bounded by the write timeout, then puts the socket back in
-//!   non-blocking mode before it tells the dispatcher, through `queued_bytes`, that it is idle.
-//!   Only the dispatcher adds work, so while `queued_bytes` is above zero it leaves the socket to
-//!   the link, and the two never write at once.
-//!
-//! When the dispatcher drops the sending end (the link was idle, or we are quitting) the link
-//! writes what is left, closes the connection and reports [`Event::LinkClosed`]. If it cannot
-//! deliver, it reports [`Event::LinkDown`] with the number of messages lost and hands its queue
-//! back, so the dispatcher can count what was still waiting.
-//!
-//! TCP accepts the first write to a connection the other side has already closed, so a friend
-//! who restarted would silently swallow our next message. Before each write both paths therefore
-//! peek at the socket for end-of-file; the link then opens a fresh connection, and it retries once
-//! on a fresh connection when a write fails because the connection was reset.
+//! Confirmation: a p2p-chat that has shown a frame writes back one NUL byte (NAK, 0x15, for a
+//! frame it dropped), in order, on the same connection. The link keeps every written message
+//! until its byte comes back and reports each one to the dispatcher as delivered, refused, sent
+//! or lost ([`LinkReport`]). A friend who has never confirmed runs a program that does not (the
+//! classic C version, netcat): their messages count as sent once `--ack-timeout` passes with the
+//! connection still up. A friend who has confirmed before and goes quiet is frozen or gone, and
+//! the link gives up on them at that deadline.
 
-use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use log::{info, log_enabled, trace, warn};
+use crossbeam_channel::{Receiver, Sender, at, never, select, unbounded};
+use log::{info, log_enabled, trace};
 
-use crate::dispatcher::{Event, MAX_QUEUED_BYTES};
+use crate::event::{Batch, Event, Failure, LinkId, LinkReport, Reason, ToLink};
+use crate::frame::{ACK_DROPPED, ACK_SHOWN};
 use crate::peers::{Peer, PeerId};
 
-/// Encoded frames for one friend, and how many messages they hold.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Batch {
-    pub frames: Vec<u8>,
-    pub count: usize,
-    /// The first bytes finish a frame whose start the fast path already wrote on the link's
-    /// current connection. On a fresh connection they would be a meaningless fragment.
-    pub resumes: bool,
+/// The most bytes one write call is given. The write timeout applies to each such chunk, so a
+/// friend who reads slowly but steadily is never taken for a stalled one.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The timeouts a link works with, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub write: Duration,
+    pub ack: Duration,
 }
-
-impl Batch {
-    /// Drops the first `written` bytes, which the fast path wrote, and keeps the rest for the
-    /// link, counting only the messages that were not written whole.
-    pub fn after_written(mut self, written: usize) -> Batch {
-        let done = self.frames[..written]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        self.resumes = written > 0 && self.frames[written - 1] != b'\n';
-        self.frames.drain(..written);
-        self.count -= done;
-        self
-    }
-}
-
-/// Identifies one link thread, so that a late report from a link the dispatcher has already
-/// replaced is not mistaken for news about the new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LinkId(pub u64);
-
-/// Counters the link and the dispatcher share.
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// Bytes handed to the link's queue and not yet written. The dispatcher adds, the link
-    /// subtracts. At zero the link is idle and the dispatcher may use the fast path; at
-    /// [`MAX_QUEUED_BYTES`] the dispatcher holds further batches, so a friend who stops reading
-    /// cannot make us buffer without limit.
-    pub queued_bytes: AtomicUsize,
-    /// Messages written on the current connection, by either path: what a reset may have cost.
-    pub sent_on_connection: AtomicUsize,
-}
-
-/// Joining queued batches stops at this size, so one write never holds an unbounded buffer.
-const MAX_WRITE: usize = 1024 * 1024;
 
 /// Everything a link thread needs.
 pub struct LinkTask {
     pub id: LinkId,
     pub peer_id: PeerId,
     pub peer: Peer,
-    pub connect_timeout: Duration,
-    pub write_timeout: Duration,
-    pub queue: Receiver<Batch>,
-    pub shared: Arc<Shared>,
+    /// Whether this friend has confirmed messages before: if so, silence means trouble.
+    pub confirms: bool,
+    pub timeouts: Timeouts,
+    pub queue: Receiver<ToLink>,
     pub events: Sender<Event>,
+}
+
+/// What the ack reader tells its link.
+enum Ack {
+    /// Confirmation bytes, in the order they arrived.
+    Bytes(Vec<u8>),
+    /// The friend closed the connection (`None`) or it broke.
+    Ended(Option<io::Error>),
 }
 
 /// The link thread's body.
 pub fn run(task: LinkTask) {
-    let mut link = Link { task, stream: None };
-    while let Ok(mut batch) = link.task.queue.recv() {
-        // Join every batch that is already waiting onto the first: one write for all of them.
-        while batch.frames.len() < MAX_WRITE {
-            match link.task.queue.try_recv() {
-                Ok(more) => {
-                    batch.frames.extend_from_slice(&more.frames);
-                    batch.count += more.count;
-                }
-                Err(_) => break,
-            }
-        }
-        if let Err(reason) = link.deliver(&batch) {
-            // `queued_bytes` stays above zero, so the dispatcher never takes this dead link for
-            // an idle one and writes to its connection; it learns of the end from the report, or
-            // when its next send finds the queue closed.
-            let Link { task, stream } = link;
-            drop(stream);
-            let _ = task.events.send(Event::LinkDown {
-                peer: task.peer_id,
-                link: task.id,
-                undelivered: batch.count,
+    let report = |report| {
+        let _ = task.events.send(Event::Link {
+            peer: task.peer_id,
+            link: task.id,
+            report,
+        });
+    };
+    let stream = match connect(&task.peer, task.timeouts.connect) {
+        Ok(stream) => stream,
+        Err(reason) => {
+            return report(LinkReport::Failed(Failure {
                 reason,
-                queue: task.queue,
-            });
-            return;
+                unsent: Vec::new(),
+                maybe_lost: 0,
+                queue: task.queue.clone(),
+            }));
         }
-        link.written(batch.frames.len());
-    }
-    // The dispatcher dropped its end: everything it sent has been written.
-    if let Some(stream) = &link.stream {
-        // Half-close, so the friend reads everything we wrote and then sees end-of-file.
-        let _ = stream.shutdown(Shutdown::Write);
-    }
-    let _ = link.task.events.send(Event::LinkClosed {
-        peer: link.task.peer_id,
-        link: link.task.id,
-        local: link.stream.as_ref().and_then(|s| s.local_addr().ok()),
+    };
+    info!("connected to {}", task.peer);
+    report(LinkReport::Connected {
+        local: stream.local_addr().ok(),
     });
+    let (acks_tx, acks) = unbounded();
+    let ack_reader = stream.try_clone().and_then(|half| {
+        thread::Builder::new()
+            .name(format!("acks:{}", task.peer.name))
+            .spawn(move || read_acks(half, &acks_tx))
+    });
+    let ack_reader = match ack_reader {
+        Ok(handle) => handle,
+        Err(e) => {
+            return report(LinkReport::Failed(Failure {
+                reason: Reason::NoThread(e.to_string()),
+                unsent: Vec::new(),
+                maybe_lost: 0,
+                queue: task.queue.clone(),
+            }));
+        }
+    };
+    let mut link = Link {
+        stream,
+        confirms: task.confirms,
+        timeouts: task.timeouts,
+        unconfirmed: VecDeque::new(),
+        name: &task.peer.name,
+    };
+    let end = link.serve(&task.queue, &acks, &report);
+    // Both halves close here, so the ack reader's `read` returns and the thread ends.
+    let _ = link.stream.shutdown(Shutdown::Both);
+    let _ = ack_reader.join();
+    match end {
+        Ok(()) => report(LinkReport::Closed),
+        Err((reason, unsent)) => {
+            let maybe_lost = if link.confirms && reason.unconfirmed_were_dropped() {
+                0
+            } else {
+                link.unconfirmed.iter().map(|(_, b)| b.count).sum()
+            };
+            // Messages the friend certainly did not show go back to be held, in order.
+            let mut held: Vec<Batch> = Vec::new();
+            if maybe_lost == 0 {
+                held.extend(link.unconfirmed.drain(..).map(|(_, b)| b));
+            }
+            held.extend(unsent);
+            report(LinkReport::Failed(Failure {
+                reason,
+                unsent: held,
+                maybe_lost,
+                queue: task.queue.clone(),
+            }));
+        }
+    }
 }
 
-/// The fast path, called by the dispatcher for a link that is connected and idle: writes as much
-/// of the batch as the socket takes without blocking and returns how many bytes that was. Returns
-/// 0 without writing if the friend has closed or reset the connection: the link deals with that.
-pub fn write_now(socket: &TcpStream, shared: &Shared, peer: &str, batch: &Batch) -> usize {
-    if !matches!(socket_state(socket), SocketState::Open) {
-        return 0;
+/// The ack reader thread's body: the "outbound socket is readable" branch of a select() loop.
+/// Anything but confirmation bytes is ignored: the protocol sends nothing else this way.
+fn read_acks(mut stream: TcpStream, acks: &Sender<Ack>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let ended = match stream.read(&mut buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                let bytes: Vec<u8> = buf[..n]
+                    .iter()
+                    .copied()
+                    .filter(|&b| b == ACK_SHOWN || b == ACK_DROPPED)
+                    .collect();
+                if !bytes.is_empty() && acks.send(Ack::Bytes(bytes)).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Some(e),
+        };
+        let _ = acks.send(Ack::Ended(ended));
+        return;
     }
-    let bytes = &batch.frames[..];
+}
+
+/// Why a link ended early: the reason, and what it had not yet written, in order.
+type Ended = (Reason, Vec<Batch>);
+
+struct Link<'a> {
+    stream: TcpStream,
+    confirms: bool,
+    timeouts: Timeouts,
+    /// Written messages not yet confirmed, oldest first, each with when it was written.
+    unconfirmed: VecDeque<(Instant, Batch)>,
+    name: &'a str,
+}
+
+impl Link<'_> {
+    /// Writes what the queue brings and settles what the friend confirms, until a
+    /// [`ToLink::Close`] finds nothing outstanding, or the connection fails.
+    fn serve(
+        &mut self,
+        queue: &Receiver<ToLink>,
+        acks: &Receiver<Ack>,
+        report: &impl Fn(LinkReport),
+    ) -> Result<(), Ended> {
+        let mut closing = false;
+        loop {
+            if closing && self.unconfirmed.is_empty() {
+                return Ok(());
+            }
+            let deadline = self
+                .unconfirmed
+                .front()
+                .map(|(t, _)| *t + self.timeouts.ack);
+            let timer = deadline.map(at).unwrap_or_else(never);
+            // After a Close nothing more comes: stop listening, or a closed queue would spin.
+            let queue_arm = if closing { never() } else { queue.clone() };
+            select! {
+                recv(queue_arm) -> command => match command {
+                    Ok(ToLink::Send(mut batch)) => {
+                        // Join what else is already waiting: one write for all of it.
+                        let mut close_after = false;
+                        while batch.frames.len() < CHUNK {
+                            match queue.try_recv() {
+                                Ok(ToLink::Send(more)) => batch.append(more),
+                                Ok(ToLink::Close) => { close_after = true; break; }
+                                Err(_) => break,
+                            }
+                        }
+                        self.write(batch)?;
+                        closing = close_after;
+                    }
+                    // Closed by the dispatcher, or the dispatcher is gone: finish up.
+                    Ok(ToLink::Close) | Err(_) => closing = true,
+                },
+                recv(acks) -> ack => match ack {
+                    Ok(Ack::Bytes(bytes)) => self.confirmed(&bytes, report),
+                    Ok(Ack::Ended(end)) => {
+                        if self.unconfirmed.is_empty() {
+                            // The friend closed or dropped an idle connection (they quit or
+                            // restarted): nothing written is lost; the dispatcher opens a fresh
+                            // connection for whatever comes next.
+                            info!("{} closed our idle connection to them", self.name);
+                        }
+                        let reason = match end {
+                            None => Reason::ClosedByFriend,
+                            Some(e) => Reason::Broken(e.to_string()),
+                        };
+                        return Err((reason, Vec::new()));
+                    }
+                    // The ack reader always says why it ends before it does.
+                    Err(_) => return Err((Reason::ClosedByFriend, Vec::new())),
+                },
+                recv(timer) -> _ => {
+                    if self.confirms {
+                        return Err((Reason::Unconfirmed(self.timeouts.ack), Vec::new()));
+                    }
+                    // This friend does not confirm: what is still fine after the ack timeout
+                    // counts as sent.
+                    let now = Instant::now();
+                    let mut sent = 0;
+                    while let Some((written, _)) = self.unconfirmed.front() {
+                        if *written + self.timeouts.ack > now {
+                            break;
+                        }
+                        sent += self.unconfirmed.pop_front().map_or(0, |(_, b)| b.count);
+                    }
+                    if sent > 0 {
+                        report(LinkReport::Sent(sent));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Settles confirmed messages, oldest first, and reports them.
+    fn confirmed(&mut self, bytes: &[u8], report: &impl Fn(LinkReport)) {
+        self.confirms = true;
+        let shown = bytes.iter().filter(|&&b| b == ACK_SHOWN).count();
+        let mut settled = 0;
+        while settled < bytes.len() {
+            let Some((_, front)) = self.unconfirmed.front_mut() else {
+                break; // more confirmations than messages: nothing to settle
+            };
+            let n = front.count.min(bytes.len() - settled);
+            front.split_messages(n);
+            settled += n;
+            if front.count == 0 {
+                self.unconfirmed.pop_front();
+            }
+        }
+        if shown > 0 {
+            report(LinkReport::Delivered(shown.min(settled)));
+        }
+        if settled > shown {
+            report(LinkReport::Refused(settled - shown));
+        }
+    }
+
+    /// Writes a batch, chunk by chunk, each within the write timeout. What a stall leaves
+    /// unwritten (the cut frame included) comes back in the error, to be sent again.
+    fn write(&mut self, mut batch: Batch) -> Result<(), Ended> {
+        let mut done = 0;
+        while done < batch.frames.len() {
+            let end = (done + CHUNK).min(batch.frames.len());
+            if let Err(e) =
+                write_within(&self.stream, &batch.frames[done..end], self.timeouts.write)
+            {
+                let whole = batch.whole_frames_in(done + e.written);
+                let written = batch.split_messages(whole);
+                self.unconfirmed.push_back((Instant::now(), written));
+                let reason = match e.error.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                        Reason::Stalled(self.timeouts.write)
+                    }
+                    _ => Reason::Broken(e.error.to_string()),
+                };
+                return Err((reason, vec![batch]));
+            }
+            trace_write(self.name, &batch.frames[done..end]);
+            done = end;
+        }
+        self.unconfirmed.push_back((Instant::now(), batch));
+        Ok(())
+    }
+}
+
+/// A write that failed part-way: how many bytes went out before `error`.
+struct PartialWrite {
+    written: usize,
+    error: io::Error,
+}
+
+/// Writes all of `bytes` within `limit` in total, however many system calls it takes: the
+/// socket's own timeout applies per call, so each call gets only what is left of the deadline.
+fn write_within(mut stream: &TcpStream, bytes: &[u8], limit: Duration) -> Result<(), PartialWrite> {
+    let deadline = Instant::now() + limit;
     let mut written = 0;
     while written < bytes.len() {
-        match (&*socket).write(&bytes[written..]) {
-            Ok(0) => break,
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // The socket buffer is full (WouldBlock) or the connection broke: the rest goes
-            // through the link, which can wait and reconnect.
-            Err(_) => break,
-        }
-    }
-    trace_write(peer, &bytes[..written]);
-    let whole = if written == bytes.len() {
-        batch.count
-    } else {
-        bytes[..written].iter().filter(|&&b| b == b'\n').count()
-    };
-    shared
-        .sent_on_connection
-        .fetch_add(whole, Ordering::Relaxed);
-    written
-}
-
-struct Link {
-    task: LinkTask,
-    /// Shared with the dispatcher (for the fast path) through the `Arc`: one socket, one file
-    /// descriptor, two owners.
-    stream: Option<Arc<TcpStream>>,
-}
-
-impl Link {
-    /// Writes the batch to the friend, connecting first if needed. A connection the friend closed
-    /// or reset is replaced by a fresh one, once.
-    fn deliver(&mut self, batch: &Batch) -> Result<(), String> {
-        let mut bytes = &batch.frames[..];
-        let mut resumes = batch.resumes;
-        let mut retried = false;
-        loop {
-            match self.stream.as_deref().map(socket_state) {
-                Some(SocketState::Closed) => {
-                    info!(
-                        "{} closed our connection (restarted?); opening a fresh one",
-                        self.task.peer
-                    );
-                    self.stream = None;
-                }
-                Some(SocketState::Reset) => {
-                    self.report_reset("reset our connection");
-                    self.stream = None;
-                }
-                Some(SocketState::Open) | None => {}
-            }
-            if self.stream.is_none() {
-                self.stream = Some(self.connect()?);
-                if resumes {
-                    // The start of the first frame went out on the old connection.
-                    bytes = skip_fragment(bytes);
-                    resumes = false;
-                    warn!(
-                        "the connection to {} broke in the middle of a message; \
-                         1 message may not have arrived whole",
-                        self.task.peer
-                    );
-                }
-            }
-            let stream = self.stream.as_ref().expect("connected just above");
-            match write_blocking(stream, bytes) {
-                Ok(()) => {
-                    trace_write(&self.task.peer.name, bytes);
-                    let sent = &self.task.shared.sent_on_connection;
-                    sent.fetch_add(batch.count, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(format!(
-                        "{} has not read what we sent for {:.1} s (write timed out); dropped the connection",
-                        self.task.peer.name,
-                        self.task.write_timeout.as_secs_f64()
-                    ));
-                }
-                Err(e) if !retried && is_reset(&e) => {
-                    self.report_reset(&format!(
-                        "broke our connection ({e}); sending again on a fresh one,"
-                    ));
-                    self.stream = None;
-                    retried = true;
-                }
-                Err(e) => return Err(format!("writing failed: {e}")),
-            }
-        }
-    }
-
-    /// Takes `len` written bytes off the queue's count, and tells the dispatcher when the queue
-    /// drops below half of its limit, so that it can hand over batches it was holding.
-    fn written(&self, len: usize) {
-        let before = self
-            .task
-            .shared
-            .queued_bytes
-            .fetch_sub(len, Ordering::Release);
-        let half = MAX_QUEUED_BYTES / 2;
-        if before > half && before - len <= half {
-            let _ = self.task.events.send(Event::LinkDrained {
-                peer: self.task.peer_id,
-                link: self.task.id,
-            });
-        }
-    }
-
-    /// A reset means the friend's side threw away bytes it had not read, so messages written
-    /// earlier on this connection may be lost. We cannot know which: say how many could be.
-    fn report_reset(&self, what: &str) {
-        let sent = self.task.shared.sent_on_connection.load(Ordering::Relaxed);
-        if sent == 0 {
-            info!("{} {what}", self.task.peer);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = if left.is_zero() {
+            Err(io::ErrorKind::TimedOut.into())
         } else {
-            warn!(
-                "{} {what}: up to {sent} message(s) sent on it before may not have arrived",
-                self.task.peer
-            );
+            stream
+                .set_write_timeout(Some(left))
+                .and_then(|()| stream.write(&bytes[written..]))
+        };
+        match result {
+            Ok(0) => {
+                let error = io::ErrorKind::WriteZero.into();
+                return Err(PartialWrite { written, error });
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(PartialWrite { written, error }),
         }
     }
+    Ok(())
+}
 
-    /// Resolves the friend's host and connects to the first address that answers.
-    fn connect(&self) -> Result<Arc<TcpStream>, String> {
-        let peer = &self.task.peer;
-        let addrs = peer
-            .socket_addrs()
-            .map_err(|e| format!("cannot resolve host {:?}: {e}", peer.host))?;
-        let mut last_error = String::new();
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.task.connect_timeout) {
-                Ok(stream) => {
-                    // Frames are written whole, so Nagle's algorithm would only add delay.
-                    let _ = stream.set_nodelay(true);
-                    let _ = stream.set_write_timeout(Some(self.task.write_timeout));
-                    // At rest the socket is non-blocking, for the dispatcher's fast path.
-                    stream
-                        .set_nonblocking(true)
-                        .map_err(|e| format!("cannot set up the connection to {addr}: {e}"))?;
-                    self.task
-                        .shared
-                        .sent_on_connection
-                        .store(0, Ordering::Relaxed);
-                    info!("connected to {peer}");
-                    let stream = Arc::new(stream);
-                    let _ = self.task.events.send(Event::LinkUp {
-                        peer: self.task.peer_id,
-                        link: self.task.id,
-                        socket: Arc::clone(&stream),
-                    });
-                    return Ok(stream);
-                }
-                Err(e) => last_error = connect_error(addr, &e, self.task.connect_timeout),
+/// Resolves the friend's host and connects to the first address that answers, all within
+/// `timeout` for the lookup and `timeout` for each connection attempt.
+fn connect(peer: &Peer, timeout: Duration) -> Result<TcpStream, Reason> {
+    let addrs = peer.resolve(timeout).map_err(|e| Reason::Resolve {
+        host: peer.host.clone(),
+        error: e.to_string(),
+    })?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => {
+                // Frames are written whole, so Nagle's algorithm would only add delay.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => {
+                last = Some(Reason::Connect {
+                    addr,
+                    kind: e.kind(),
+                    error: e.to_string(),
+                    timeout,
+                })
             }
         }
-        Err(last_error)
     }
-}
-
-/// Writes all of `bytes`, blocking up to the write timeout, on a socket that is non-blocking at
-/// rest, and leaves it non-blocking again.
-fn write_blocking(stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    let written = (&*stream).write_all(bytes);
-    let restored = stream.set_nonblocking(true);
-    written.and(restored)
-}
-
-/// `bytes` without the end of a frame that began elsewhere: from just after the first `\n`.
-fn skip_fragment(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|&b| b == b'\n') {
-        Some(end) => &bytes[end + 1..],
-        None => &[],
-    }
+    Err(last.expect("resolve returns at least one address"))
 }
 
 /// Logs the bytes written at trace level, target `wire`.
 fn trace_write(peer: &str, bytes: &[u8]) {
-    if !bytes.is_empty() && log_enabled!(target: "wire", log::Level::Trace) {
+    if log_enabled!(target: "wire", log::Level::Trace) {
         trace!(target: "wire", "write {} bytes to {peer}: \"{}\"", bytes.len(), bytes.escape_ascii());
-    }
-}
-
-/// What a non-blocking look at an idle outbound socket finds.
-enum SocketState {
-    /// Nothing to read: the connection is as we left it.
-    Open,
-    /// End-of-file: the friend closed the connection (they quit or restarted).
-    Closed,
-    /// An error such as a reset: the friend's side dropped the connection.
-    Reset,
-}
-
-/// Looks at a socket that is non-blocking at rest: `peek` returns at once with "would block" on a
-/// healthy connection, 0 after the friend closed it, or the error that broke it.
-fn socket_state(stream: &TcpStream) -> SocketState {
-    match stream.peek(&mut [0u8; 1]) {
-        Ok(0) => SocketState::Closed,
-        // The friend sent us something on our outbound connection; the protocol does not use
-        // it, and it says nothing about the connection's health.
-        Ok(_) => SocketState::Open,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => SocketState::Open,
-        Err(_) => SocketState::Reset,
-    }
-}
-
-fn is_reset(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::NotConnected
-    )
-}
-
-/// A connect failure as a person would want to read it.
-fn connect_error(addr: SocketAddr, e: &io::Error, timeout: Duration) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => {
-            format!("cannot connect to {addr}: connection refused (is their p2p-chat running?)")
-        }
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
-            "cannot connect to {addr}: no answer within {:.1} s (--connect-timeout)",
-            timeout.as_secs_f64()
-        ),
-        _ => format!("cannot connect to {addr}: {e}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch(frames: &[u8], count: usize) -> Batch {
-        Batch {
-            frames: frames.to_vec(),
-            count,
-            resumes: false,
-        }
-    }
+    use std::net::TcpListener;
 
     #[test]
-    fn after_written_keeps_what_the_fast_path_did_not_write() {
-        let b = batch(b"a/one\na/two\na/three\n", 3);
-        assert_eq!(b.after_written(0), batch(b"a/one\na/two\na/three\n", 3));
-
-        let b = batch(b"a/one\na/two\na/three\n", 3);
-        assert_eq!(b.after_written(6), batch(b"a/two\na/three\n", 2));
-
-        let b = batch(b"a/one\na/two\na/three\n", 3);
-        let rest = b.after_written(8);
-        assert_eq!(rest.frames, b"two\na/three\n");
-        assert_eq!(
-            rest.count, 2,
-            "the cut message still counts as not delivered"
-        );
-        assert!(rest.resumes);
-    }
-
-    #[test]
-    fn skip_fragment_drops_the_end_of_a_cut_frame() {
-        assert_eq!(skip_fragment(b"wo\na/three\n"), b"a/three\n");
-        assert_eq!(skip_fragment(b"wo\n"), b"");
-        assert_eq!(skip_fragment(b"no end"), b"");
-    }
-
-    #[test]
-    fn write_now_writes_to_an_open_socket_and_not_to_a_closed_one() {
-        use std::io::Read;
-        use std::net::TcpListener;
+    fn write_within_reports_how_much_a_reader_who_takes_nothing_left_unwritten() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        let (mut friend, _) = listener.accept().unwrap();
-        let shared = Shared::default();
-
-        assert_eq!(
-            write_now(&socket, &shared, "bob", &batch(b"a/hi\na/yo\n", 2)),
-            10
-        );
-        assert_eq!(shared.sent_on_connection.load(Ordering::Relaxed), 2);
-        let mut got = [0u8; 10];
-        friend.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"a/hi\na/yo\n");
-
-        drop(friend); // the friend quits: end-of-file on our side
-        let mut closed = false;
-        for _ in 0..1000 {
-            if write_now(&socket, &shared, "bob", &batch(b"a/lost?\n", 1)) == 0 {
-                closed = true;
-                break;
-            }
-            std::thread::yield_now();
-        }
-        assert!(
-            closed,
-            "write_now must leave a closed connection to the link"
-        );
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_friend, _) = listener.accept().unwrap(); // never reads
+        let big = vec![b'x'; 64 << 20];
+        let err = write_within(&stream, &big, Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(
+            err.error.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
+        // The kernel's buffers took a part; the rest is left to be sent again.
+        assert!(err.written > 0 && err.written < big.len());
     }
 }

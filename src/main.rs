@@ -31,8 +31,19 @@ fn try_main() -> Result<()> {
         }
     };
     p2p_chat::logging::init();
-    let table = PeerTable::load(&options.peers_path)?;
+    let mut table = PeerTable::load(&options.peers_path)?;
     let me = p2p_chat::find_me(&table, &options)?;
+    // Only our own host must resolve; a friend's that does not is looked up again when we write
+    // to them, and their messages wait until it does.
+    for (id, error) in table.resolve(&options.peers_path, options.connect_timeout) {
+        if id == me {
+            return Err(error);
+        }
+        log::warn!(
+            "{error}; messages to {} will wait until it does",
+            table.get(id).name
+        );
+    }
     let listener = p2p_chat::bind(&table, me)?;
 
     // The first Ctrl-C asks for a graceful quit; a second one quits at once.

@@ -2,13 +2,18 @@
 //!
 //! `peers.txt` is shared by every friend beforehand. Each line is `NAME HOST PORT`; `#` starts a
 //! comment and blank lines are ignored. [`PeerTable::parse`] checks the text and needs no network,
-//! so every rule is unit-tested; [`PeerTable::load`] reads the file, parses it and then checks that
-//! every host resolves. The table never changes after start-up, so threads share it behind an `Arc`
-//! with no lock.
+//! so every rule is unit-tested; [`PeerTable::load`] reads the file and parses it. Host names are
+//! looked up once at start-up, all at once and within a time limit, by [`PeerTable::resolve`]: a
+//! friend whose name does not resolve (a laptop that is off) is no reason not to start, and is
+//! looked up again by the link thread each time we write to them. The table never changes after
+//! start-up, so threads share it behind an `Arc` with no lock.
 
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crossbeam_channel::bounded;
 
 use crate::error::{Error, Result};
 
@@ -28,8 +33,8 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Resolves the host (an address or a name) to socket addresses. May block on DNS, so only
-    /// start-up and the outbound link threads call it, never the dispatcher.
+    /// Resolves the host (an address or a name) to socket addresses. A name lookup may block on
+    /// DNS for as long as the system likes, so only [`Peer::resolve`] calls this for a name.
     pub fn socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
         let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port).to_socket_addrs()?.collect();
         if addrs.is_empty() {
@@ -39,6 +44,28 @@ impl Peer {
             ));
         }
         Ok(addrs)
+    }
+
+    /// [`Peer::socket_addrs`] within `timeout`. std has no lookup with a deadline, so a name is
+    /// looked up on a helper thread; one that is still waiting on DNS when the time is up is left
+    /// to finish on its own, and its answer is dropped.
+    pub fn resolve(&self, timeout: Duration) -> io::Result<Vec<SocketAddr>> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, self.port)]);
+        }
+        let (tx, rx) = bounded(1);
+        let peer = self.clone();
+        std::thread::Builder::new()
+            .name(format!("resolve:{}", self.name))
+            .spawn(move || {
+                let _ = tx.send(peer.socket_addrs());
+            })?;
+        rx.recv_timeout(timeout).unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {:.1} s", timeout.as_secs_f64()),
+            ))
+        })
     }
 }
 
@@ -57,13 +84,15 @@ impl fmt::Display for Peer {
 #[derive(Debug, Clone, Default)]
 pub struct PeerTable {
     peers: Vec<Peer>,
+    /// `lines[i]` is the 1-based line of `peers[i]` in the file, for error messages.
+    lines: Vec<usize>,
     /// `ips[i]` holds the addresses `peers[i].host` resolved to; used to tell whether a frame
     /// claiming to be from a friend came from that friend's machine.
     ips: Vec<Vec<IpAddr>>,
 }
 
 impl PeerTable {
-    /// Reads, parses and resolves the table at `path`.
+    /// Reads and parses the table at `path`; see [`PeerTable::resolve`] for the host names.
     pub fn load(path: &str) -> Result<PeerTable> {
         let text = std::fs::read(path).map_err(|source| Error::TableRead {
             path: path.to_string(),
@@ -74,9 +103,7 @@ impl PeerTable {
             line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
             message: "the file is not valid UTF-8".to_string(),
         })?;
-        let mut table = PeerTable::parse(&text, path)?;
-        table.resolve(&text, path)?;
-        Ok(table)
+        PeerTable::parse(&text, path)
     }
 
     /// Parses the text of a table; `path` is only used in error messages. Needs no network.
@@ -87,6 +114,7 @@ impl PeerTable {
             message,
         };
         let mut peers: Vec<Peer> = Vec::new();
+        let mut lines = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let content = raw.split('#').next().unwrap_or_default();
@@ -121,10 +149,7 @@ impl PeerTable {
             if let Some(first) = peers.iter().position(|p| p.name == name) {
                 return Err(error(
                     line,
-                    format!(
-                        "name {name:?} is already used on line {}",
-                        line_of_peer(text, first)
-                    ),
+                    format!("name {name:?} is already used on line {}", lines[first]),
                 ));
             }
             if let Some(first) = peers.iter().position(|p| p.host == host && p.port == port) {
@@ -133,8 +158,7 @@ impl PeerTable {
                     format!(
                         "{host} port {port} is already {}'s address (line {}); \
                          every friend needs a host and port of their own",
-                        peers[first].name,
-                        line_of_peer(text, first)
+                        peers[first].name, lines[first]
                     ),
                 ));
             }
@@ -143,6 +167,7 @@ impl PeerTable {
                 host: host.to_string(),
                 port,
             });
+            lines.push(line);
         }
         if peers.is_empty() {
             return Err(error(
@@ -151,24 +176,52 @@ impl PeerTable {
             ));
         }
         let ips = vec![Vec::new(); peers.len()];
-        Ok(PeerTable { peers, ips })
+        Ok(PeerTable { peers, lines, ips })
     }
 
-    /// Resolves every host once, so that a typo in a host name is reported at start-up with its
-    /// line number rather than on the first message to that friend.
-    fn resolve(&mut self, text: &str, path: &str) -> Result<()> {
+    /// Looks every host up, all at once, within `timeout`, and remembers the addresses so a
+    /// frame can be checked against its sender's machine. Returns the friends whose host did not
+    /// resolve, each with an error that names the table line; the caller decides what is fatal.
+    pub fn resolve(&mut self, path: &str, timeout: Duration) -> Vec<(PeerId, Error)> {
+        let (tx, rx) = crossbeam_channel::unbounded();
         for (index, peer) in self.peers.iter().enumerate() {
-            let addrs = peer.socket_addrs().map_err(|e| Error::Table {
-                path: path.to_string(),
-                line: line_of_peer(text, index),
-                message: format!(
-                    "host {:?} is neither an IP address nor a name that resolves ({e})",
-                    peer.host
-                ),
-            })?;
-            self.ips[index] = addrs.iter().map(SocketAddr::ip).collect();
+            let (answer, peer) = (tx.clone(), peer.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("resolve:{}", peer.name))
+                .spawn(move || {
+                    let _ = answer.send((index, peer.resolve(timeout)));
+                });
+            if let Err(e) = spawned {
+                let _ = tx.send((index, Err(e)));
+            }
         }
-        Ok(())
+        drop(tx);
+        let mut answers: Vec<Option<io::Result<Vec<SocketAddr>>>> =
+            (0..self.peers.len()).map(|_| None).collect();
+        // Each lookup gives up by itself after `timeout`, so this ends soon after it.
+        for (index, answer) in rx.iter() {
+            answers[index] = Some(answer);
+        }
+        let mut failed = Vec::new();
+        for (index, answer) in answers.into_iter().enumerate() {
+            match answer {
+                Some(Ok(addrs)) => self.ips[index] = addrs.iter().map(SocketAddr::ip).collect(),
+                Some(Err(e)) => failed.push((PeerId(index), self.unresolved(path, index, &e))),
+                None => {}
+            }
+        }
+        failed
+    }
+
+    fn unresolved(&self, path: &str, index: usize, e: &io::Error) -> Error {
+        Error::Table {
+            path: path.to_string(),
+            line: self.lines[index],
+            message: format!(
+                "host {:?} is neither an IP address nor a name that resolves ({e})",
+                self.peers[index].host
+            ),
+        }
     }
 
     /// Finds a friend by name.
@@ -241,15 +294,6 @@ fn parse_port(text: &str) -> std::result::Result<u16, String> {
         Ok(port) => Err(format!("port {port} is out of range 1-65535")),
         Err(_) => Err(format!("port {text:?} is not a number in range 1-65535")),
     }
-}
-
-/// The 1-based line number of the `index`-th peer entry in `text`.
-fn line_of_peer(text: &str, index: usize) -> usize {
-    text.lines()
-        .enumerate()
-        .filter(|(_, raw)| !raw.split('#').next().unwrap_or_default().trim().is_empty())
-        .nth(index)
-        .map_or(0, |(i, _)| i + 1)
 }
 
 fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
@@ -332,13 +376,31 @@ mod tests {
     }
 
     #[test]
+    fn a_host_that_does_not_resolve_is_reported_with_its_line_and_the_rest_resolve() {
+        let text = "a 127.0.0.1 7001\n\nb no-such-host.invalid 7002\n";
+        let mut table = PeerTable::parse(text, "p").unwrap();
+        let failed = table.resolve("p", Duration::from_secs(5));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, PeerId(1));
+        assert!(
+            failed[0]
+                .1
+                .to_string()
+                .starts_with("p:3: host \"no-such-host.invalid\""),
+            "{}",
+            failed[0].1
+        );
+        assert!(table.is_address_of(PeerId(0), "127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
     fn a_parsed_table_vouches_for_no_address_until_resolved() {
         let text = "a 127.0.0.1 7001\n";
         let mut table = PeerTable::parse(text, "p").unwrap();
         let a = table.find("a").unwrap();
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(!table.is_address_of(a, local));
-        table.resolve(text, "p").unwrap();
+        assert!(table.resolve("p", Duration::from_secs(5)).is_empty());
         assert!(table.is_address_of(a, local));
         assert!(table.is_address_of(a, "::ffff:127.0.0.1".parse().unwrap()));
         assert!(!table.is_address_of(a, "127.0.0.2".parse().unwrap()));

@@ -7,20 +7,60 @@
 //! needs no routing state, so the reader does it itself instead of handing each message to the
 //! dispatcher: one thread wake-up fewer per message.
 //!
+//! Once it has shown what a read brought, it confirms it to the sender on the same socket: one
+//! byte per frame, NUL for a frame shown and NAK (0x15) for one dropped (see [`crate::frame`]). It
+//! confirms only to a sender who may expect it. The classic C program ends every frame with a NUL
+//! byte, never reads the socket it sends on and keeps it in its select() read set, so one byte
+//! back would make it spin: a connection that has sent a NUL byte is never written to. To tell
+//! the classic program's `\n\0` apart from a p2p-chat's `\n` even when the NUL comes in a later
+//! read, the first confirmation waits up to [`FIRST_CONFIRMATION_WAIT`] for more bytes. Netcat
+//! and telnet users get NUL bytes, which a terminal does not show.
+//!
 //! The connection ends at end-of-file, on an error, when it has been silent for the silence limit,
 //! or when the registry closes it; a failure here ends this connection only.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
 
+use crossbeam_channel::Sender;
 use log::{info, log_enabled, trace, warn};
 
-use crate::acceptor::ReaderContext;
-use crate::dispatcher::Event;
-use crate::frame::{Decoded, FrameDecoder, MAX_FRAME};
-use crate::inbound::ConnId;
-use crate::peers::PeerId;
-use crate::screen::escaped;
+use crate::event::Event;
+use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
+use crate::inbound::{ConnId, Inbound};
+use crate::peers::{PeerId, PeerTable};
+use crate::screen::{Screen, escaped};
+
+/// What every reader thread needs; cloned (cheaply) into each.
+#[derive(Clone)]
+pub struct ReaderContext {
+    pub table: Arc<PeerTable>,
+    pub inbound: Arc<Inbound>,
+    pub screen: Screen,
+    /// A connection silent for this long is closed.
+    pub silence_limit: Duration,
+    pub events: Sender<Event>,
+}
+
+/// How long the first confirmation on a connection waits for a NUL byte that would mark the
+/// sender as the classic program. Its `\n\0` leave in one write, so they arrive together but for
+/// a rare split between two TCP segments; a p2p-chat's first confirmation comes this much later.
+pub const FIRST_CONFIRMATION_WAIT: Duration = Duration::from_millis(50);
+
+/// How long writing confirmations may block before we stop confirming on that connection.
+const CONFIRMATION_WRITE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Whether a connection gets confirmations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirming {
+    /// No frame has been confirmed yet: waiting to see whether a NUL byte follows.
+    Undecided,
+    Yes,
+    /// The sender is the classic program, or writing to it failed.
+    Never,
+}
 
 /// Bytes asked for per `read`. Large enough that a burst is read in few system calls.
 const READ_CHUNK: usize = 64 * 1024;
@@ -37,12 +77,20 @@ enum End {
     StdoutClosed,
 }
 
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// The reader thread's body.
 pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderContext) {
     // A read timeout turns "silent for too long" into an error we can act on.
     if let Err(e) = stream.set_read_timeout(Some(context.silence_limit)) {
         warn!("connection from {remote}: cannot set a read timeout: {e}");
     }
+    let _ = stream.set_write_timeout(Some(CONFIRMATION_WRITE_LIMIT));
     let mut connection = Connection {
         remote,
         id,
@@ -51,6 +99,8 @@ pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderC
         last_sender: None,
         warned_unverified: false,
         problems: 0,
+        confirming: Confirming::Undecided,
+        confirmations: Vec::new(),
     };
     let end = connection.serve(stream);
     let who = connection.describe();
@@ -85,6 +135,9 @@ struct Connection<'a> {
     warned_unverified: bool,
     /// Frames dropped so far: malformed, oversized or from strangers.
     problems: usize,
+    confirming: Confirming,
+    /// One byte per frame handled and not yet confirmed.
+    confirmations: Vec<u8>,
 }
 
 impl Connection<'_> {
@@ -93,39 +146,64 @@ impl Connection<'_> {
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut lines = Vec::new();
         loop {
-            let n = match stream.read(&mut chunk) {
+            // The first confirmation waits briefly for a NUL byte that would forbid it.
+            let waiting =
+                self.confirming == Confirming::Undecided && !self.confirmations.is_empty();
+            if waiting {
+                let _ = stream.set_read_timeout(Some(FIRST_CONFIRMATION_WAIT));
+            }
+            let read = stream.read(&mut chunk);
+            if waiting {
+                let _ = stream.set_read_timeout(Some(self.context.silence_limit));
+            }
+            let n = match read {
                 Ok(0) => return End::Eof,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return End::Silent;
+                Err(e) if is_timeout(&e) && waiting => {
+                    // No NUL followed: a p2p-chat (or a person at netcat) is at the other end.
+                    self.confirming = Confirming::Yes;
+                    self.confirm(stream);
+                    continue;
                 }
+                Err(e) if is_timeout(&e) => return End::Silent,
                 Err(e) => return End::Failed(e),
             };
+            let bytes = &chunk[..n];
             if log_enabled!(target: "wire", log::Level::Trace) {
-                trace!(target: "wire", "read {n} bytes from {}: \"{}\"", self.remote, chunk[..n].escape_ascii());
+                trace!(target: "wire", "read {n} bytes from {}: \"{}\"", self.remote, bytes.escape_ascii());
             }
-            decoder.push(&chunk[..n]);
+            if bytes.contains(&0) {
+                self.confirming = Confirming::Never;
+            } else if waiting {
+                self.confirming = Confirming::Yes;
+            }
+            decoder.push(bytes);
             while let Some(item) = decoder.next_frame() {
-                match item {
+                let shown = match item {
                     Decoded::Frame { sender, message } => {
                         self.accept_frame(sender, message, &mut lines)
                     }
-                    Decoded::Malformed(bytes) => self.complain(format!(
-                        "dropped a frame from {} with no sender name (expected name/message): \"{}\"",
-                        self.describe(),
-                        escaped(&bytes[..bytes.len().min(80)])
-                    )),
-                    Decoded::Oversized => self.complain(format!(
-                        "dropping a frame from {} longer than {} KiB (the frame size limit)",
-                        self.describe(),
-                        MAX_FRAME / 1024
-                    )),
+                    Decoded::Malformed(bytes) => {
+                        self.complain(format!(
+                            "dropped a frame from {} with no sender name (expected name/message): \"{}\"",
+                            self.describe(),
+                            escaped(&bytes[..bytes.len().min(80)])
+                        ));
+                        false
+                    }
+                    Decoded::Oversized => {
+                        self.complain(format!(
+                            "dropping a frame from {} longer than {} KiB (the frame size limit)",
+                            self.describe(),
+                            MAX_FRAME / 1024
+                        ));
+                        false
+                    }
+                };
+                if self.confirming != Confirming::Never {
+                    self.confirmations
+                        .push(if shown { ACK_SHOWN } else { ACK_DROPPED });
                 }
             }
             if !lines.is_empty() {
@@ -134,11 +212,37 @@ impl Connection<'_> {
                 }
                 lines.clear();
             }
+            // Confirm only what is on the screen now, and only to a friend.
+            if self.confirming == Confirming::Yes {
+                self.confirm(stream);
+            }
         }
     }
 
+    /// Writes the confirmations gathered so far; a connection whose sender does not read them
+    /// gets no more.
+    fn confirm(&mut self, mut stream: &TcpStream) {
+        if self.friend.is_none() {
+            // A stranger gets nothing back from us.
+            self.confirmations.clear();
+            return;
+        }
+        if self.confirmations.is_empty() {
+            return;
+        }
+        if let Err(e) = stream.write_all(&self.confirmations) {
+            warn!(
+                "{}: cannot write confirmations ({e}); sending no more",
+                self.describe()
+            );
+            self.confirming = Confirming::Never;
+        }
+        self.confirmations.clear();
+    }
+
     /// Checks one frame's sender and, if it is a friend, formats the message into `lines`.
-    fn accept_frame(&mut self, sender: &[u8], message: &[u8], lines: &mut Vec<u8>) {
+    /// Returns whether it will be shown.
+    fn accept_frame(&mut self, sender: &[u8], message: &[u8], lines: &mut Vec<u8>) -> bool {
         let table = &self.context.table;
         // A connection almost always carries one sender: reuse the last verdict and display
         // prefix for that name instead of making them again for every frame of a burst.
@@ -146,7 +250,7 @@ impl Connection<'_> {
             Some((friend, _)) if table.get(*friend).name.as_bytes() == sender);
         if !known {
             let Some((friend, unverified)) = self.check_sender(sender) else {
-                return;
+                return false;
             };
             let from = unverified.then_some(self.remote.ip());
             self.last_sender = Some((friend, self.context.screen.prefix(sender, from)));
@@ -159,6 +263,7 @@ impl Connection<'_> {
             trace!(target: "wire", "frame from {}: \"{}\"", table.get(*friend).name, message.escape_ascii());
         }
         self.context.screen.push_line(lines, prefix, message);
+        true
     }
 
     /// Looks the sender up in the table. Returns the friend and whether the connection comes
@@ -179,6 +284,7 @@ impl Connection<'_> {
         if self.friend.is_none() {
             self.friend = Some(friend);
             self.context.inbound.identify(self.id, friend);
+            let _ = self.context.events.send(Event::Heard(friend));
             info!("{} is connected", self.describe());
         }
         let name = &table.get(friend).name;

@@ -338,6 +338,27 @@ impl Peer {
         }
     }
 
+    /// Waits until every message to `friend` is settled (confirmed or counted as sent), by
+    /// asking `/peers` until the friend's row shows the link waiting for its idle close.
+    pub fn wait_settled(&mut self, friend: &str) {
+        let row_start = format!("{friend} ");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.send("/peers");
+            let row = self.expect_stderr(&row_start);
+            if row.contains("idle close in") {
+                return;
+            }
+            // Forget this answer, so the next /peers is read afresh.
+            self.err_seen.retain(|l| l != &row);
+            assert!(
+                Instant::now() < deadline,
+                "messages to {friend} never settled: {row}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGINT, as Ctrl-C in a terminal would.
     pub fn interrupt(&self) {
         let status = Command::new("kill")

@@ -6,7 +6,7 @@
 //! cleanly, and no error logged but the one the script provoked.
 
 use crate::script::{
-    Step, connected_log, idle_close_log, is_undelivered, shown_line, undelivered_log,
+    Step, connected_log, idle_close_log, is_held, is_undelivered, shown_line, undelivered_log,
     unknown_friend_answer,
 };
 use crate::transcript::{Line, Source, exit_text, find, without_clock};
@@ -85,12 +85,22 @@ pub fn check(lines: &[Line], names: &[String], steps: &[Step]) -> Vec<String> {
             }
             Step::SendToDeparted { from, to, .. } => {
                 let to_friend = undelivered_log(&names[*to]);
-                let reported = find(lines, exited(*to).unwrap_or(0), |l| {
-                    l.is(*from, Source::Stderr) && is_undelivered(&l.text, &to_friend)
+                let held = find(lines, exited(*to).unwrap_or(0), |l| {
+                    l.is(*from, Source::Stderr) && is_held(&l.text, &to_friend)
                 });
-                if reported.is_none() {
+                let reported = held.and_then(|held| {
+                    find(lines, held, |l| {
+                        l.is(*from, Source::Stderr) && is_undelivered(&l.text, &to_friend)
+                    })
+                });
+                if held.is_none() {
                     problems.push(format!(
-                        "{} wrote to {}, who had left, and no failure was reported",
+                        "{} wrote to {}, who had left, and was not told the message waits",
+                        names[*from], names[*to]
+                    ));
+                } else if reported.is_none() {
+                    problems.push(format!(
+                        "{} quit with a message for {} held, and no failure was reported",
                         names[*from], names[*to]
                     ));
                 }
@@ -237,8 +247,14 @@ mod tests {
             (
                 1,
                 Stderr,
-                "12:00:04.001 ERROR [dispatcher] 1 message(s) to cat (127.0.0.1:7003) not delivered: \
-                 cannot connect to 127.0.0.1:7003: connection refused",
+                "12:00:04.001 WARN  [dispatcher] 1 message(s) to cat (127.0.0.1:7003) wait in \
+                 their outbox: cannot connect to 127.0.0.1:7003: connection refused",
+            ),
+            (
+                1,
+                Stderr,
+                "12:00:05.001 ERROR [dispatcher] 1 message(s) to cat (127.0.0.1:7003) not delivered: \
+                 quitting while they cannot be reached",
             ),
             (0, Exit, "exited with status 0"),
             (1, Exit, "exited with status 0"),
@@ -302,6 +318,7 @@ mod tests {
         assert!(problems(&without("unknown friend"))[0].contains("was not told so"));
         assert!(problems(&without("closing idle"))[0].contains("never closed its idle connection"));
         assert!(problems(&without("not delivered"))[0].contains("no failure was reported"));
+        assert!(problems(&without("wait in"))[0].contains("was not told the message waits"));
         let p = problems(&without("[link:ben] connected"));
         assert!(p.iter().any(|p| p.contains("did not reconnect")), "{p:?}");
     }

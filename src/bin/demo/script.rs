@@ -45,7 +45,8 @@ pub enum Step {
     },
     /// `who` types `/quit` and ends.
     Quit { who: usize },
-    /// `from` writes to `to`, who has quit; the failure is reported on `from`'s stderr.
+    /// `from` writes to `to`, who has quit: the message is held in `to`'s outbox, and when
+    /// `from` quits it is reported as not delivered.
     SendToDeparted {
         from: usize,
         to: usize,
@@ -243,19 +244,19 @@ pub fn perform(
             Step::SendToDeparted { from, to, text } => {
                 stage.type_line(*from, &format!("{}/{text}", stage.name(*to)));
                 let from = *from;
-                let failure = undelivered_log(stage.name(*to));
+                let to_friend = undelivered_log(stage.name(*to));
                 // Refused at once when nothing listens; up to the peers' connect timeout (3 s)
                 // when the address does not answer at all.
                 stage.wait_until(
                     &format!(
-                        "{} to report the message to {} undelivered",
+                        "{} to say the message to {} waits in their outbox",
                         stage.name(from),
                         stage.name(*to)
                     ),
                     Duration::from_secs(3) + DELIVERY_TIMEOUT,
                     |lines| {
                         find(lines, mark, |l| {
-                            l.is(from, Source::Stderr) && is_undelivered(&l.text, &failure)
+                            l.is(from, Source::Stderr) && is_held(&l.text, &to_friend)
                         })
                         .is_some()
                     },
@@ -321,6 +322,11 @@ pub fn connected_log(friend: &str) -> String {
 /// `1 message(s) to eve (127.0.0.1:7005) not delivered: cannot connect ...`.
 pub fn undelivered_log(friend: &str) -> String {
     format!(" to {friend} (")
+}
+
+/// Whether a log line says messages for the friend named in `to_friend` wait in their outbox.
+pub fn is_held(text: &str, to_friend: &str) -> bool {
+    text.contains(to_friend) && text.contains("wait in their outbox")
 }
 
 /// Whether a log line reports messages undelivered to the friend named in `to_friend`.

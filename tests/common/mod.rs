@@ -184,7 +184,25 @@ impl Peer {
 
     /// Starts the binary with `args` in `dir`, reading `stdin`, with `RUST_LOG` set to `filter`.
     pub fn spawn_logging(args: &[&str], dir: &Path, stdin: Stdio, filter: &str) -> Peer {
-        let mut child = Command::new(BIN)
+        Peer::spawn_command(Command::new(BIN), args, dir, stdin, filter)
+    }
+
+    /// Starts the binary inside the network namespace `netns` (with `ip netns exec`, which
+    /// becomes the binary, so killing the child kills p2p-chat).
+    pub fn spawn_in_netns(netns: &str, args: &[&str], dir: &Path) -> Peer {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, BIN]);
+        Peer::spawn_command(command, args, dir, Stdio::piped(), "info")
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        args: &[&str],
+        dir: &Path,
+        stdin: Stdio,
+        filter: &str,
+    ) -> Peer {
+        let mut child = command
             .args(args)
             .current_dir(dir)
             .env("RUST_LOG", filter)

@@ -1,0 +1,280 @@
+//! Black-box tests of delivery: confirmations on the wire, friends who are frozen, offline or
+//! never confirm, and hosts that do not resolve. Real processes on loopback; raw sockets play the
+//! classic C program and netcat.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use common::{Group, PATIENCE, TempDir};
+
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+#[test]
+fn a_receiver_confirms_each_frame_shown_with_a_nul_and_each_dropped_with_a_nak() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut raw = connect(group.port(1));
+    raw.write_all(b"alice/one\nalice/two\nzed/who?\n").unwrap();
+    bob.expect_line("[alice] one");
+    bob.expect_line("[alice] two");
+    let mut acks = [0xffu8; 3];
+    raw.read_exact(&mut acks).unwrap();
+    assert_eq!(acks, [0x00, 0x00, 0x15]);
+}
+
+#[test]
+fn a_sender_that_ends_frames_with_nul_is_never_written_to() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut classic = connect(group.port(1));
+    classic.write_all(b"alice/hi\n\0").unwrap();
+    // The NUL may come in a read of its own, after the first confirmation's wait has begun.
+    classic.write_all(b"alice/one\n").unwrap();
+    classic.write_all(b"\0").unwrap();
+    bob.expect_line("[alice] hi");
+    bob.expect_line("[alice] one");
+    // Ten times the first confirmation's wait: anything bob would write has come by then.
+    classic
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match classic.read(&mut byte) {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(n) => panic!("bob wrote {n} byte(s) to a classic sender: {byte:?}"),
+    }
+}
+
+#[test]
+fn a_receiver_that_never_confirms_gets_exactly_the_frames_and_no_failure_is_reported() {
+    let dir = TempDir::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bob = listener.local_addr().unwrap();
+    let port = common::free_ports(1)[0];
+    let table = dir.write(
+        "peers.txt",
+        &format!("alice 127.0.0.1 {port}\nbob 127.0.0.1 {}\n", bob.port()),
+    );
+    let reader = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut all = Vec::new();
+        stream.read_to_end(&mut all).unwrap();
+        all
+    });
+    let args = [
+        "--peers",
+        table.to_str().unwrap(),
+        "--ack-timeout",
+        "0.3",
+        "alice",
+    ];
+    let mut alice = common::Peer::spawn(&args, dir.path());
+    alice.expect_stderr("listening on");
+    alice.send("bob/one");
+    alice.send("bob/two");
+    alice.close_stdin();
+    assert!(alice.wait_exit().success());
+    assert_eq!(reader.join().unwrap(), b"alice/one\nalice/two\n");
+    let errors: Vec<String> = alice
+        .err_seen
+        .iter()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .cloned()
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn a_frozen_friend_is_reported_within_the_ack_timeout_and_shows_the_message_once_on_resuming() {
+    let group = Group::new(&["alice", "bob", "carol"]);
+    let mut alice = group.start("alice", &["--ack-timeout", "1"]);
+    let mut bob = group.start("bob", &[]);
+    let mut carol = group.start("carol", &[]);
+    alice.send("bob/are you there?");
+    bob.expect_line("[alice] are you there?");
+    alice.wait_settled("bob"); // bob has confirmed, so alice knows bob confirms
+
+    signal(bob.pid(), "-STOP");
+    alice.send("bob/frozen?");
+    let report = alice.expect_stderr("may not have arrived");
+    assert!(
+        report.contains("1 message(s) to bob") && report.contains("--ack-timeout"),
+        "{report}"
+    );
+    // Nobody else waits for bob.
+    alice.send("carol/still here");
+    carol.expect_line("[alice] still here");
+
+    signal(bob.pid(), "-CONT");
+    bob.expect_line("[alice] frozen?");
+    alice.send("carol/done");
+    carol.expect_line("[alice] done");
+    assert!(
+        !bob.stdout_now().contains(&"[alice] frozen?".to_string()),
+        "shown once"
+    );
+}
+
+#[test]
+fn a_message_to_an_offline_friend_waits_and_arrives_when_they_start() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut alice = group.start("alice", &[]);
+    alice.send("bob/see this when you come online");
+    let held = alice.expect_stderr("wait in their outbox");
+    assert!(held.contains("1 message(s) to bob"), "{held}");
+    let mut bob = group.start("bob", &[]);
+    // Retried with backoff (at most 10 s apart), so well within the patience.
+    bob.expect_line("[alice] see this when you come online");
+    alice.expect_stderr("can be reached again");
+    alice.wait_settled("bob");
+    assert_eq!(alice.stderr_count("not delivered"), 0);
+}
+
+#[test]
+fn a_friend_whose_host_does_not_resolve_does_not_stop_start_up_and_is_answered() {
+    let dir = TempDir::new();
+    let port = common::free_ports(1)[0];
+    let table = dir.write(
+        "peers.txt",
+        &format!("alice 127.0.0.1 {port}\nlaptop no-such-host.invalid 7002\n"),
+    );
+    let args = ["--peers", table.to_str().unwrap(), "alice"];
+    let mut alice = common::Peer::spawn(&args, dir.path());
+    let warning = alice.expect_stderr("no-such-host.invalid");
+    assert!(warning.contains("peers.txt:2"), "{warning}");
+    alice.expect_stderr("listening on");
+    alice.send("laptop/are you on?");
+    let held = alice.expect_stderr("wait in their outbox");
+    assert!(held.contains("cannot resolve host"), "{held}");
+    alice.close_stdin();
+    assert!(alice.wait_exit().success());
+    let report = alice.expect_stderr("not delivered");
+    assert!(report.contains("1 message(s) to laptop"), "{report}");
+}
+
+/// Two network namespaces joined by a veth pair, each side with an address of its own; removed
+/// (with the veth) on drop, even when the test fails.
+struct Netns {
+    names: [String; 2],
+}
+
+impl Netns {
+    /// Makes the pair, or `None` where namespaces cannot be made (not root, no `ip`).
+    fn pair() -> Option<Netns> {
+        let tag = std::process::id() % 100_000;
+        let netns = Netns {
+            names: [format!("p2pa{tag}"), format!("p2pb{tag}")],
+        };
+        let [a, b] = &netns.names;
+        let (va, vb) = (format!("va{tag}"), format!("vb{tag}"));
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", a],
+            vec!["netns", "add", b],
+            vec![
+                "link", "add", &va, "netns", a, "type", "veth", "peer", "name", &vb, "netns", b,
+            ],
+            vec!["-n", a, "addr", "add", "10.231.77.1/24", "dev", &va],
+            vec!["-n", b, "addr", "add", "10.231.77.2/24", "dev", &vb],
+            vec!["-n", a, "link", "set", &va, "up"],
+            vec!["-n", b, "link", "set", &vb, "up"],
+            vec!["-n", a, "link", "set", "lo", "up"],
+            vec!["-n", b, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            let ok = Command::new("ip")
+                .args(&step)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return None; // drop removes whatever was made
+            }
+        }
+        Some(netns)
+    }
+
+    /// Takes b's side of the veth down: packets vanish, with no FIN and no RST.
+    fn cut(&self) {
+        let tag = std::process::id() % 100_000;
+        let status = Command::new("ip")
+            .args([
+                "-n",
+                &self.names[1],
+                "link",
+                "set",
+                &format!("vb{tag}"),
+                "down",
+            ])
+            .status()
+            .expect("run ip");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip")
+                .args(["netns", "del", name])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_friend_whose_network_vanishes_without_fin_or_rst_is_reported_within_the_ack_timeout() {
+    let Some(netns) = Netns::pair() else {
+        println!("skipped: network namespaces are not available here (needs root and ip)");
+        return;
+    };
+    let dir = TempDir::new();
+    let table = dir.write(
+        "peers.txt",
+        "alice 10.231.77.1 7001\nbob 10.231.77.2 7002\n",
+    );
+    let table = table.to_str().unwrap();
+    let mut alice = common::Peer::spawn_in_netns(
+        &netns.names[0],
+        &["--peers", table, "--ack-timeout", "1", "alice"],
+        dir.path(),
+    );
+    let mut bob =
+        common::Peer::spawn_in_netns(&netns.names[1], &["--peers", table, "bob"], dir.path());
+    alice.expect_stderr("listening on");
+    bob.expect_stderr("listening on");
+    alice.send("bob/over the wire");
+    bob.expect_line("[alice] over the wire");
+    alice.wait_settled("bob");
+
+    netns.cut();
+    alice.send("bob/into the void");
+    let report = alice.expect_stderr("may not have arrived");
+    assert!(
+        report.contains("1 message(s) to bob") && report.contains("--ack-timeout"),
+        "{report}"
+    );
+    drop((alice, bob)); // kill both before the namespaces go
+}

@@ -165,8 +165,6 @@ struct Friend {
     outage: Option<Outage>,
     /// Messages refused since their outbox filled during this outage.
     refused: usize,
-    delivered: usize,
-    sent: usize,
 }
 
 /// What a friend needs at a given moment.
@@ -472,7 +470,7 @@ impl Dispatcher {
                     return; // news from a link already replaced
                 };
                 match report {
-                    LinkReport::Connected { .. } => {
+                    LinkReport::Connected => {
                         if handle.state == LinkState::Connecting {
                             handle.state = LinkState::Open;
                         }
@@ -487,12 +485,10 @@ impl Dispatcher {
                     LinkReport::Delivered(n) => {
                         handle.outstanding -= n;
                         friend.confirms = true;
-                        friend.delivered += n;
                         self.reachable(peer);
                     }
                     LinkReport::Sent(n) => {
                         handle.outstanding -= n;
-                        friend.sent += n;
                         self.reachable(peer);
                     }
                     LinkReport::Refused(n) => {

@@ -108,8 +108,8 @@ pub enum Event {
 /// delivered, sent, refused, maybe lost, or handed back unsent.
 #[derive(Debug)]
 pub enum LinkReport {
-    /// The connection is up; `local` is our end of it.
-    Connected { local: Option<SocketAddr> },
+    /// The connection is up.
+    Connected,
     /// The friend's p2p-chat confirmed it showed this many more messages.
     Delivered(usize),
     /// The friend's p2p-chat confirmed it read this many more messages but dropped them (its

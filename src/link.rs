@@ -85,9 +85,7 @@ pub fn run(task: LinkTask) {
         }
     };
     info!("connected to {}", task.peer);
-    report(LinkReport::Connected {
-        local: stream.local_addr().ok(),
-    });
+    report(LinkReport::Connected);
     let (acks_tx, acks) = unbounded();
     let ack_reader = stream.try_clone().and_then(|half| {
         thread::Builder::new()

@@ -278,3 +278,37 @@ fn a_friend_whose_network_vanishes_without_fin_or_rst_is_reported_within_the_ack
     );
     drop((alice, bob)); // kill both before the namespaces go
 }
+
+#[test]
+fn a_15_mb_burst_with_a_short_idle_timeout_arrives_whole_and_in_order() {
+    // About 15 MB of frames; the idle timeout is far shorter than the burst takes, so an idle
+    // close that overtook queued messages, or a second connection, would show as disorder.
+    const COUNT: usize = 200_000;
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start("alice", &["--idle-timeout", "0.3"]);
+    let mut stdin = alice.take_stdin();
+    // Fed in pieces with pauses longer than the idle timeout between some of them, from another
+    // thread, so a full pipe can never deadlock the test.
+    let feeder = thread::spawn(move || {
+        for part in 0..4 {
+            let mut text = String::new();
+            for i in part * COUNT / 4..(part + 1) * COUNT / 4 {
+                text.push_str(&format!("bob/{i:06} {}\n", "x".repeat(62)));
+            }
+            stdin.write_all(text.as_bytes()).expect("feed alice");
+            thread::sleep(Duration::from_millis(400));
+        }
+    });
+    for i in 0..COUNT {
+        let line = bob.next_line();
+        assert!(
+            line.starts_with(&format!("[alice] {i:06} ")),
+            "message {i} out of order: {line}"
+        );
+    }
+    feeder.join().expect("feeder thread");
+    assert!(alice.wait_exit().success());
+    assert_eq!(alice.stderr_count("not delivered"), 0);
+    assert_eq!(alice.stderr_count("may not have arrived"), 0);
+}

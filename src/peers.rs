@@ -185,6 +185,11 @@ impl PeerTable {
     pub fn resolve(&mut self, path: &str, timeout: Duration) -> Vec<(PeerId, Error)> {
         let (tx, rx) = crossbeam_channel::unbounded();
         for (index, peer) in self.peers.iter().enumerate() {
+            if let Ok(ip) = peer.host.parse::<IpAddr>() {
+                // An address needs no lookup, and no thread.
+                let _ = tx.send((index, Ok(vec![SocketAddr::new(ip, peer.port)])));
+                continue;
+            }
             let (answer, peer) = (tx.clone(), peer.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("resolve:{}", peer.name))

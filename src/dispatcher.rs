@@ -30,7 +30,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender, after, at, bounded, never};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 
 use crate::event::{Batch, ConsoleEvent, Event, Failure, LinkId, LinkReport, Reason, ToLink};
 use crate::inbound::Inbound;
@@ -258,11 +258,12 @@ impl Dispatcher {
     /// The dispatcher thread's body: runs until quit, then delivers or reports what it holds.
     pub fn run(mut self, inputs: Inputs) {
         let Inputs {
-            console,
+            mut console,
             events,
             mut interrupt,
         } = inputs;
         let mut give_up = never();
+        let mut input_held = false;
         loop {
             let next = self.tend(Instant::now());
             if self.quitting && self.friends.iter().all(|f| f.link.is_none()) {
@@ -276,7 +277,14 @@ impl Dispatcher {
                 .filter_map(|id| Some((id, self.friends[id.0].feedable()?.clone())))
                 .collect();
             let mut select = Select::new();
-            let takes_input = !self.quitting && !self.friends.iter().any(Friend::holds_up_input);
+            // While quitting, input is still taken, to be reported as not delivered.
+            let holding = self.friends.iter().position(Friend::holds_up_input);
+            if let Some(index) = holding.filter(|_| !input_held) {
+                let who = self.table.get(PeerId(index));
+                debug!("{who}'s outbox is full: input waits until they take more");
+            }
+            input_held = holding.is_some();
+            let takes_input = self.quitting || !input_held;
             let console_arm = takes_input.then(|| select.recv(&console));
             let events_arm = select.recv(&events);
             let interrupt_arm = select.recv(&interrupt);
@@ -289,8 +297,12 @@ impl Dispatcher {
                 match operation.recv(&console) {
                     Ok(ConsoleEvent::Send(batches)) => self.take(batches),
                     Ok(ConsoleEvent::Peers) => self.print_peers(),
-                    // An explicit quit, or the console thread ended.
-                    Ok(ConsoleEvent::Quit) | Err(_) => self.begin_quit(&mut give_up),
+                    Ok(ConsoleEvent::Quit) => self.begin_quit(&mut give_up),
+                    // The console thread ended: stop watching, or this arm would fire forever.
+                    Err(_) => {
+                        console = never();
+                        self.begin_quit(&mut give_up);
+                    }
                 }
             } else if index == events_arm {
                 match operation.recv(&events) {
@@ -329,6 +341,11 @@ impl Dispatcher {
                 self.feed(*peer, |batch| operation.send(queue, ToLink::Send(batch)));
             }
         }
+        // A console blocked handing over a batch is waiting at the rendezvous: take it, so what
+        // it holds is reported rather than lost when the process ends.
+        while let Ok(ConsoleEvent::Send(batches)) = console.try_recv() {
+            self.take(batches);
+        }
         self.finish();
     }
 
@@ -337,7 +354,9 @@ impl Dispatcher {
     fn take(&mut self, batches: Vec<(PeerId, Batch)>) {
         for (peer, batch) in batches {
             let friend = &mut self.friends[peer.0];
-            if friend.refuses() {
+            if self.quitting {
+                friend.refused += batch.count; // reported by `finish`
+            } else if friend.refuses() {
                 if friend.refused == 0 {
                     error!(
                         "{}'s outbox is full ({} messages wait while they cannot be reached): \
@@ -650,8 +669,16 @@ impl Dispatcher {
         }
     }
 
-    /// After the last link: close every inbound connection so the readers end.
+    /// After the last link: report what was typed after the quit began, and close every inbound
+    /// connection so the readers end.
     fn finish(self) {
+        for id in self.table.ids() {
+            let refused = self.friends[id.0].refused;
+            if refused > 0 {
+                let who = self.table.get(id);
+                error!("{refused} message(s) to {who} not delivered: p2p-chat is quitting");
+            }
+        }
         self.inbound.close_all();
     }
 

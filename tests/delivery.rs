@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Group, PATIENCE, TempDir};
 
@@ -311,4 +311,107 @@ fn a_15_mb_burst_with_a_short_idle_timeout_arrives_whole_and_in_order() {
     assert!(alice.wait_exit().success());
     assert_eq!(alice.stderr_count("not delivered"), 0);
     assert_eq!(alice.stderr_count("may not have arrived"), 0);
+}
+
+/// The sum of the counts alice reported as not delivered or maybe lost for `friend`.
+fn reported(lines: &[String], friend: &str) -> usize {
+    let to = format!(" message(s) to {friend} ");
+    lines
+        .iter()
+        .filter(|l| l.contains("not delivered") || l.contains("may not have arrived"))
+        .filter_map(|l| {
+            let at = l.find(&to)?;
+            let count = l[..at].rsplit(' ').next()?;
+            count.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_friend_who_reads_nothing_of_60_mb_holds_up_another_friend_at_most_once() {
+    let (group, bob) = Group::with_listener(&["alice", "carol", "bob"]);
+    // bob accepts and never reads, and never confirms: a classic peer, frozen. Each connection
+    // alice opens is kept, so each retry finds fresh kernel buffers to fill.
+    let (accepted_tx, accepted) = crossbeam_channel::unbounded();
+    thread::spawn(move || {
+        for stream in bob.incoming().flatten() {
+            if accepted_tx.send(stream).is_err() {
+                break;
+            }
+        }
+    });
+    let mut carol = group.start("carol", &[]);
+    let mut alice = group.start_logging("alice", &["--write-timeout", "1"], "debug");
+    let mut stdin = alice.take_stdin();
+    let feeder = thread::spawn(move || {
+        // 60 MB, and on for 18 MB more once alice has retried bob, so input is still coming
+        // while bob takes a little from a fresh connection.
+        let line = format!("bob/{}\n", "z".repeat(59_995));
+        let mut connections = Vec::new();
+        let mut after_retry = 0;
+        for written in 0.. {
+            if written >= 1000 && after_retry >= 300 {
+                break;
+            }
+            stdin.write_all(line.as_bytes()).expect("feed alice");
+            connections.extend(accepted.try_iter());
+            if connections.len() >= 2 {
+                after_retry += 1;
+            }
+        }
+        let typed = Instant::now();
+        stdin
+            .write_all(b"carol/past the stall\n")
+            .expect("feed alice");
+        (typed, stdin, connections)
+    });
+    carol.expect_line("[alice] past the stall");
+    let (typed, stdin, connections) = feeder.join().expect("feeder");
+    let waited = typed.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "carol's message waited {waited:?}, more than --write-timeout + 1 s"
+    );
+    // Input waited while bob's outbox was full and bob might still take bytes, until the write
+    // timeout found bob stalled; after that, bob's messages are held or refused, and a retry
+    // that bob takes a little from does not make everyone wait again.
+    alice.expect_stderr("--write-timeout");
+    drop(stdin);
+    assert!(alice.wait_exit().success());
+    drop(connections);
+    let waits = alice.stderr_count("input waits");
+    assert_eq!(waits, 1, "{:#?}", alice.err_seen);
+}
+
+#[test]
+fn quitting_while_input_waits_on_a_frozen_friend_reports_every_message_typed() {
+    const TYPED: usize = 400; // 24 MB: more than bob's kernel buffers and outbox together
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start("alice", &["--write-timeout", "1", "--ack-timeout", "1"]);
+    alice.send("bob/hello");
+    bob.expect_line("[alice] hello");
+    alice.wait_settled("bob"); // bob has confirmed, so alice knows bob confirms
+
+    signal(bob.pid(), "-STOP");
+    let mut stdin = alice.take_stdin();
+    let feeder = thread::spawn(move || {
+        let line = format!("bob/{}\n", "q".repeat(59_995));
+        for _ in 0..TYPED {
+            stdin.write_all(line.as_bytes()).expect("feed alice");
+        }
+        stdin.write_all(b"/quit\n").expect("feed alice");
+    });
+    let status = alice.wait_exit();
+    feeder.join().expect("feeder");
+    signal(bob.pid(), "-CONT");
+    assert!(status.success());
+    // bob was frozen throughout: none of the 400 can have been confirmed, so each one must be
+    // in a report, as not delivered or as maybe lost, and none twice.
+    assert_eq!(
+        reported(&alice.err_seen, "bob"),
+        TYPED,
+        "{:#?}",
+        alice.err_seen
+    );
 }

@@ -104,8 +104,23 @@ pub struct Group {
 
 impl Group {
     pub fn new(names: &[&str]) -> Group {
+        Group::at(names, free_ports(names.len()))
+    }
+
+    /// Like [`Group::new`], but the last name is played by the test: it gets the listener that
+    /// holds its port, so nothing can take the port before the test uses it.
+    pub fn with_listener(names: &[&str]) -> (Group, TcpListener) {
+        let mut listeners = reserve_ports(names.len());
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("local addr").port())
+            .collect();
+        let listener = listeners.pop().expect("at least one name");
+        (Group::at(names, ports), listener)
+    }
+
+    fn at(names: &[&str], ports: Vec<u16>) -> Group {
         let dir = TempDir::new();
-        let ports = free_ports(names.len());
         let text: String = names
             .iter()
             .zip(&ports)

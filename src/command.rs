@@ -68,7 +68,7 @@ pub const HELP: &str = "\
 commands:
   friend/message   send message to friend (connects if needed)
   */message        send message to every other friend
-  /peers           list friends and their connections
+  /peers           list friends, connections and what became of your messages
   /help            show this help
   /quit            leave (also Ctrl-D or Ctrl-C); messages already typed are sent first";
 

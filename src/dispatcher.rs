@@ -165,6 +165,19 @@ struct Friend {
     outage: Option<Outage>,
     /// Messages refused since their outbox filled during this outage.
     refused: usize,
+    /// How the messages to them ended, for `/peers`.
+    tally: Tally,
+}
+
+/// How many messages to a friend ended in each state since start-up.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Their p2p-chat confirmed that it showed them.
+    delivered: usize,
+    /// Their machine took the bytes; their program does not confirm.
+    sent: usize,
+    /// Reported as not delivered, or as may not have arrived.
+    failed: usize,
 }
 
 /// What a friend needs at a given moment.
@@ -503,15 +516,18 @@ impl Dispatcher {
                     }
                     LinkReport::Delivered(n) => {
                         handle.outstanding -= n;
+                        friend.tally.delivered += n;
                         friend.confirms = true;
                         self.reachable(peer);
                     }
                     LinkReport::Sent(n) => {
                         handle.outstanding -= n;
+                        friend.tally.sent += n;
                         self.reachable(peer);
                     }
                     LinkReport::Refused(n) => {
                         handle.outstanding -= n;
+                        friend.tally.failed += n;
                         friend.confirms = true;
                         error!(
                             "{n} message(s) to {} not delivered: their p2p-chat dropped them \
@@ -546,6 +562,7 @@ impl Dispatcher {
     fn reachable(&mut self, peer: PeerId) {
         let friend = &mut self.friends[peer.0];
         if friend.outage.take().is_some() && friend.refused > 0 {
+            friend.tally.failed += friend.refused;
             error!(
                 "{} message(s) to {} not delivered: refused while their outbox was full",
                 std::mem::take(&mut friend.refused),
@@ -573,6 +590,7 @@ impl Dispatcher {
         let friend = &mut self.friends[peer.0];
         friend.outbox.push_front(held);
         let who = self.table.get(peer);
+        friend.tally.failed += maybe_lost;
         if maybe_lost > 0 {
             error!("{maybe_lost} message(s) to {who} may not have arrived: {reason}");
         }
@@ -682,46 +700,67 @@ impl Dispatcher {
         self.inbound.close_all();
     }
 
-    /// `/peers`: every friend with what we know of them, on stderr.
+    /// `/peers`: every friend with what we know of them, on stderr, in under 80 columns for
+    /// the names and addresses of a classroom table.
     fn print_peers(&self) {
         let now = Instant::now();
         let (inbound, unknown) = self.inbound.counts(self.table.len());
-        let mut out = format!(
-            "{:<17} {:<21} {:<28} {:>5} {:>3}\n",
-            "friend", "address", "outbound", "wait", "in"
-        );
-        for id in self.table.ids() {
-            let peer = self.table.get(id);
-            let friend = &self.friends[id.0];
-            let name = if id == self.me {
-                format!("{} (you)", peer.name)
-            } else {
-                peer.name.clone()
-            };
-            let outbound = match (&friend.link, &friend.outage) {
-                (Some(link), _) => match link.state {
-                    LinkState::Connecting => "connecting".to_string(),
-                    LinkState::Closing => "closing".to_string(),
-                    LinkState::Open if link.outstanding > 0 => {
-                        format!("open, {} unconfirmed", link.outstanding)
-                    }
-                    LinkState::Open => {
-                        let left = (link.last_used + self.settings.idle_timeout)
-                            .saturating_duration_since(now);
-                        format!("open, idle close in {:.1} s", left.as_secs_f64())
-                    }
-                },
-                (None, Some(outage)) => format!(
-                    "unreachable, retry in {:.0} s",
-                    outage.retry_at.saturating_duration_since(now).as_secs_f64()
-                ),
-                (None, None) => "-".to_string(),
-            };
-            let address = format!("{}:{}", peer.host, peer.port);
-            out.push_str(&format!(
-                "{name:<17} {address:<21} {outbound:<28} {:>5} {:>3}\n",
-                friend.outbox.messages, inbound[id.0]
-            ));
+        let rows: Vec<[String; 8]> = self
+            .table
+            .ids()
+            .map(|id| {
+                let peer = self.table.get(id);
+                let friend = &self.friends[id.0];
+                let name = if id == self.me {
+                    format!("{} (you)", peer.name)
+                } else {
+                    peer.name.clone()
+                };
+                let t = &friend.tally;
+                [
+                    name,
+                    format!("{}:{}", peer.host, peer.port),
+                    self.outbound_state(friend, now),
+                    friend.outbox.messages.to_string(),
+                    t.delivered.to_string(),
+                    t.sent.to_string(),
+                    t.failed.to_string(),
+                    inbound[id.0].to_string(),
+                ]
+            })
+            .collect();
+        let header = [
+            "friend",
+            "address",
+            "outbound",
+            "wait",
+            "delivered",
+            "sent",
+            "failed",
+            "in",
+        ];
+        let width = |column: usize| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .chain([header[column].len()])
+                .max()
+                .unwrap_or_default()
+        };
+        let widths: Vec<usize> = (0..header.len()).map(width).collect();
+        let mut out = String::new();
+        for row in std::iter::once(header.map(String::from)).chain(rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                // Text columns to the left, counts to the right.
+                .map(|(i, (cell, &w))| match i {
+                    0..=2 => format!("{cell:<w$}"),
+                    _ => format!("{cell:>w$}"),
+                })
+                .collect();
+            out.push_str(cells.join(" ").trim_end());
+            out.push('\n');
         }
         if unknown > 0 {
             out.push_str(&format!(
@@ -729,6 +768,29 @@ impl Dispatcher {
             ));
         }
         let _ = io::stderr().write_all(out.as_bytes());
+    }
+
+    /// The outbound column of `/peers`: what our connection to a friend is doing.
+    fn outbound_state(&self, friend: &Friend, now: Instant) -> String {
+        match (&friend.link, &friend.outage) {
+            (Some(link), _) => match link.state {
+                LinkState::Connecting => "connecting".to_string(),
+                LinkState::Closing => "closing".to_string(),
+                LinkState::Open if link.outstanding > 0 => {
+                    format!("{} unconfirmed", link.outstanding)
+                }
+                LinkState::Open => {
+                    let left = (link.last_used + self.settings.idle_timeout)
+                        .saturating_duration_since(now);
+                    format!("idle, close in {:.1} s", left.as_secs_f64())
+                }
+            },
+            (None, Some(outage)) => format!(
+                "unreachable, retry in {:.0} s",
+                outage.retry_at.saturating_duration_since(now).as_secs_f64()
+            ),
+            (None, None) => "-".to_string(),
+        }
     }
 }
 

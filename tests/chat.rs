@@ -228,6 +228,14 @@ fn peers_lists_friends_and_connections() {
     alice.send("/peers");
     let me = alice.expect_stderr("alice (you)");
     assert!(me.contains(&format!("127.0.0.1:{}", group.port(0))), "{me}");
+    let bob_row = alice.expect_stderr("bob  "); // a row: the name padded
+    let counts: Vec<&str> = bob_row.split_whitespace().rev().take(5).collect();
+    // Read right to left: in, failed, sent, delivered, waiting.
+    assert_eq!(
+        counts,
+        ["0", "0", "0", "1", "0"],
+        "one delivered: {bob_row}"
+    );
     let carol = alice.expect_stderr("carol ");
     assert!(carol.contains(" - "), "{carol}");
     bob.send("/peers");

@@ -379,7 +379,7 @@ impl Peer {
         loop {
             self.send("/peers");
             let row = self.expect_stderr(&row_start);
-            if row.contains("idle close in") {
+            if row.contains("idle, close in") {
                 return;
             }
             // Forget this answer, so the next /peers is read afresh.

@@ -120,7 +120,8 @@ fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
         "ann stderr INFO  [dispatcher] closing idle connection to ben after 0.5 s",
         "ben stdout [ann] still there, ben? this one goes over a new connection",
         "eva exit   exited with status 0",
-        "ben stderr ERROR [dispatcher] 1 message(s) to eva (127.0.0.1:",
+        "ben stderr WARN  [dispatcher] 1 message(s) to eva (127.0.0.1:",
+        "eva stdout [ben] did you get home safely?",
         "demo passed: all checks passed",
     ] {
         assert!(out.stdout.contains(key), "missing {key:?}\n{all}");

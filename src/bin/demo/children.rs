@@ -12,7 +12,7 @@
 //! demo itself be killed outright, each child sees its stdin close, which p2p-chat treats as quit.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,10 +22,14 @@ use crossbeam_channel::Sender;
 use crate::transcript::{Line, Source};
 
 /// How to start each child.
-pub struct Launch<'a> {
-    pub chat_bin: &'a Path,
-    pub peers_path: &'a Path,
+pub struct Launch {
+    pub chat_bin: PathBuf,
+    pub peers_path: PathBuf,
     pub idle_timeout: Duration,
+    pub names: Vec<String>,
+    /// Where each child's reader threads send its lines. Dropped by [`Children::no_more_starts`],
+    /// so that the channel disconnects once every pipe has closed.
+    pub output: Option<Sender<Line>>,
 }
 
 struct RunningPeer {
@@ -37,45 +41,79 @@ struct RunningPeer {
 
 /// Every child the demo started, in table order.
 pub struct Children {
+    launch: Launch,
     peers: Vec<RunningPeer>,
 }
 
 impl Children {
     /// Starts one p2p-chat per name, each reading its own pipes on two new threads that send
-    /// their lines to `output`. If one fails to start, those already started are killed.
-    pub fn start(launch: &Launch, names: &[String], output: &Sender<Line>) -> io::Result<Children> {
-        let mut children = Children { peers: Vec::new() };
-        for (index, name) in names.iter().enumerate() {
-            let mut command = Command::new(launch.chat_bin);
-            command
-                .arg("--peers")
-                .arg(launch.peers_path)
-                .arg("--idle-timeout")
-                .arg(launch.idle_timeout.as_secs_f64().to_string())
-                .arg(name)
-                .env("RUST_LOG", log_filter())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            #[cfg(unix)]
-            std::os::unix::process::CommandExt::process_group(&mut command, 0);
-            let mut process = command.spawn()?;
-            let stdin = process.stdin.take();
-            let stdout = process.stdout.take();
-            let stderr = process.stderr.take();
-            // Registered before anything else can fail, so that Drop kills it.
-            children.peers.push(RunningPeer {
-                process,
-                stdin,
-                exited: false,
-            });
-            let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
-                return Err(io::Error::other("a child's output pipes were not created"));
-            };
-            spawn_reader(index, Source::Stdout, name, stdout, output.clone())?;
-            spawn_reader(index, Source::Stderr, name, stderr, output.clone())?;
+    /// their lines to `launch.output`. If one fails to start, those already started are killed.
+    pub fn start(launch: Launch) -> io::Result<Children> {
+        let mut children = Children {
+            launch,
+            peers: Vec::new(),
+        };
+        for index in 0..children.launch.names.len() {
+            children.spawn(index)?;
         }
         Ok(children)
+    }
+
+    /// Starts `peer` again after it has exited, as a friend who comes back would.
+    pub fn restart(&mut self, peer: usize) -> io::Result<()> {
+        if self.running(peer) {
+            return Err(io::Error::other("it is still running"));
+        }
+        self.spawn(peer)
+    }
+
+    /// No child will be started again: let the line channel close with the last pipe.
+    pub fn no_more_starts(&mut self) {
+        self.launch.output = None;
+    }
+
+    /// Starts the child for table entry `index`, in its slot of `peers`.
+    fn spawn(&mut self, index: usize) -> io::Result<()> {
+        let launch = &self.launch;
+        let name = &launch.names[index];
+        let output = launch
+            .output
+            .clone()
+            .ok_or_else(|| io::Error::other("the demo is finishing"))?;
+        let mut command = Command::new(&launch.chat_bin);
+        command
+            .arg("--peers")
+            .arg(&launch.peers_path)
+            .arg("--idle-timeout")
+            .arg(launch.idle_timeout.as_secs_f64().to_string())
+            .arg(name)
+            .env("RUST_LOG", log_filter())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut process = command.spawn()?;
+        let stdin = process.stdin.take();
+        let stdout = process.stdout.take();
+        let stderr = process.stderr.take();
+        // Registered before anything else can fail, so that Drop kills it.
+        let running = RunningPeer {
+            process,
+            stdin,
+            exited: false,
+        };
+        if index < self.peers.len() {
+            // The slot's old process has exited and been reaped by `poll_exit`'s `try_wait`.
+            self.peers[index] = running;
+        } else {
+            self.peers.push(running);
+        }
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+            return Err(io::Error::other("a child's output pipes were not created"));
+        };
+        spawn_reader(index, Source::Stdout, name, stdout, output.clone())?;
+        spawn_reader(index, Source::Stderr, name, stderr, output)
     }
 
     /// Writes one line to `peer`'s stdin, as if typed.

@@ -14,6 +14,12 @@ use crate::transcript::{Line, Source, find};
 /// How long a message may take to show up at its friend before the demo gives up on it.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest wait between two attempts to reach a friend who was away (p2p-chat's backoff).
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+/// How often [`Step::ConfirmedDelivery`] asks `/peers` again.
+const ASK_AGAIN: Duration = Duration::from_millis(200);
+
 /// One step of the conversation. Peers are indices into the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -45,13 +51,18 @@ pub enum Step {
     },
     /// `who` types `/quit` and ends.
     Quit { who: usize },
-    /// `from` writes to `to`, who has quit: the message is held in `to`'s outbox, and when
-    /// `from` quits it is reported as not delivered.
+    /// `from` writes to `to`, who has quit: the message is held in `to`'s outbox until `to`
+    /// comes back.
     SendToDeparted {
         from: usize,
         to: usize,
         text: String,
     },
+    /// `who`, who has quit, starts again and is shown what was held for them.
+    Rejoin { who: usize },
+    /// `from` asks `/peers` until its row for `to` counts a message as delivered: `to`'s
+    /// p2p-chat confirmed showing it.
+    ConfirmedDelivery { from: usize, to: usize },
 }
 
 /// The conversation, for a table whose first five names are `names[..5]`.
@@ -112,12 +123,29 @@ pub fn conversation(names: &[String]) -> Vec<Step> {
         },
         say(format!("{} leaves with /quit", n(e))),
         Step::Quit { who: e },
-        say(format!("{} writes to {}, who has left", n(b), n(e))),
+        say(format!(
+            "{} writes to {}, who has left: the message waits in {}'s outbox",
+            n(b),
+            n(e),
+            n(e)
+        )),
         Step::SendToDeparted {
             from: b,
             to: e,
             text: "did you get home safely?".to_string(),
         },
+        say(format!(
+            "{} starts again; {}'s p2p-chat retries with backoff and delivers what it held",
+            n(e),
+            n(b)
+        )),
+        Step::Rejoin { who: e },
+        say(format!(
+            "{} asks /peers: {}'s p2p-chat confirmed it showed the message, so it counts as delivered",
+            n(b),
+            n(e)
+        )),
+        Step::ConfirmedDelivery { from: b, to: e },
         say("end of input for everyone: each peer delivers what it holds, then quits".to_string()),
     ]
 }
@@ -126,14 +154,7 @@ pub fn conversation(names: &[String]) -> Vec<Step> {
 /// A peer that does not start ends the demo, since the script cannot be played without it.
 pub fn wait_until_listening(stage: &mut Stage) -> Result<(), Failure> {
     for peer in 0..stage.peer_count() {
-        let listening = listening_log(stage.name(peer));
-        let started = stage.wait_for_start(peer, DELIVERY_TIMEOUT, |lines| {
-            find(lines, 0, |l| {
-                l.is(peer, Source::Stderr) && l.text.contains(&listening)
-            })
-            .is_some()
-        })?;
-        if !started {
+        if !stage.wait_listening(peer, 0, DELIVERY_TIMEOUT)? {
             return Err(Failure::Setup(format!(
                 "{} did not start listening (its stderr, if any, is above)",
                 stage.name(peer)
@@ -241,6 +262,56 @@ pub fn perform(
                 stage.type_line(*who, "/quit");
                 stage.close_and_wait(*who, DELIVERY_TIMEOUT)?;
             }
+            Step::Rejoin { who } => {
+                let who = *who;
+                let mark = stage.lines().len();
+                stage.restart(who, DELIVERY_TIMEOUT)?;
+                let held = steps.iter().filter_map(|step| match step {
+                    Step::SendToDeparted { from, to, text } if *to == who => Some((*from, text)),
+                    _ => None,
+                });
+                for (from, text) in held {
+                    let line = shown_line(stage.name(from), text);
+                    stage.wait_until(
+                        &format!("{} to show the held {line:?}", stage.name(who)),
+                        MAX_RETRY_WAIT + DELIVERY_TIMEOUT,
+                        |lines| {
+                            find(lines, mark, |l| l.is(who, Source::Stdout) && l.text == line)
+                                .is_some()
+                        },
+                    )?;
+                }
+            }
+            Step::ConfirmedDelivery { from, to } => {
+                let (from, to) = (*from, *to);
+                let friend = stage.name(to).to_string();
+                let deadline = std::time::Instant::now() + DELIVERY_TIMEOUT;
+                loop {
+                    let mark = stage.lines().len();
+                    stage.type_line(from, "/peers");
+                    let answered = |lines: &[Line]| {
+                        find(lines, mark, |l| {
+                            l.is(from, Source::Stderr)
+                                && delivered_in_row(&l.text, &friend).is_some()
+                        })
+                    };
+                    stage.wait_until(
+                        &format!("{}'s table of friends", stage.name(from)),
+                        DELIVERY_TIMEOUT,
+                        |lines| answered(lines).is_some(),
+                    )?;
+                    let delivered = answered(stage.lines())
+                        .and_then(|i| delivered_in_row(&stage.lines()[i].text, &friend));
+                    if delivered.unwrap_or(0) > 0 {
+                        break;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        stage.narrate(&format!("{friend}'s row never counted a delivery"));
+                        break;
+                    }
+                    stage.pause(ASK_AGAIN)?;
+                }
+            }
             Step::SendToDeparted { from, to, text } => {
                 stage.type_line(*from, &format!("{}/{text}", stage.name(*to)));
                 let from = *from;
@@ -329,9 +400,21 @@ pub fn is_held(text: &str, to_friend: &str) -> bool {
     text.contains(to_friend) && text.contains("wait in their outbox")
 }
 
-/// Whether a log line reports messages undelivered to the friend named in `to_friend`.
-pub fn is_undelivered(text: &str, to_friend: &str) -> bool {
-    text.contains("ERROR") && text.contains(to_friend) && text.contains("not delivered")
+/// In a `/peers` row for `friend`, the count of messages delivered to them: the fourth number
+/// from the right (waiting, delivered, sent, failed, in). `None` for any other line.
+pub fn delivered_in_row(row: &str, friend: &str) -> Option<usize> {
+    let mut words = row.split_whitespace();
+    if words.next() != Some(friend) {
+        return None;
+    }
+    let counts: Vec<usize> = row
+        .split_whitespace()
+        .rev()
+        .take(5)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (counts.len() == 5).then(|| counts[3])
 }
 
 #[cfg(test)]
@@ -350,9 +433,10 @@ mod tests {
                 Step::Narrate(_) => vec![],
                 Step::Send { from, to, .. }
                 | Step::SendAfterIdle { from, to, .. }
-                | Step::SendToDeparted { from, to, .. } => vec![*from, *to],
+                | Step::SendToDeparted { from, to, .. }
+                | Step::ConfirmedDelivery { from, to } => vec![*from, *to],
                 Step::Broadcast { from, .. } | Step::WriteToStranger { from, .. } => vec![*from],
-                Step::ListPeers { who } | Step::Quit { who } => vec![*who],
+                Step::ListPeers { who } | Step::Quit { who } | Step::Rejoin { who } => vec![*who],
             }
         };
         assert!(steps.iter().flat_map(peers).all(|p| p < 5));
@@ -389,14 +473,21 @@ mod tests {
             "12:00:00.100 INFO  [link:bob] connected to bob (127.0.0.1:7002)"
                 .contains(&connected_log("bob"))
         );
-        assert!(is_undelivered(
-            "12:00:00.100 ERROR [dispatcher] 1 message(s) to eve (127.0.0.1:7005) not delivered: \
-             cannot connect to 127.0.0.1:7005: connection refused (is their p2p-chat running?)",
+        assert!(is_held(
+            "12:00:00.100 WARN  [dispatcher] 1 message(s) to eve (127.0.0.1:7005) wait in their \
+             outbox: cannot connect to 127.0.0.1:7005: connection refused",
             &undelivered_log("eve")
         ));
-        assert!(!is_undelivered(
-            "ERROR 1 message(s) to evelyn (x) not delivered",
+        assert!(!is_held(
+            "WARN  1 message(s) to evelyn (x) wait in their outbox",
             &undelivered_log("eve")
         ));
+        let row = "eve         127.0.0.1:7005 idle, close in 1.9 s    0         1    0      0  0";
+        assert_eq!(delivered_in_row(row, "eve"), Some(1));
+        assert_eq!(delivered_in_row(row, "ev"), None);
+        assert_eq!(
+            delivered_in_row("eve         127.0.0.1:7005 connecting", "eve"),
+            None
+        );
     }
 }

@@ -15,7 +15,8 @@ use crossbeam_channel::{Receiver, at, never, select};
 
 use crate::children::Children;
 use crate::failure::Failure;
-use crate::transcript::{Line, Source, Transcript, exit_text};
+use crate::script::listening_log;
+use crate::transcript::{Line, Source, Transcript, exit_text, find};
 
 /// How often a wait for a process to end looks again: `try_wait` has no channel to select on.
 const EXIT_POLL: Duration = Duration::from_millis(20);
@@ -120,10 +121,45 @@ impl Stage {
         self.wait_exits(&[peer], timeout)
     }
 
+    /// Starts `peer` again after it has quit, and waits until it listens, at most `timeout`.
+    pub fn restart(&mut self, peer: usize, timeout: Duration) -> Result<(), Failure> {
+        let mark = self.lines().len();
+        let started = match self.children.restart(peer) {
+            Ok(()) => self.wait_listening(peer, mark, timeout)?,
+            Err(e) => {
+                self.narrate(&format!("could not start {} again: {e}", self.name(peer)));
+                false
+            }
+        };
+        if !started {
+            let problem = format!("{} did not start listening again", self.name(peer));
+            self.problems.push(problem);
+        }
+        Ok(())
+    }
+
+    /// Waits until `peer` logs that it listens, in a line after `since` (true), or exits or
+    /// `timeout` passes (false).
+    pub fn wait_listening(
+        &mut self,
+        peer: usize,
+        since: usize,
+        timeout: Duration,
+    ) -> Result<bool, Failure> {
+        let listening = listening_log(self.name(peer));
+        self.wait_for_start(peer, timeout, |lines| {
+            find(lines, since, |l| {
+                l.is(peer, Source::Stderr) && l.text.contains(&listening)
+            })
+            .is_some()
+        })
+    }
+
     /// Closes every stdin and waits for everyone to exit and for their last lines to arrive.
     pub fn finish(&mut self, timeout: Duration) -> Result<(), Failure> {
         let deadline = Instant::now() + timeout;
         let everyone: Vec<usize> = (0..self.children.len()).collect();
+        self.children.no_more_starts();
         for &peer in &everyone {
             self.children.close_stdin(peer);
         }
@@ -148,7 +184,7 @@ impl Stage {
 
     /// Waits until `started` holds for the transcript (true), or `peer` exits or `timeout` passes
     /// (false): a peer that fails at start-up is noticed at once, not after the timeout.
-    pub fn wait_for_start(
+    fn wait_for_start(
         &mut self,
         peer: usize,
         timeout: Duration,

@@ -8,6 +8,8 @@
 //! 3. [`idle`]: how close to `--idle-timeout` an unused connection is closed.
 //! 4. [`mesh`]: threads, open files and resident memory per peer in full meshes of 5, 20 and 50
 //!    peers, and start-up time.
+//! 5. [`detect`]: how soon a friend who stops confirming (a stopped process) is reported, against
+//!    `--ack-timeout`.
 //!
 //! The baseline for 1 and 2 is a bare [`relay`]: this same binary, started as two child processes,
 //! moving the same lines stdin -> one loopback TCP connection -> stdout with the chat's buffering
@@ -18,6 +20,7 @@
 //! deadline and every loop a fixed count. Only 127.0.0.1 is used, on ports the kernel picked, and
 //! peer tables live in a temporary directory removed at the end.
 
+mod detect;
 mod harness;
 mod idle;
 mod latency;
@@ -48,9 +51,9 @@ fn main() {
     chat.warm_up(100);
     let mut relay = Route::relay();
     relay.warm_up(100);
-    eprintln!("1/4 throughput: chat and relay in alternating rounds");
+    eprintln!("1/5 throughput: chat and relay in alternating rounds");
     let throughput = throughput::measure(&mut chat, &mut relay);
-    eprintln!("2/4 latency: chat and relay in alternating rounds");
+    eprintln!("2/5 latency: chat and relay in alternating rounds");
     let latency = latency::measure(&mut chat, &mut relay);
     drop(chat);
     drop(relay);
@@ -58,23 +61,26 @@ fn main() {
     let idle = idle::TIMEOUTS
         .iter()
         .map(|&timeout| {
-            eprintln!("3/4 idle close: --idle-timeout {timeout}");
+            eprintln!("3/5 idle close: --idle-timeout {timeout}");
             idle::measure(timeout)
         })
         .collect();
     let meshes = mesh::SIZES
         .iter()
         .map(|&peers| {
-            eprintln!("4/4 cost: full mesh of {peers} peers");
+            eprintln!("4/5 cost: full mesh of {peers} peers");
             mesh::measure(peers)
         })
         .collect();
+    eprintln!("5/5 detection: a friend who stops confirming");
+    let detection = detect::measure();
 
     report::print(&Results {
         throughput,
         latency,
         idle,
         meshes,
+        detection,
         elapsed: began.elapsed(),
     });
 }

@@ -30,7 +30,7 @@ pub fn measure(size: usize) -> MeshCost {
     let mut peers = Vec::new();
     let mut startup = Vec::new();
     for name in &names {
-        let (peer, took) = start_peer(&table, name, 3600.0);
+        let (peer, took) = start_peer(&table, name, &["--idle-timeout", "3600"]);
         peers.push(peer);
         startup.push(took);
     }

@@ -29,8 +29,9 @@ impl Route {
     pub fn chat(label: &str, idle_timeout_secs: f64) -> Route {
         let dir = TempDir::new(label);
         let table = write_table(dir.path(), &["alice", "bob"], &free_ports(2));
-        let (receiver, _) = start_peer(&table, "bob", idle_timeout_secs);
-        let (sender, _) = start_peer(&table, "alice", idle_timeout_secs);
+        let idle = idle_timeout_secs.to_string();
+        let (receiver, _) = start_peer(&table, "bob", &["--idle-timeout", &idle]);
+        let (sender, _) = start_peer(&table, "alice", &["--idle-timeout", &idle]);
         Route {
             sender,
             receiver,
@@ -82,14 +83,14 @@ pub fn write_table(dir: &Path, names: &[&str], ports: &[u16]) -> PathBuf {
     path
 }
 
-/// Starts the release binary as peer `name` and waits for its `listening on` line. Returns the
-/// peer and its start-up time, from spawn to that line.
-pub fn start_peer(table: &Path, name: &str, idle_timeout_secs: f64) -> (Process, Duration) {
+/// Starts the release binary as peer `name`, with `options` added, and waits for its
+/// `listening on` line. Returns the peer and its start-up time, from spawn to that line.
+pub fn start_peer(table: &Path, name: &str, options: &[&str]) -> (Process, Duration) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_p2p-chat"));
     command
         .arg("--peers")
         .arg(table)
-        .args(["--idle-timeout", &idle_timeout_secs.to_string()])
+        .args(options)
         .args(["--connect-timeout", "10", name])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1");

@@ -415,3 +415,34 @@ fn quitting_while_input_waits_on_a_frozen_friend_reports_every_message_typed() {
         alice.err_seen
     );
 }
+
+#[test]
+fn a_friend_killed_with_our_bytes_unread_gets_the_message_after_restarting() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut alice = group.start("alice", &[]);
+    let mut bob = group.start("bob", &[]);
+    alice.send("bob/first");
+    bob.expect_line("[alice] first");
+    alice.wait_settled("bob");
+
+    // Frozen, bob's kernel takes the bytes but bob never reads them; killed, bob's kernel
+    // answers with a reset. Whether the reset meets alice's write or her wait for the
+    // confirmation, the message was not confirmed, so it is held and sent again.
+    signal(bob.pid(), "-STOP");
+    alice.send("bob/unread when you crashed");
+    bob.kill();
+    let mut bob = group.start("bob", &[]);
+    bob.expect_line("[alice] unread when you crashed");
+    alice.wait_settled("bob");
+    alice.send("bob/after");
+    bob.expect_line("[alice] after");
+    bob.stdout_now();
+    let shown = &bob.out_seen;
+    let count = shown
+        .iter()
+        .filter(|l| *l == "[alice] unread when you crashed")
+        .count();
+    assert_eq!(count, 1, "{shown:#?}");
+    assert_eq!(alice.stderr_count("may not have arrived"), 0);
+    assert_eq!(alice.stderr_count("not delivered"), 0);
+}

@@ -3,7 +3,10 @@
 //! Whatever arrives from the network is shown, never obeyed: invalid UTF-8 becomes U+FFFD, and
 //! every control character except tab (ESC, BEL, backspace, carriage return, DEL, the C1 range
 //! U+0080-U+009F) is written as a visible escape such as `\x1b`, in the name and the text alike.
-//! A remote peer therefore cannot clear our screen, retitle the window or fake a second line.
+//! So are the invisible format characters (bidi controls, zero-width characters, the byte order
+//! mark) and the line and paragraph separators, written `\u{202e}`. A remote peer therefore
+//! cannot clear our screen, retitle the window, fake a second line, show its text reversed or
+//! hide part of it.
 //!
 //! Reader threads format a whole batch of lines into one buffer and call [`Screen::show`] once,
 //! which writes it under stdout's lock and flushes: lines from different connections never
@@ -89,8 +92,11 @@ pub fn escape_into(bytes: &[u8], out: &mut Vec<u8>) {
         if valid.bytes().all(is_plain) {
             out.extend_from_slice(valid.as_bytes());
         } else {
-            for c in valid.chars() {
-                push_char(c, out);
+            let mut prev = None;
+            let mut chars = valid.chars().peekable();
+            while let Some(c) = chars.next() {
+                push_char(c, prev, chars.peek().copied(), out);
+                prev = Some(c);
             }
         }
         if !chunk.invalid().is_empty() {
@@ -115,17 +121,73 @@ fn is_plain(byte: u8) -> bool {
     (0x20..0x7f).contains(&byte) || byte == b'\t'
 }
 
-fn push_char(c: char, out: &mut Vec<u8>) {
+/// Writes one character, or its visible escape; `prev` and `next` are its neighbours in the text,
+/// which decide whether a zero-width joiner or a tag character is part of an emoji.
+fn push_char(c: char, prev: Option<char>, next: Option<char>, out: &mut Vec<u8>) {
     match c {
         '\t' => out.push(b'\t'),
         '\0'..='\x1f' | '\x7f' => {
             let _ = write!(out, "\\x{:02x}", c as u32);
         }
-        '\u{80}'..='\u{9f}' => {
+        _ if is_c1_control(c) || (is_invisible(c) && !joins_emoji(c, prev, next)) => {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
         _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
     }
+}
+
+fn is_c1_control(c: char) -> bool {
+    ('\u{80}'..='\u{9f}').contains(&c)
+}
+
+/// The characters that change how text is shown without showing anything themselves: Unicode's
+/// general category Cf ("format"), as listed in DerivedGeneralCategory.txt of Unicode 16.0, plus
+/// the line separator (Zl, U+2028) and the paragraph separator (Zp, U+2029).
+const INVISIBLE: [(u32, u32); 22] = [
+    (0x00AD, 0x00AD),   // soft hyphen
+    (0x0600, 0x0605),   // Arabic number signs
+    (0x061C, 0x061C),   // Arabic letter mark (a bidi mark)
+    (0x06DD, 0x06DD),   // Arabic end of ayah
+    (0x070F, 0x070F),   // Syriac abbreviation mark
+    (0x0890, 0x0891),   // Arabic pound and piastre marks above
+    (0x08E2, 0x08E2),   // Arabic disputed end of ayah
+    (0x180E, 0x180E),   // Mongolian vowel separator
+    (0x200B, 0x200F), // zero-width space, non-joiner, joiner; left-to-right and right-to-left marks
+    (0x2028, 0x2029), // line and paragraph separators (Zl, Zp)
+    (0x202A, 0x202E), // bidi embeddings and overrides, and their end
+    (0x2060, 0x2064), // word joiner, invisible operators
+    (0x2066, 0x206F), // bidi isolates and their end; deprecated format characters
+    (0xFEFF, 0xFEFF), // zero-width no-break space, the byte order mark
+    (0xFFF9, 0xFFFB), // interlinear annotation
+    (0x110BD, 0x110BD), // Kaithi number sign
+    (0x110CD, 0x110CD), // Kaithi number sign above
+    (0x13430, 0x1343F), // Egyptian hieroglyph format controls
+    (0x1BCA0, 0x1BCA3), // shorthand format controls
+    (0x1D173, 0x1D17A), // musical symbol beam and tie controls
+    (0xE0001, 0xE0001), // language tag
+    (0xE0020, 0xE007F), // tag characters: they can spell hidden ASCII, so even a flag's are shown
+];
+
+fn is_invisible(c: char) -> bool {
+    let c = c as u32;
+    INVISIBLE
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&c))
+}
+
+/// Whether an invisible character is part of an emoji and shown as one: a zero-width joiner
+/// between two pictographs, as in a family or a profession (👩‍💻). Everywhere else it is escaped.
+fn joins_emoji(c: char, prev: Option<char>, next: Option<char>) -> bool {
+    c == '\u{200D}'
+        && prev.is_some_and(|p| is_pictograph(p) || p == '\u{FE0F}')
+        && next.is_some_and(is_pictograph)
+}
+
+/// Roughly Unicode's Extended_Pictographic: the blocks emoji are drawn from, including the
+/// skin-tone modifiers.
+fn is_pictograph(c: char) -> bool {
+    matches!(c, '\u{2190}'..='\u{21FF}' | '\u{2300}'..='\u{23FF}' | '\u{2460}'..='\u{27BF}'
+        | '\u{2900}'..='\u{297F}' | '\u{2B00}'..='\u{2BFF}' | '\u{1F000}'..='\u{1FAFF}')
 }
 
 #[cfg(test)]
@@ -159,6 +221,52 @@ mod tests {
         assert_eq!(
             line(b"a", None, "x\u{9b}2J\u{85}".as_bytes()),
             "[a] x\\u{9b}2J\\u{85}\n"
+        );
+    }
+
+    #[test]
+    fn invisible_format_characters_and_separators_are_escaped() {
+        for &(first, last) in &INVISIBLE {
+            for code in first..=last {
+                let c = char::from_u32(code).unwrap();
+                let text = format!("a{c}b");
+                let expected = format!("[x] a\\u{{{code:x}}}b\n");
+                assert_eq!(line(b"x", None, text.as_bytes()), expected);
+                assert_eq!(
+                    line(text.as_bytes(), None, b"m"),
+                    format!("[a\\u{{{code:x}}}b] m\n"),
+                    "in the name too"
+                );
+            }
+        }
+        // What the issue reported: a right-to-left override that shows text reversed.
+        assert_eq!(
+            line(b"a", None, "pay \u{202e}gnp.exe".as_bytes()),
+            "[a] pay \\u{202e}gnp.exe\n"
+        );
+        // Each is named: bidi marks, zero-width space, BOM, line and paragraph separators.
+        for code in [
+            0x200E, 0x200F, 0x200B, 0xFEFF, 0x2028, 0x2029, 0x2066, 0x2069,
+        ] {
+            assert!(is_invisible(char::from_u32(code).unwrap()), "{code:x}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_and_joined_emoji_are_shown_as_they_are() {
+        for text in [
+            "café, naïve, Ærøskøbing",
+            "日本語のテキスト、한국어",
+            "مرحبا שלום",
+            "👋 👍🏽 ❤️ 🇫🇷",
+            "👩\u{200D}💻 👨\u{200D}👩\u{200D}👧 🏳\u{FE0F}\u{200D}🌈",
+        ] {
+            assert_eq!(line(b"a", None, text.as_bytes()), format!("[a] {text}\n"));
+        }
+        // A joiner that joins no emoji is escaped.
+        assert_eq!(
+            line(b"a", None, "a\u{200D}b 👩\u{200D}".as_bytes()),
+            "[a] a\\u{200d}b 👩\\u{200d}\n"
         );
     }
 

@@ -91,7 +91,13 @@ fn headline(out: &mut String, r: &Results) {
             close.timeout.as_secs_f64(),
             idle::ROUNDS
         );
-        deadline_row(out, &what, &close.close_after_send, close.timeout, IDLE_TARGET);
+        deadline_row(
+            out,
+            &what,
+            &close.close_after_send,
+            close.timeout,
+            IDLE_TARGET,
+        );
     }
     let d = &r.detection;
     let what = format!(

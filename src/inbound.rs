@@ -6,47 +6,52 @@
 //! them all at quit. Passing that through the dispatcher would put it on the path of every
 //! `accept`, so it lives here behind a `parking_lot` mutex, held only for a few map operations.
 //!
-//! The registry also enforces the cap. When it is full, the oldest connection that has not yet sent
-//! a valid frame is closed to make room; a friend's connection sends its first frame the moment it
-//! is opened, so a flood of silent connections pushes out itself rather than our friends. Only when
-//! every open connection is a known friend is the newcomer refused.
+//! The registry also keeps the cap fair, so that nobody who knows a friend's name can lock the
+//! real friends out:
+//! * When the cap is reached, a newcomer pushes out the oldest connection that has not yet said
+//!   who it is (a friend's connection sends its first frame the moment it opens, so a flood of
+//!   silent connections pushes out itself). A connection that has said who it is is never pushed
+//!   out by a newcomer; when every open connection has, the newcomer is refused.
+//! * At most [`PER_FRIEND`] connections may speak for one friend. One more replaces the oldest of
+//!   them, preferring one that comes from an address the table does not give that friend; so a
+//!   flood that claims alice's name holds at most four slots, and cannot push out a connection
+//!   from alice's own address unless it comes from there too.
+//!
+//! With the default cap, four per table entry, there is always room for a friend who has no
+//! connection open. Warnings about the cap are logged at most once a second, with a count.
 
 use std::collections::BTreeMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use log::warn;
 use parking_lot::Mutex;
 
 use crate::peers::PeerId;
 
+/// The most connections that may speak for one friend at a time. More than one, so a friend who
+/// restarts can reconnect before their old connection is noticed as closed.
+pub const PER_FRIEND: usize = 4;
+
 /// Identifies one inbound connection for its whole life. Ids grow, so a smaller id is older.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnId(u64);
-
-/// The acceptor's answer for a new connection.
-#[derive(Debug)]
-pub enum Admission {
-    /// Registered; `evicted` is the silent connection closed to make room, if any.
-    Admitted {
-        id: ConnId,
-        evicted: Option<SocketAddr>,
-    },
-    /// The cap is reached by friends' connections; the newcomer should be closed.
-    Refused,
-}
 
 struct Conn {
     remote: SocketAddr,
     /// The reader's socket, shared with it, so the registry can close it from any thread:
     /// shutting it down makes the reader's blocked `read` return.
     stream: Arc<TcpStream>,
-    friend: Option<PeerId>,
+    /// Who it speaks for, once its first valid frame has said so, and whether it comes from
+    /// that friend's address in the table.
+    friend: Option<(PeerId, bool)>,
 }
 
-#[derive(Default)]
 struct State {
     conns: BTreeMap<ConnId, Conn>,
     next_id: u64,
+    warnings: Throttle,
 }
 
 pub struct Inbound {
@@ -58,19 +63,18 @@ impl Inbound {
     pub fn new(cap: usize) -> Inbound {
         Inbound {
             cap: cap.max(1),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                conns: BTreeMap::new(),
+                next_id: 0,
+                warnings: Throttle::new(Duration::from_secs(1)),
+            }),
         }
     }
 
-    pub fn cap(&self) -> usize {
-        self.cap
-    }
-
-    /// Registers a new connection, making room if the cap is reached. `stream` is shared with the
-    /// connection's reader.
-    pub fn admit(&self, stream: Arc<TcpStream>, remote: SocketAddr) -> Admission {
+    /// Registers a new connection, making room if the cap is reached; `None` if it must be
+    /// refused. `stream` is shared with the connection's reader.
+    pub fn admit(&self, stream: Arc<TcpStream>, remote: SocketAddr) -> Option<ConnId> {
         let mut state = self.state.lock();
-        let mut evicted = None;
         if state.conns.len() >= self.cap {
             let silent = state
                 .conns
@@ -78,36 +82,65 @@ impl Inbound {
                 .find(|(_, conn)| conn.friend.is_none())
                 .map(|(&id, _)| id);
             let Some(oldest_silent) = silent else {
-                return Admission::Refused;
+                let cap = self.cap;
+                state.warn(format!(
+                    "refused connection from {remote}: the {cap} connections open (the \
+                     --max-inbound cap) have all said who they are"
+                ));
+                return None;
             };
-            let conn = state
-                .conns
-                .remove(&oldest_silent)
-                .expect("the id was just found in the map");
-            let _ = conn.stream.shutdown(Shutdown::Both);
-            evicted = Some(conn.remote);
+            let old = state.close(oldest_silent);
+            let cap = self.cap;
+            state.warn(format!(
+                "{cap} inbound connections open (the --max-inbound cap): closed the oldest \
+                 silent one, from {old}, to make room"
+            ));
         }
         let id = ConnId(state.next_id);
         state.next_id += 1;
-        state.conns.insert(
-            id,
-            Conn {
-                remote,
-                stream,
-                friend: None,
-            },
-        );
-        Admission::Admitted { id, evicted }
+        let conn = Conn {
+            remote,
+            stream,
+            friend: None,
+        };
+        state.conns.insert(id, conn);
+        Some(id)
     }
 
-    /// Records that the connection has sent a valid frame from `friend`.
-    pub fn identify(&self, id: ConnId, friend: PeerId) {
-        if let Some(conn) = self.state.lock().conns.get_mut(&id) {
-            conn.friend = Some(friend);
+    /// Records that the connection speaks for `friend` (`verified`: from their address in the
+    /// table). If that makes one too many for that friend, one of theirs is closed: possibly
+    /// this one, if it is the only one from an address that is not theirs.
+    pub fn identify(&self, id: ConnId, friend: PeerId, verified: bool) {
+        let mut state = self.state.lock();
+        let Some(conn) = state.conns.get_mut(&id) else {
+            return; // already closed
+        };
+        conn.friend = Some((friend, verified));
+        let theirs: Vec<(ConnId, bool)> = state
+            .conns
+            .iter()
+            .filter_map(|(&id, conn)| match conn.friend {
+                Some((f, verified)) if f == friend => Some((id, verified)),
+                _ => None,
+            })
+            .collect();
+        if theirs.len() <= PER_FRIEND {
+            return;
         }
+        // The oldest from a wrong address, else the oldest.
+        let victim = theirs
+            .iter()
+            .find(|(_, verified)| !verified)
+            .unwrap_or(&theirs[0])
+            .0;
+        let old = state.close(victim);
+        state.warn(format!(
+            "closed the connection from {old}: more than {PER_FRIEND} connections speak for the \
+             same friend"
+        ));
     }
 
-    /// Forgets a connection; its reader calls this as it ends. Harmless if already evicted.
+    /// Forgets a connection; its reader calls this as it ends. Harmless if already closed.
     pub fn remove(&self, id: ConnId) {
         self.state.lock().conns.remove(&id);
     }
@@ -120,7 +153,7 @@ impl Inbound {
         let mut unknown = 0;
         for conn in state.conns.values() {
             match conn.friend {
-                Some(PeerId(i)) if i < friends => per_friend[i] += 1,
+                Some((PeerId(i), _)) if i < friends => per_friend[i] += 1,
                 _ => unknown += 1,
             }
         }
@@ -143,6 +176,63 @@ impl Inbound {
     }
 }
 
+impl State {
+    /// Closes and forgets a connection; returns its address.
+    fn close(&mut self, id: ConnId) -> SocketAddr {
+        let conn = self.conns.remove(&id).expect("closing a registered id");
+        let _ = conn.stream.shutdown(Shutdown::Both);
+        conn.remote
+    }
+
+    /// Logs a warning about the cap, unless one was logged less than a second ago.
+    fn warn(&mut self, warning: String) {
+        if let Some(held_back) = self.warnings.allow(Instant::now()) {
+            warn!("{warning}{}", Throttle::note(held_back));
+        }
+    }
+}
+
+/// Lets one kind of warning through at most once per `interval` and counts the ones held back,
+/// so the next warning can say how many there were. Time is an argument, so it is unit-tested.
+struct Throttle {
+    interval: Duration,
+    last: Option<Instant>,
+    held_back: usize,
+}
+
+impl Throttle {
+    fn new(interval: Duration) -> Throttle {
+        Throttle {
+            interval,
+            last: None,
+            held_back: 0,
+        }
+    }
+
+    /// `Some(held back since the last one)` if a warning may be logged at `now`, else `None`.
+    fn allow(&mut self, now: Instant) -> Option<usize> {
+        match self.last {
+            Some(last) if now < last + self.interval => {
+                self.held_back += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.held_back))
+            }
+        }
+    }
+
+    /// The tail of a warning that follows `held_back` unlogged ones.
+    fn note(held_back: usize) -> String {
+        if held_back == 0 {
+            String::new()
+        } else {
+            format!(" ({held_back} more like this since the last such warning)")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,10 +245,24 @@ mod tests {
         (client, Arc::new(server), remote)
     }
 
-    fn admitted(admission: Admission) -> (ConnId, Option<SocketAddr>) {
-        match admission {
-            Admission::Admitted { id, evicted } => (id, evicted),
-            Admission::Refused => panic!("expected the connection to be admitted"),
+    /// Admits one new connection; returns its id and the client end, kept open by the caller.
+    fn admit(inbound: &Inbound, listener: &TcpListener) -> (ConnId, TcpStream) {
+        let (client, server, remote) = pair(listener);
+        let id = inbound.admit(server, remote).expect("admitted");
+        (id, client)
+    }
+
+    /// Whether the registry has closed the connection whose client end this is: a closed one
+    /// reads end-of-file at once, an open one times out.
+    fn closed(client: &mut TcpStream) -> bool {
+        use std::io::{ErrorKind, Read};
+        client
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        match client.read(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            other => panic!("unexpected {other:?}"),
         }
     }
 
@@ -166,39 +270,72 @@ mod tests {
     fn a_full_registry_evicts_the_oldest_silent_connection_and_then_refuses() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let inbound = Inbound::new(2);
-        let (_c1, s1, r1) = pair(&listener);
-        let (_c2, s2, r2) = pair(&listener);
-        let (id1, _) = admitted(inbound.admit(s1, r1));
-        let (id2, _) = admitted(inbound.admit(s2, r2));
-        inbound.identify(id2, PeerId(0));
+        let (id1, mut c1) = admit(&inbound, &listener);
+        let (id2, _c2) = admit(&inbound, &listener);
+        inbound.identify(id2, PeerId(0), true);
 
-        // Full: the silent first connection makes room.
-        let (_c3, s3, r3) = pair(&listener);
-        let (id3, evicted) = admitted(inbound.admit(s3, r3));
-        assert_eq!(evicted, Some(r1));
+        // Full: the silent first connection makes room, and its socket is closed.
+        let (id3, _c3) = admit(&inbound, &listener);
+        assert!(closed(&mut c1));
         assert_eq!(inbound.len(), 2);
         inbound.remove(id1); // its reader ending later changes nothing
         assert_eq!(inbound.len(), 2);
 
-        // Full of friends: a newcomer is refused.
-        inbound.identify(id3, PeerId(1));
+        // Full of connections that said who they are: a newcomer is refused.
+        inbound.identify(id3, PeerId(1), true);
         let (_c4, s4, r4) = pair(&listener);
-        assert!(matches!(inbound.admit(s4, r4), Admission::Refused));
+        assert!(inbound.admit(s4, r4).is_none());
         assert_eq!(inbound.counts(2), (vec![1, 1], 0));
     }
 
     #[test]
-    fn eviction_closes_the_socket() {
-        use std::io::Read;
+    fn one_more_connection_for_a_friend_replaces_their_oldest() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let inbound = Inbound::new(1);
-        let (_c1, s1, r1) = pair(&listener);
-        let reader_side = Arc::clone(&s1);
-        admitted(inbound.admit(s1, r1));
-        let (_c2, s2, r2) = pair(&listener);
-        admitted(inbound.admit(s2, r2));
-        // The evicted reader's blocking read returns at once with end-of-file.
-        let mut buf = [0u8; 1];
-        assert_eq!((&*reader_side).read(&mut buf).unwrap(), 0);
+        let inbound = Inbound::new(100);
+        let mut clients = Vec::new();
+        for _ in 0..PER_FRIEND + 2 {
+            let (id, client) = admit(&inbound, &listener);
+            inbound.identify(id, PeerId(0), true);
+            clients.push(client);
+        }
+        assert_eq!(inbound.counts(2), (vec![PER_FRIEND, 0], 0));
+        assert!(closed(&mut clients[0]) && closed(&mut clients[1]));
+        assert!(!closed(&mut clients[2]) && !closed(&mut clients[PER_FRIEND + 1]));
+    }
+
+    #[test]
+    fn a_claim_from_a_wrong_address_never_pushes_out_one_from_the_right_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inbound = Inbound::new(100);
+        let (real, mut real_client) = admit(&inbound, &listener);
+        inbound.identify(real, PeerId(0), true);
+        let mut impostors = Vec::new();
+        for _ in 0..10 {
+            let (id, client) = admit(&inbound, &listener);
+            inbound.identify(id, PeerId(0), false);
+            impostors.push(client);
+        }
+        assert!(!closed(&mut real_client));
+        assert_eq!(inbound.counts(1), (vec![PER_FRIEND], 0));
+        // The newest impostors hold the other slots.
+        assert!(!closed(&mut impostors[9]) && closed(&mut impostors[0]));
+    }
+
+    #[test]
+    fn throttle_lets_one_warning_through_per_interval_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut throttle = Throttle::new(second);
+        assert_eq!(throttle.allow(t0), Some(0));
+        assert_eq!(throttle.allow(t0 + Duration::from_millis(1)), None);
+        assert_eq!(throttle.allow(t0 + Duration::from_millis(999)), None);
+        assert_eq!(throttle.allow(t0 + second), Some(2));
+        assert_eq!(throttle.allow(t0 + second), None);
+        assert_eq!(throttle.allow(t0 + second * 5), Some(1));
+        assert_eq!(Throttle::note(0), "");
+        assert_eq!(
+            Throttle::note(2),
+            " (2 more like this since the last such warning)"
+        );
     }
 }

@@ -96,7 +96,7 @@ pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderC
         id,
         context,
         friend: None,
-        last_sender: None,
+        sender: None,
         warned_unverified: false,
         problems: 0,
         confirming: Confirming::Undecided,
@@ -130,8 +130,8 @@ struct Connection<'a> {
     context: &'a ReaderContext,
     /// The friend this connection's first valid frame came from.
     friend: Option<PeerId>,
-    /// The last sender seen on this connection, and the display prefix made for them.
-    last_sender: Option<(PeerId, Vec<u8>)>,
+    /// The connection's sender, once known, and the display prefix made for them.
+    sender: Option<(PeerId, Vec<u8>)>,
     warned_unverified: bool,
     /// Frames dropped so far: malformed, oversized or from strangers.
     problems: usize,
@@ -244,19 +244,29 @@ impl Connection<'_> {
     /// Returns whether it will be shown.
     fn accept_frame(&mut self, sender: &[u8], message: &[u8], lines: &mut Vec<u8>) -> bool {
         let table = &self.context.table;
-        // A connection almost always carries one sender: reuse the last verdict and display
-        // prefix for that name instead of making them again for every frame of a burst.
-        let known = matches!(&self.last_sender,
+        // A connection carries one sender: reuse the verdict and display prefix made for its
+        // first frame instead of making them again for every frame of a burst.
+        let known = matches!(&self.sender,
             Some((friend, _)) if table.get(*friend).name.as_bytes() == sender);
+        if !known && let Some(friend) = self.friend {
+            // The first valid frame fixed who this connection speaks for.
+            self.complain(format!(
+                "dropped a frame signed \"{}\" from {}: this connection speaks for {}",
+                escaped(&sender[..sender.len().min(80)]),
+                self.remote,
+                table.get(friend).name
+            ));
+            return false;
+        }
         if !known {
             let Some((friend, unverified)) = self.check_sender(sender) else {
                 return false;
             };
             let from = unverified.then_some(self.remote.ip());
-            self.last_sender = Some((friend, self.context.screen.prefix(sender, from)));
+            self.sender = Some((friend, self.context.screen.prefix(sender, from)));
         }
         let (friend, prefix) = self
-            .last_sender
+            .sender
             .as_ref()
             .expect("set just above when it was not already");
         if log_enabled!(target: "wire", log::Level::Trace) {
@@ -281,14 +291,14 @@ impl Connection<'_> {
             ));
             return None;
         };
+        let unverified = !table.is_address_of(friend, self.remote.ip());
         if self.friend.is_none() {
             self.friend = Some(friend);
-            self.context.inbound.identify(self.id, friend);
+            self.context.inbound.identify(self.id, friend, !unverified);
             let _ = self.context.events.send(Event::Heard(friend));
             info!("{} is connected", self.describe());
         }
         let name = &table.get(friend).name;
-        let unverified = !table.is_address_of(friend, self.remote.ip());
         if unverified && !self.warned_unverified {
             self.warned_unverified = true;
             warn!(

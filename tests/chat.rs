@@ -268,17 +268,31 @@ fn classic_nul_terminated_and_netcat_frames_are_shown_one_line_each() {
 }
 
 #[test]
-fn each_frame_is_checked_for_its_own_sender() {
+fn a_connection_speaks_for_the_first_friend_it_names_and_no_one_else() {
     let group = Group::new(&["alice", "bob", "carol"]);
     let mut bob = group.start("bob", &[]);
     let mut raw = TcpStream::connect(("127.0.0.1", group.port(1))).expect("connect to bob");
-    raw.write_all(b"alice/1\ncarol/2\nzed/3\nalice/4\nalic/5\n")
+    raw.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    raw.write_all(b"zed/0\nalice/1\ncarol/2\nalice/3\nalic/4\n")
         .unwrap();
     bob.expect_line("[alice] 1");
-    bob.expect_line("[carol] 2");
-    bob.expect_line("[alice] 4");
+    bob.expect_line("[alice] 3");
+    // A stranger's frame before the first friend's is dropped as a stranger's...
     bob.expect_stderr("claiming to be from \"zed\"");
-    bob.expect_stderr("claiming to be from \"alic\"");
+    // ...and once the connection speaks for alice, any other name is dropped, friend or not.
+    let local = raw.local_addr().unwrap();
+    for other in ["carol", "alic"] {
+        let warning = bob.expect_stderr(&format!("signed \"{other}\""));
+        assert!(
+            warning.contains(&local.to_string()) && warning.contains("speaks for alice"),
+            "{warning}"
+        );
+    }
+    assert!(!bob.out_seen.iter().any(|l| l.contains("[carol]")));
+    // Confirmed in order: dropped, shown, dropped, shown, dropped.
+    let mut acks = [0xffu8; 5];
+    std::io::Read::read_exact(&mut raw, &mut acks).unwrap();
+    assert_eq!(acks, [0x15, 0x00, 0x15, 0x00, 0x15]);
 }
 
 #[test]

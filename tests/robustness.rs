@@ -205,6 +205,33 @@ fn a_flood_of_connections_is_capped_and_friends_still_get_through() {
 }
 
 #[test]
+fn forty_connections_claiming_one_friend_hold_four_slots_and_another_friend_gets_through() {
+    let group = Group::new(&["alice", "bob", "carol"]);
+    let mut bob = group.start("bob", &[]);
+    let mut carol = group.start("carol", &[]);
+    // Anyone who knows alice's name: 40 connections, each naming alice, all kept open.
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let mut stream = connect(group.port(1));
+        stream.write_all(format!("alice/{i}\n").as_bytes()).unwrap();
+        flood.push(stream);
+    }
+    bob.expect_stdout("[alice] 39");
+    let typed = Instant::now();
+    carol.send("bob/let me in");
+    bob.expect_stdout("[carol] let me in");
+    let waited = typed.elapsed();
+    assert!(waited < Duration::from_secs(1), "carol waited {waited:?}");
+    bob.send("/peers");
+    let alice = bob.expect_stderr("alice  ");
+    let open: usize = alice.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(
+        (1..=4).contains(&open),
+        "at most four of alice's kept: {alice}"
+    );
+}
+
+#[test]
 fn when_every_slot_is_a_friend_a_newcomer_is_refused() {
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &["--max-inbound", "1"]);

@@ -209,7 +209,9 @@ fn forty_connections_claiming_one_friend_hold_four_slots_and_another_friend_gets
     let group = Group::new(&["alice", "bob", "carol"]);
     let mut bob = group.start("bob", &[]);
     let mut carol = group.start("carol", &[]);
-    // Anyone who knows alice's name: 40 connections, each naming alice, all kept open.
+    // Anyone who knows alice's name: 40 connections, each naming alice, all kept open while
+    // carol writes. (Opened as fast as a loop can, they would also overflow the kernel's queue of
+    // connections not yet accepted, which costs a newcomer a SYN retransmission: see README.)
     let mut flood = Vec::new();
     for i in 0..40 {
         let mut stream = connect(group.port(1));
@@ -229,6 +231,7 @@ fn forty_connections_claiming_one_friend_hold_four_slots_and_another_friend_gets
         (1..=4).contains(&open),
         "at most four of alice's kept: {alice}"
     );
+    drop(flood);
 }
 
 #[test]

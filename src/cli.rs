@@ -11,8 +11,18 @@ p2p-chat: peer-to-peer terminal chat for a small group of friends
 Usage: p2p-chat [OPTIONS] <NAME>
 
 NAME is your own entry in the peer table. Type friend/message to send, */message
-to send to everyone, /peers, /help, /quit. Incoming messages are printed on
-stdout as [sender] message; connection events and errors go to stderr.
+to send to everyone, /peers, /events, /help, /quit. Incoming messages are
+printed on stdout as [sender] message; connection events and errors go to stderr.
+
+In a terminal, p2p-chat edits the line you type itself: Left/Right, Home/End
+(Ctrl-A/E), Backspace, Delete, Ctrl-U/K/W to delete to the start, to the end
+or a word, Up/Down for the history, Tab to complete a friend's name, Ctrl-L to
+redraw. Incoming text is printed above the line, which stays whole. Chat lines
+carry the time; your own messages are shown with what became of them. Connection
+events are hidden unless -v or /events. Ctrl-D on an empty line quits; Ctrl-C
+quits too (a half-typed line is not sent: it is shown back, marked not sent);
+Ctrl-Z stops p2p-chat until fg. With stdin or stdout a pipe or a file, none of
+this: lines in, [sender] message lines out, every log line on stderr.
 
 Options:
   --peers FILE             peer table, lines of NAME HOST PORT [default: peers.txt]
@@ -27,6 +37,9 @@ Options:
                            the messages are reported [default: 5]
   --max-inbound N          most inbound connections at once [default: 4 per
                            friend in the table, at least 16]
+  -v, --verbose            in a terminal, show connection events from the start
+                           (/events turns them on and off)
+  --no-time                in a terminal, no HH:MM before chat lines
   -h, --help               print this help
   -V, --version            print the version
 
@@ -50,6 +63,10 @@ pub struct Options {
     pub ack_timeout: Duration,
     /// `None` means "derive it from the table size".
     pub max_inbound: Option<usize>,
+    /// In a terminal: show connection events from the start.
+    pub verbose: bool,
+    /// In a terminal: the time before chat lines.
+    pub clock: bool,
 }
 
 /// What the command line asks for.
@@ -71,6 +88,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
         write_timeout: Duration::from_secs(5),
         ack_timeout: Duration::from_secs(5),
         max_inbound: None,
+        verbose: false,
+        clock: true,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -96,6 +115,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
+            "-v" | "--verbose" => options.verbose = true,
+            "--no-time" => options.clock = false,
             "--peers" => options.peers_path = value()?,
             "--idle-timeout" => options.idle_timeout = seconds("--idle-timeout", &value()?)?,
             "--connect-timeout" => {
@@ -183,6 +204,9 @@ mod tests {
         assert_eq!(o.write_timeout, Duration::from_secs(5));
         assert_eq!(o.ack_timeout, Duration::from_secs(5));
         assert_eq!(o.max_inbound, None);
+        assert!(!o.verbose && o.clock);
+        let o = options(&["-v", "--no-time", "alice"]);
+        assert!(o.verbose && !o.clock);
     }
 
     #[test]

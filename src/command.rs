@@ -2,7 +2,7 @@
 //!
 //! `friend/message` sends to one friend (the first `/` splits, so the text may hold more `/`),
 //! `*/message` sends to every other friend, and a line that starts with `/` is a command:
-//! `/peers`, `/help`, `/quit`. A blank line means nothing and is ignored.
+//! `/peers`, `/events`, `/help`, `/quit`. A blank line means nothing and is ignored.
 
 use std::fmt;
 
@@ -17,8 +17,13 @@ pub enum Target<'a> {
 /// One parsed console line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command<'a> {
-    Send { to: Target<'a>, text: &'a str },
+    Send {
+        to: Target<'a>,
+        text: &'a str,
+    },
     Peers,
+    /// Show or hide connection events (in a terminal).
+    Events,
     Help,
     Quit,
 }
@@ -56,7 +61,7 @@ impl fmt::Display for CommandError {
             CommandError::UnknownCommand(name) => {
                 write!(
                     f,
-                    "unknown command /{name}: the commands are /peers, /help and /quit"
+                    "unknown command /{name}: the commands are /peers, /events, /help and /quit"
                 )
             }
         }
@@ -69,8 +74,15 @@ commands:
   friend/message   send message to friend (connects if needed)
   */message        send message to every other friend
   /peers           list friends, connections and what became of your messages
+  /events          show or hide connection events (in a terminal; -v shows them
+                   from the start)
   /help            show this help
-  /quit            leave (also Ctrl-D or Ctrl-C); messages already typed are sent first";
+  /quit            leave (also Ctrl-D on an empty line, or Ctrl-C); messages
+                   already entered are sent first. A half-typed line is not
+                   sent at Ctrl-C: it is shown back, marked not sent
+keys (in a terminal): Left/Right, Home/End or Ctrl-A/E, Backspace, Delete,
+  Ctrl-U/K/W delete to the start/to the end/a word, Up/Down history, Tab
+  completes a friend's name, Ctrl-L redraws, Ctrl-Z stops until fg";
 
 /// Parses one line (without its line ending). `Ok(None)` means a blank line.
 pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {
@@ -82,6 +94,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {
     if let Some(name) = line.strip_prefix('/') {
         return match name.trim_ascii() {
             "peers" => Ok(Some(Command::Peers)),
+            "events" => Ok(Some(Command::Events)),
             "help" | "?" => Ok(Some(Command::Help)),
             "quit" | "exit" => Ok(Some(Command::Quit)),
             other => Err(CommandError::UnknownCommand(other.to_string())),

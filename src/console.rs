@@ -11,6 +11,10 @@
 //!
 //! End of input means `/quit`. The console ends after sending [`ConsoleEvent::Quit`]; the
 //! dispatcher also treats the channel closing as quit.
+//!
+//! In a terminal the console reads keys, not lines: [`run_terminal`] feeds them to the
+//! [`LineEditor`] and hands each entered line to the same code a piped line goes through. The
+//! line being typed lives on the [`Screen`], which draws it below everything else.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
@@ -18,9 +22,13 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::command::{self, Command, Target};
-use crate::event::{Batch, ConsoleEvent};
+use crate::editor::{Keys, LineEditor, Outcome};
+use crate::event::{Batch, ConsoleEvent, Typed};
 use crate::frame::{self, MAX_FRAME};
+use crate::logging;
 use crate::peers::{PeerId, PeerTable};
+use crate::screen::{Screen, escaped};
+use crate::term;
 
 /// The most stdin bytes one read takes, and so the most input one hand-off carries.
 pub const READ_BYTES: usize = 64 * 1024;
@@ -30,10 +38,78 @@ pub const READ_BYTES: usize = 64 * 1024;
 const MAX_LINE: usize = MAX_FRAME + 1024;
 
 /// The console thread's body, reading real stdin.
-pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent>) {
-    let input = BufReader::with_capacity(READ_BYTES, io::stdin());
+pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent>, screen: Screen) {
     let mut console = Console::new(&table, me, to_dispatcher);
-    console.serve(input, &mut io::stderr());
+    if screen.is_terminal() {
+        run_terminal(&mut console, &screen);
+    } else {
+        let input = BufReader::with_capacity(READ_BYTES, io::stdin());
+        console.serve(input, &mut io::stderr());
+    }
+}
+
+/// The console in a terminal: keys in, lines edited on the screen, entered lines handled as a
+/// pipe's lines are. Answers are printed above the input line, after the line they answer.
+fn run_terminal(console: &mut Console, screen: &Screen) {
+    let names: Vec<&str> = console
+        .table
+        .ids()
+        .map(|id| console.table.get(id).name.as_str())
+        .collect();
+    let mut keys = Keys::default();
+    let mut editor = LineEditor::default();
+    let mut answers = screen.above_writer();
+    console.terminal = true;
+    let mut bytes = [0u8; 4096];
+    screen.set_input(&[], 0);
+    loop {
+        let n = match io::stdin().read(&mut bytes) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::error!("cannot read the terminal: {e}; quitting");
+                break;
+            }
+        };
+        for key in keys.push(&bytes[..n]) {
+            let keep_going = match editor.apply(key, &names) {
+                Outcome::Draw => true,
+                Outcome::Submit(line) => {
+                    // A message is shown by the dispatcher with what became of it; anything
+                    // else is shown as typed, above its answer.
+                    if !matches!(command::parse(&line), Ok(Some(Command::Send { .. }))) {
+                        let typed = format!("{}{line}", screen.prompt());
+                        let _ = writeln!(answers, "{}", screen.dim(&typed));
+                    }
+                    console.line(&line, false, &mut answers)
+                }
+                Outcome::Quit => false,
+                Outcome::Suspend => {
+                    screen.suspend();
+                    true
+                }
+                Outcome::Choices(names) => {
+                    let _ = writeln!(answers, "{}", names.join("  "));
+                    true
+                }
+            };
+            if !keep_going {
+                screen.set_input(editor.line(), editor.cursor());
+                if console.flush() {
+                    let _ = console.to_dispatcher.send(ConsoleEvent::Quit);
+                }
+                return;
+            }
+        }
+        screen.set_input(editor.line(), editor.cursor());
+        if !console.flush() {
+            return;
+        }
+    }
+    if console.flush() {
+        let _ = console.to_dispatcher.send(ConsoleEvent::Quit);
+    }
 }
 
 /// The console's state: the table to check names against, and the batches being gathered.
@@ -45,6 +121,10 @@ pub struct Console<'a> {
     outbox: Vec<Batch>,
     /// Messages in the outbox, all friends together.
     pending: usize,
+    /// Reading keys in a terminal, not lines from a pipe.
+    terminal: bool,
+    /// In a terminal: the messages gathered, as typed, for their echoes.
+    typed: Vec<Typed>,
 }
 
 impl<'a> Console<'a> {
@@ -55,6 +135,8 @@ impl<'a> Console<'a> {
             to_dispatcher,
             outbox: (0..table.len()).map(|_| Batch::default()).collect(),
             pending: 0,
+            terminal: false,
+            typed: Vec::new(),
         }
     }
 
@@ -128,6 +210,18 @@ impl<'a> Console<'a> {
                 true
             }
             Command::Peers => self.flush() && self.to_dispatcher.send(ConsoleEvent::Peers).is_ok(),
+            Command::Events => {
+                let answer = match (self.terminal, self.terminal && logging::toggle_events()) {
+                    (false, _) => {
+                        "connection events always go to stderr when stdin or stdout is \
+                                   not a terminal"
+                    }
+                    (true, true) => "connection events are shown (/events hides them)",
+                    (true, false) => "connection events are hidden (/events shows them)",
+                };
+                let _ = writeln!(answers, "{answer}");
+                true
+            }
             Command::Quit => {
                 if self.flush() {
                     let _ = self.to_dispatcher.send(ConsoleEvent::Quit);
@@ -156,18 +250,34 @@ impl<'a> Console<'a> {
                     )
                 })?;
                 self.add(friend, text);
+                self.echo(text, vec![friend], false);
             }
             Target::Everyone => {
                 let others: Vec<PeerId> = self.table.ids().filter(|&id| id != self.me).collect();
                 if others.is_empty() {
                     return Err("no one else is in the peer table: message not sent".to_string());
                 }
-                for friend in others {
+                for &friend in &others {
                     self.add(friend, text);
                 }
+                self.echo(text, others, true);
             }
         }
         Ok(())
+    }
+
+    /// In a terminal, notes the message for its echo in the transcript.
+    fn echo(&mut self, text: &str, to: Vec<PeerId>, everyone: bool) {
+        if self.terminal {
+            let at = term::local_hh_mm();
+            let text = escaped(text.as_bytes());
+            self.typed.push(Typed {
+                at,
+                text,
+                to,
+                everyone,
+            });
+        }
     }
 
     fn add(&mut self, friend: PeerId, text: &str) {
@@ -191,10 +301,11 @@ impl<'a> Console<'a> {
             .filter(|(_, batch)| batch.count > 0)
             .map(|(i, batch)| (PeerId(i), std::mem::take(batch)))
             .collect();
-        match self.to_dispatcher.send(ConsoleEvent::Send(batches)) {
+        let typed = std::mem::take(&mut self.typed);
+        match self.to_dispatcher.send(ConsoleEvent::Send(batches, typed)) {
             Ok(()) => true,
             Err(unsent) => {
-                if let ConsoleEvent::Send(batches) = unsent.into_inner() {
+                if let ConsoleEvent::Send(batches, _) = unsent.into_inner() {
                     let count: usize = batches.iter().map(|(_, batch)| batch.count).sum();
                     log::error!("{count} message(s) not delivered: p2p-chat is quitting");
                 }
@@ -303,7 +414,7 @@ mod tests {
         events
             .iter()
             .filter_map(|e| match e {
-                ConsoleEvent::Send(batches) => Some(batches),
+                ConsoleEvent::Send(batches, _) => Some(batches),
                 _ => None,
             })
             .flatten()
@@ -355,7 +466,7 @@ mod tests {
     #[test]
     fn peers_flushes_first_and_quit_stops_reading() {
         let (events, _) = run_console("bob/one\n/peers\n/quit\nbob/never sent\n");
-        assert!(matches!(&events[0], ConsoleEvent::Send(b) if b.len() == 1));
+        assert!(matches!(&events[0], ConsoleEvent::Send(b, _) if b.len() == 1));
         assert!(matches!(events[1], ConsoleEvent::Peers));
         assert!(matches!(events[2], ConsoleEvent::Quit));
         assert_eq!(events.len(), 3);

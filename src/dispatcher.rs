@@ -24,7 +24,6 @@
 //! retry) and when it next will, so the expiry rules are unit-tested with made-up instants.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -32,10 +31,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, Sender, after, at, bounded, never};
 use log::{debug, error, info, warn};
 
-use crate::event::{Batch, ConsoleEvent, Event, Failure, LinkId, LinkReport, Reason, ToLink};
+use crate::echo::{Echoes, Fate};
+use crate::event::{
+    Batch, ConsoleEvent, Event, Failure, LinkId, LinkReport, Reason, ToLink, Typed,
+};
 use crate::inbound::Inbound;
 use crate::link::{self, CHUNK, LinkTask, Timeouts};
+use crate::logging::NOTICE;
 use crate::peers::{PeerId, PeerTable};
+use crate::screen::Screen;
+use crate::term;
 
 /// An outbox holds at most this many messages...
 pub const OUTBOX_MESSAGES: usize = 1000;
@@ -167,6 +172,8 @@ struct Friend {
     refused: usize,
     /// How the messages to them ended, for `/peers`.
     tally: Tally,
+    /// When they last sent us something, if they have.
+    last_heard: Option<Instant>,
 }
 
 /// How many messages to a friend ended in each state since start-up.
@@ -242,7 +249,11 @@ pub struct Dispatcher {
     inbound: Arc<Inbound>,
     /// Handed to each new link thread, which reports back on it.
     events: Sender<Event>,
+    /// Where `/peers` and the echoes of our own messages are printed.
+    screen: Screen,
     friends: Vec<Friend>,
+    /// Our own messages on their way, for their echoes in a terminal.
+    echoes: Echoes,
     next_link: u64,
     quitting: bool,
 }
@@ -254,15 +265,19 @@ impl Dispatcher {
         settings: Settings,
         inbound: Arc<Inbound>,
         events: Sender<Event>,
+        screen: Screen,
     ) -> Dispatcher {
         let friends = table.ids().map(|_| Friend::default()).collect();
+        let echoes = Echoes::new(table.len());
         Dispatcher {
             table,
             me,
             settings,
             inbound,
             events,
+            screen,
             friends,
+            echoes,
             next_link: 0,
             quitting: false,
         }
@@ -278,7 +293,12 @@ impl Dispatcher {
         let mut give_up = never();
         let mut input_held = false;
         loop {
-            let next = self.tend(Instant::now());
+            let now = Instant::now();
+            self.print_echoes(now);
+            let next = match (self.tend(now), self.echoes.next_due()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if self.quitting && self.friends.iter().all(|f| f.link.is_none()) {
                 break;
             }
@@ -308,7 +328,7 @@ impl Dispatcher {
             let index = operation.index();
             if Some(index) == console_arm {
                 match operation.recv(&console) {
-                    Ok(ConsoleEvent::Send(batches)) => self.take(batches),
+                    Ok(ConsoleEvent::Send(batches, typed)) => self.take(batches, typed),
                     Ok(ConsoleEvent::Peers) => self.print_peers(),
                     Ok(ConsoleEvent::Quit) => self.begin_quit(&mut give_up),
                     // The console thread ended: stop watching, or this arm would fire forever.
@@ -330,6 +350,7 @@ impl Dispatcher {
                 match operation.recv(&interrupt) {
                     Ok(()) if !self.quitting => {
                         info!(
+                            target: NOTICE,
                             "interrupted; delivering what was typed, then quitting \
                              (Ctrl-C again to quit at once)"
                         );
@@ -356,20 +377,28 @@ impl Dispatcher {
         }
         // A console blocked handing over a batch is waiting at the rendezvous: take it, so what
         // it holds is reported rather than lost when the process ends.
-        while let Ok(ConsoleEvent::Send(batches)) = console.try_recv() {
-            self.take(batches);
+        while let Ok(ConsoleEvent::Send(batches, typed)) = console.try_recv() {
+            self.take(batches, typed);
         }
         self.finish();
     }
 
     /// Takes the console's messages into their friends' outboxes, refusing those for a friend
     /// who cannot be reached and whose outbox is full.
-    fn take(&mut self, batches: Vec<(PeerId, Batch)>) {
+    fn take(&mut self, batches: Vec<(PeerId, Batch)>, typed: Vec<Typed>) {
+        let now = Instant::now();
+        for typed in typed {
+            self.echoes.typed(typed, now);
+        }
         for (peer, batch) in batches {
             let friend = &mut self.friends[peer.0];
             if self.quitting {
                 friend.refused += batch.count; // reported by `finish`
+                let fate = Fate::NotDelivered("p2p-chat is quitting".to_string());
+                self.echoes.newest(peer, batch.count, &fate);
             } else if friend.refuses() {
+                let fate = Fate::NotDelivered("their outbox is full".to_string());
+                self.echoes.newest(peer, batch.count, &fate);
                 if friend.refused == 0 {
                     error!(
                         "{}'s outbox is full ({} messages wait while they cannot be reached): \
@@ -381,6 +410,10 @@ impl Dispatcher {
                 friend.refused += batch.count;
             } else {
                 friend.outbox.push_back(batch);
+                if let Some(outage) = &friend.outage {
+                    let fate = Fate::Waiting(outage.reason.short());
+                    self.echoes.all(peer, &fate);
+                }
             }
         }
     }
@@ -509,6 +542,7 @@ impl Dispatcher {
                         if let Some(outage) = friend.outage.as_mut().filter(|o| o.told) {
                             outage.told = false;
                             info!(
+                                target: NOTICE,
                                 "{} can be reached again: sending the messages held for them",
                                 self.table.get(peer)
                             );
@@ -517,17 +551,21 @@ impl Dispatcher {
                     LinkReport::Delivered(n) => {
                         handle.outstanding -= n;
                         friend.tally.delivered += n;
+                        self.echoes.oldest(peer, n, &Fate::Delivered);
                         friend.confirms = true;
                         self.reachable(peer);
                     }
                     LinkReport::Sent(n) => {
                         handle.outstanding -= n;
                         friend.tally.sent += n;
+                        self.echoes.oldest(peer, n, &Fate::Sent);
                         self.reachable(peer);
                     }
                     LinkReport::Refused(n) => {
                         handle.outstanding -= n;
                         friend.tally.failed += n;
+                        let fate = Fate::NotDelivered("their p2p-chat dropped it".to_string());
+                        self.echoes.oldest(peer, n, &fate);
                         friend.confirms = true;
                         error!(
                             "{n} message(s) to {} not delivered: their p2p-chat dropped them \
@@ -542,8 +580,13 @@ impl Dispatcher {
                 }
             }
             Event::Heard(peer) => {
-                // They just connected to us, so they are up: try them now, not at the backoff.
-                if let Some(outage) = &mut self.friends[peer.0].outage {
+                let friend = &mut self.friends[peer.0];
+                if friend.last_heard.is_none() && peer != self.me {
+                    info!(target: NOTICE, "{} is online", self.table.get(peer).name);
+                }
+                friend.last_heard = Some(Instant::now());
+                // They talk to us, so they are up: try them now, not at the backoff.
+                if let Some(outage) = &mut friend.outage {
                     outage.retry_at = Instant::now();
                 }
             }
@@ -591,6 +634,8 @@ impl Dispatcher {
         friend.outbox.push_front(held);
         let who = self.table.get(peer);
         friend.tally.failed += maybe_lost;
+        self.echoes
+            .oldest(peer, maybe_lost, &Fate::MaybeLost(reason.short()));
         if maybe_lost > 0 {
             error!("{maybe_lost} message(s) to {who} may not have arrived: {reason}");
         }
@@ -604,6 +649,7 @@ impl Dispatcher {
             if lost > 0 {
                 error!("{lost} message(s) to {who} not delivered: {reason}");
             }
+            self.echoes.all(peer, &Fate::NotDelivered(reason.short()));
             return;
         }
         if friend.outbox.is_empty() {
@@ -625,6 +671,9 @@ impl Dispatcher {
                 friend.outbox.messages,
                 MAX_BACKOFF.as_secs_f64()
             );
+        }
+        if !wait.is_zero() {
+            self.echoes.all(peer, &Fate::Waiting(reason.short()));
         }
         friend.outage = Some(Outage {
             reason,
@@ -655,6 +704,8 @@ impl Dispatcher {
                          reached ({why})",
                         self.table.get(id)
                     );
+                    let fate = Fate::NotDelivered("quitting while they cannot be reached".into());
+                    self.echoes.all(id, &fate);
                 }
             }
             if friend.refused > 0 {
@@ -684,12 +735,14 @@ impl Dispatcher {
             }
             // The thread is left to end with the process: it may be blocked on a stalled friend.
             friend.link = None;
+            let fate = Fate::NotDelivered("quitting before their link finished".to_string());
+            self.echoes.all(id, &fate);
         }
     }
 
     /// After the last link: report what was typed after the quit began, and close every inbound
     /// connection so the readers end.
-    fn finish(self) {
+    fn finish(mut self) {
         for id in self.table.ids() {
             let refused = self.friends[id.0].refused;
             if refused > 0 {
@@ -697,66 +750,83 @@ impl Dispatcher {
                 error!("{refused} message(s) to {who} not delivered: p2p-chat is quitting");
             }
         }
+        self.print_echoes(Instant::now());
         self.inbound.close_all();
     }
 
-    /// `/peers`: every friend with what we know of them, on stderr, in under 80 columns for
-    /// the names and addresses of a classroom table.
+    /// Prints the echoes of our own messages that are due (in a terminal; there are none
+    /// otherwise).
+    fn print_echoes(&mut self, now: Instant) {
+        let table = &self.table;
+        for line in self.echoes.lines(now, |id| table.get(id).name.clone()) {
+            self.screen.above(format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// `/peers`: every friend with what we know of them, on stderr. In a terminal the table fits
+    /// its width: the least needed columns go first in a narrow pane.
     fn print_peers(&self) {
         let now = Instant::now();
         let (inbound, unknown) = self.inbound.counts(self.table.len());
-        let rows: Vec<[String; 8]> = self
-            .table
-            .ids()
-            .map(|id| {
-                let peer = self.table.get(id);
-                let friend = &self.friends[id.0];
-                let name = if id == self.me {
-                    format!("{} (you)", peer.name)
-                } else {
-                    peer.name.clone()
-                };
-                let t = &friend.tally;
-                [
-                    name,
-                    format!("{}:{}", peer.host, peer.port),
-                    self.outbound_state(friend, now),
-                    friend.outbox.messages.to_string(),
-                    t.delivered.to_string(),
-                    t.sent.to_string(),
-                    t.failed.to_string(),
-                    inbound[id.0].to_string(),
-                ]
-            })
-            .collect();
         let header = [
-            "friend",
-            "address",
-            "outbound",
-            "wait",
-            "delivered",
-            "sent",
-            "failed",
-            "in",
+            "friend", "address", "outbound", "wait", "deliv", "sent", "fail", "in", "heard",
         ];
+        let mut rows: Vec<Vec<String>> = vec![header.map(String::from).to_vec()];
+        for id in self.table.ids() {
+            let peer = self.table.get(id);
+            let friend = &self.friends[id.0];
+            let name = if id == self.me {
+                format!("{} (you)", peer.name)
+            } else {
+                peer.name.clone()
+            };
+            let t = &friend.tally;
+            let heard = friend
+                .last_heard
+                .map_or("-".to_string(), |at| ago(now - at));
+            rows.push(vec![
+                name,
+                format!("{}:{}", peer.host, peer.port),
+                self.outbound_state(friend, now),
+                friend.outbox.messages.to_string(),
+                t.delivered.to_string(),
+                t.sent.to_string(),
+                t.failed.to_string(),
+                inbound[id.0].to_string(),
+                heard,
+            ]);
+        }
         let width = |column: usize| {
             rows.iter()
                 .map(|row| row[column].chars().count())
-                .chain([header[column].len()])
                 .max()
                 .unwrap_or_default()
         };
         let widths: Vec<usize> = (0..header.len()).map(width).collect();
+        // The columns to drop, in this order, until the table fits the terminal.
+        let mut shown: Vec<usize> = (0..header.len()).collect();
+        let room = match self.screen.is_terminal() {
+            true => term::width().saturating_sub(1),
+            false => usize::MAX,
+        };
+        for drop in [1, 8, 7, 5, 6, 4] {
+            let total: usize = shown.iter().map(|&c| widths[c] + 1).sum();
+            if total <= room {
+                break;
+            }
+            shown.retain(|&c| c != drop);
+        }
         let mut out = String::new();
-        for row in std::iter::once(header.map(String::from)).chain(rows) {
-            let cells: Vec<String> = row
+        for row in &rows {
+            let cells: Vec<String> = shown
                 .iter()
-                .zip(&widths)
-                .enumerate()
-                // Text columns to the left, counts to the right.
-                .map(|(i, (cell, &w))| match i {
-                    0..=2 => format!("{cell:<w$}"),
-                    _ => format!("{cell:>w$}"),
+                .map(|&c| {
+                    let w = widths[c];
+                    // Text columns to the left, counts to the right.
+                    match c {
+                        0..=2 => format!("{:<w$}", row[c]),
+                        _ => format!("{:>w$}", row[c]),
+                    }
                 })
                 .collect();
             out.push_str(cells.join(" ").trim_end());
@@ -767,7 +837,7 @@ impl Dispatcher {
                 "{unknown} inbound connection(s) have not said who they are yet\n"
             ));
         }
-        let _ = io::stderr().write_all(out.as_bytes());
+        self.screen.above(out.as_bytes());
     }
 
     /// The outbound column of `/peers`: what our connection to a friend is doing.
@@ -782,15 +852,24 @@ impl Dispatcher {
                 LinkState::Open => {
                     let left = (link.last_used + self.settings.idle_timeout)
                         .saturating_duration_since(now);
-                    format!("idle, close in {:.1} s", left.as_secs_f64())
+                    format!("idle, close in {:.1}s", left.as_secs_f64())
                 }
             },
             (None, Some(outage)) => format!(
-                "unreachable, retry in {:.0} s",
+                "unreachable, retry {:.0}s",
                 outage.retry_at.saturating_duration_since(now).as_secs_f64()
             ),
             (None, None) => "-".to_string(),
         }
+    }
+}
+
+/// `12s`, `3m`, `2h`: how long ago, for `/peers`.
+fn ago(elapsed: Duration) -> String {
+    match elapsed.as_secs() {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
     }
 }
 

@@ -65,12 +65,25 @@ impl Batch {
 /// What the console asks of the dispatcher.
 #[derive(Debug)]
 pub enum ConsoleEvent {
-    /// Messages to deliver, one batch per friend, in the order they were typed.
-    Send(Vec<(PeerId, Batch)>),
+    /// Messages to deliver, one batch per friend, in the order they were typed; and in a
+    /// terminal, each message as typed, for the echo of it (empty otherwise).
+    Send(Vec<(PeerId, Batch)>, Vec<Typed>),
     /// Print the friends and their connections.
     Peers,
     /// Deliver what was typed, then end the program.
     Quit,
+}
+
+/// One message as typed in a terminal, for its echo in the transcript (see [`crate::echo`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typed {
+    /// The local time it was typed, `HH:MM`.
+    pub at: String,
+    pub text: String,
+    /// Who it is for, in table order.
+    pub to: Vec<PeerId>,
+    /// Typed as `*/message`.
+    pub everyone: bool,
 }
 
 /// What the dispatcher puts in a link's queue. The queue is bounded: a full one is the
@@ -97,8 +110,8 @@ pub enum Event {
         link: LinkId,
         report: LinkReport,
     },
-    /// A friend has opened a connection to us and said who they are: they are online, so
-    /// messages held for them can go now.
+    /// A friend sent us something: at once when their connection says who they are (they are
+    /// online, so messages held for them can go now), then at most once a second.
     Heard(PeerId),
     /// Writing to stdout failed (for example, the reader of a pipe went away).
     StdoutClosed,
@@ -166,6 +179,29 @@ impl Reason {
     /// reads on. After a stall or a missing confirmation they may still be shown later.
     pub fn unconfirmed_were_dropped(&self) -> bool {
         matches!(self, Reason::ClosedByFriend | Reason::Broken(_))
+    }
+}
+
+impl Reason {
+    /// A few words for the echo of a message in a terminal; the log line has the whole story.
+    pub fn short(&self) -> String {
+        match self {
+            Reason::Resolve { .. } => "their host does not resolve".to_string(),
+            Reason::Connect {
+                kind: io::ErrorKind::ConnectionRefused,
+                ..
+            } => "not running".to_string(),
+            Reason::Connect {
+                kind: io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock,
+                ..
+            } => "no answer".to_string(),
+            Reason::Connect { error, .. } => error.clone(),
+            Reason::Stalled(_) => "stalled".to_string(),
+            Reason::Unconfirmed(_) => "no confirmation: frozen or gone".to_string(),
+            Reason::ClosedByFriend => "they quit".to_string(),
+            Reason::Broken(_) => "connection broke".to_string(),
+            Reason::NoThread(_) => "no thread for the link".to_string(),
+        }
     }
 }
 

@@ -52,6 +52,8 @@ pub mod cli;
 pub mod command;
 pub mod console;
 pub mod dispatcher;
+pub mod echo;
+pub mod editor;
 pub mod error;
 pub mod event;
 pub mod frame;
@@ -61,6 +63,7 @@ pub mod logging;
 pub mod peers;
 pub mod reader;
 pub mod screen;
+pub mod term;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -115,14 +118,20 @@ pub fn default_max_inbound(table: &PeerTable) -> usize {
     (4 * table.len()).max(16)
 }
 
-/// Runs the chat until quit. `interrupt` receives `()` on Ctrl-C.
+/// Runs the chat until quit. `interrupt` receives `()` on Ctrl-C. In a terminal, raw mode is on
+/// from here until it returns, however it returns.
 pub fn run(
     options: &Options,
     table: PeerTable,
     me: PeerId,
     listener: TcpListener,
     interrupt: Receiver<()>,
+    screen: Screen,
 ) -> Result<()> {
+    let raw_mode = match screen.is_terminal() {
+        true => Some(term::RawMode::enter()?),
+        false => None,
+    };
     let table = Arc::new(table);
     let max_inbound = options
         .max_inbound
@@ -135,6 +144,7 @@ pub fn run(
     let (console_tx, console_rx) = bounded(0);
 
     info!(
+        target: logging::NOTICE,
         "{} listening on {} (idle timeout {:.1} s)",
         table.get(me).name,
         listener.local_addr()?,
@@ -145,7 +155,7 @@ pub fn run(
         ReaderContext {
             table: table.clone(),
             inbound: inbound.clone(),
-            screen: Screen::from_env(),
+            screen: screen.clone(),
             silence_limit: silence_limit(options.idle_timeout),
             events: events_tx.clone(),
         },
@@ -154,9 +164,10 @@ pub fn run(
     // The console thread is not joined: at Ctrl-C it may be blocked reading a terminal, and it
     // ends with the process.
     let console_table = table.clone();
+    let console_screen = screen.clone();
     thread::Builder::new()
         .name("console".into())
-        .spawn(move || console::run(console_table, me, console_tx))?;
+        .spawn(move || console::run(console_table, me, console_tx, console_screen))?;
 
     let dispatcher = Dispatcher::new(
         table,
@@ -171,6 +182,7 @@ pub fn run(
         },
         inbound,
         events_tx,
+        screen.clone(),
     );
     let inputs = Inputs {
         console: console_rx,
@@ -183,6 +195,8 @@ pub fn run(
         .join()
         .map_err(|_| Error::Io(std::io::Error::other("the dispatcher thread panicked")))?;
     acceptor.stop();
+    screen.close();
+    drop(raw_mode);
     info!("bye");
     Ok(())
 }

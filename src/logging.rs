@@ -1,18 +1,37 @@
-//! Log lines on stderr: connection events, warnings and errors, never the chat itself.
+//! Log lines on stderr: connection events, notices, warnings and errors, never the chat itself.
 //!
-//! Each line carries the wall-clock time (UTC, to the millisecond, so the logs of several peers
-//! can be compared), the level and the name of the thread that wrote it, which shows the design
-//! at work: `12:00:01.234 INFO  [link:bob] connected to bob (127.0.0.1:7002)`.
+//! With stdin or stdout a pipe, each line carries the wall-clock time (UTC, to the millisecond,
+//! so the logs of several peers can be compared), the level and the name of the thread that wrote
+//! it, which shows the design at work: `12:00:01.234 INFO  [link:bob] connected to bob (...)`.
 //! The default filter is `info`; `RUST_LOG` overrides it (`RUST_LOG=info,wire=trace` adds
 //! every frame's bytes).
+//!
+//! In a terminal, the view is quiet by default: log lines go through the [`Screen`], above the
+//! input line, as one short line each with the local time and a mark: `!` a warning, `x` an error,
+//! `·` a notice (a friend came online, can be reached again). Connection events (connect, accept,
+//! idle close) are info lines too, hidden until `-v` or `/events` shows them, dimmed.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Installs the logger. Call once, first thing in `main`.
-pub fn init() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(|out, record| {
+use log::Level;
+
+use crate::screen::Screen;
+use crate::term;
+
+/// The log target of info lines shown by default in a terminal: `info!(target: NOTICE, ...)`.
+pub const NOTICE: &str = "notice";
+
+/// Whether a terminal shows connection events.
+static EVENTS: AtomicBool = AtomicBool::new(false);
+
+/// Installs the logger, writing through `screen` when it is a terminal. Call once, early.
+pub fn init(screen: &Screen, verbose: bool) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if !screen.is_terminal() {
+        builder.format(|out, record| {
             let thread = std::thread::current();
             writeln!(
                 out,
@@ -22,8 +41,38 @@ pub fn init() {
                 thread.name().unwrap_or("main"),
                 record.args()
             )
+        });
+        builder.init();
+        return;
+    }
+    // Asking for a log filter is asking to see the log.
+    EVENTS.store(
+        verbose || std::env::var_os("RUST_LOG").is_some(),
+        Ordering::Relaxed,
+    );
+    let style = screen.clone();
+    builder
+        .format(move |out, record| {
+            let (mark, text) = match record.level() {
+                Level::Error => (style.red("x"), record.args().to_string()),
+                Level::Warn => (style.yellow("!"), record.args().to_string()),
+                _ if record.target() == NOTICE => ("·".to_string(), record.args().to_string()),
+                _ if EVENTS.load(Ordering::Relaxed) => {
+                    let event = format!("{} · {}", term::local_hh_mm(), record.args());
+                    return writeln!(out, "{}", style.dim(&event));
+                }
+                _ => return Ok(()), // an event, hidden
+            };
+            writeln!(out, "{} {mark} {text}", term::local_hh_mm())
         })
+        .target(env_logger::Target::Pipe(Box::new(screen.above_writer())))
         .init();
+}
+
+/// `/events`: shows connection events if they were hidden, hides them if shown. Returns whether
+/// they are shown now.
+pub fn toggle_events() -> bool {
+    !EVENTS.fetch_xor(true, Ordering::Relaxed)
 }
 
 /// `HH:MM:SS.mmm` in UTC.

@@ -22,7 +22,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{info, log_enabled, trace, warn};
@@ -61,6 +61,9 @@ enum Confirming {
     /// The sender is the classic program, or writing to it failed.
     Never,
 }
+
+/// How often, at most, a reader tells the dispatcher it heard from its friend (for `/peers`).
+const HEARD_EVERY: Duration = Duration::from_secs(1);
 
 /// Bytes asked for per `read`. Large enough that a burst is read in few system calls.
 const READ_CHUNK: usize = 64 * 1024;
@@ -101,6 +104,7 @@ pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderC
         problems: 0,
         confirming: Confirming::Undecided,
         confirmations: Vec::new(),
+        heard_at: None,
     };
     let end = connection.serve(stream);
     let who = connection.describe();
@@ -112,7 +116,7 @@ pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderC
         );
     }
     match end {
-        End::Eof => info!("{who} disconnected"),
+        End::Eof => info!("{who} closed their connection to you"),
         End::Silent => info!(
             "closing connection from {who}: nothing received for {:.1} s",
             context.silence_limit.as_secs_f64()
@@ -138,6 +142,8 @@ struct Connection<'a> {
     confirming: Confirming,
     /// One byte per frame handled and not yet confirmed.
     confirmations: Vec<u8>,
+    /// When the dispatcher was last told we heard from the friend.
+    heard_at: Option<Instant>,
 }
 
 impl Connection<'_> {
@@ -216,6 +222,7 @@ impl Connection<'_> {
             if self.confirming == Confirming::Yes {
                 self.confirm(stream);
             }
+            self.heard();
         }
     }
 
@@ -295,8 +302,8 @@ impl Connection<'_> {
         if self.friend.is_none() {
             self.friend = Some(friend);
             self.context.inbound.identify(self.id, friend, !unverified);
-            let _ = self.context.events.send(Event::Heard(friend));
-            info!("{} is connected", self.describe());
+            self.heard_at = None;
+            info!("{} connected to you", self.describe());
         }
         let name = &table.get(friend).name;
         if unverified && !self.warned_unverified {
@@ -308,6 +315,17 @@ impl Connection<'_> {
             );
         }
         Some((friend, unverified))
+    }
+
+    /// Tells the dispatcher the friend is talking to us: at once for the first frame, then at
+    /// most once every [`HEARD_EVERY`], so a burst costs no more than one event a second.
+    fn heard(&mut self) {
+        let Some(friend) = self.friend else { return };
+        let now = Instant::now();
+        if self.heard_at.is_none_or(|at| now >= at + HEARD_EVERY) {
+            self.heard_at = Some(now);
+            let _ = self.context.events.send(Event::Heard(friend));
+        }
     }
 
     /// Logs a problem with what the connection sent, while fewer than [`LOGGED_PROBLEMS`] have

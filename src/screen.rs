@@ -11,26 +11,117 @@
 //! Reader threads format a whole batch of lines into one buffer and call [`Screen::show`] once,
 //! which writes it under stdout's lock and flushes: lines from different connections never
 //! interleave, and a burst costs one system call rather than one per line.
+//!
+//! When stdin and stdout are a terminal, the screen also owns the input line at the bottom: the
+//! prompt and what is being typed. Everything else (messages, notices, log lines, answers) is
+//! printed above it through [`Screen::show`] or [`Screen::above`], which take one lock (the
+//! screen), erase the input line, print, and draw the line again with the cursor where it was.
+//! So incoming text never breaks the line being typed. Chat lines then also carry the time.
 
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::{editor, term};
 
 /// How incoming messages are written to stdout.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Screen {
     color: bool,
+    /// `HH:MM ` before each chat line.
+    clock: bool,
+    /// The input line, in a terminal; `None` when stdin or stdout is a pipe or a file.
+    input: Option<Arc<Mutex<InputLine>>>,
+}
+
+/// The line at the bottom of a terminal.
+struct InputLine {
+    prompt: String,
+    /// Shown, dim, while nothing is typed.
+    hint: String,
+    line: Vec<char>,
+    cursor: usize,
+    /// Once the program is ending: nothing is drawn any more.
+    closed: bool,
 }
 
 const BOLD_CYAN: &str = "\x1b[1;36m";
 const YELLOW: &str = "\x1b[33m";
+const DIM: &str = "\x1b[2m";
+const RED: &str = "\x1b[31m";
 const RESET: &str = "\x1b[0m";
+/// Back to the start of the row, and erase it.
+const ERASE_ROW: &str = "\r\x1b[K";
 
 impl Screen {
-    /// Colors only when stdout is a terminal and `NO_COLOR` is not set (see no-color.org).
+    /// For pipes: colors only when stdout is a terminal and `NO_COLOR` is not set (see
+    /// no-color.org), no clock, no input line.
     pub fn from_env() -> Screen {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Screen {
-            color: io::stdout().is_terminal() && !no_color,
+            color: io::stdout().is_terminal() && !no_color(),
+            clock: false,
+            input: None,
+        }
+    }
+
+    /// For a terminal: an input line with `prompt`, and `hint` while it is empty; the time on
+    /// chat lines unless `clock` is false.
+    pub fn terminal(prompt: String, hint: String, clock: bool) -> Screen {
+        Screen {
+            color: !no_color(),
+            clock,
+            input: Some(Arc::new(Mutex::new(InputLine {
+                prompt,
+                hint,
+                line: Vec::new(),
+                cursor: 0,
+                closed: false,
+            }))),
+        }
+    }
+
+    /// A writer of whole lines to [`Screen::above`].
+    pub fn above_writer(&self) -> Above {
+        Above {
+            screen: self.clone(),
+            line: Vec::new(),
+        }
+    }
+
+    /// The input line's prompt; empty without one.
+    pub fn prompt(&self) -> String {
+        self.input
+            .as_ref()
+            .map(|input| input.lock().prompt.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether this screen has an input line: stdin and stdout are a terminal.
+    pub fn is_terminal(&self) -> bool {
+        self.input.is_some()
+    }
+
+    /// `text` in the dim style, if colors are on: for events and what was typed.
+    pub fn dim(&self, text: &str) -> String {
+        self.styled(DIM, text)
+    }
+
+    /// `text` in yellow, if colors are on: for warnings.
+    pub fn yellow(&self, text: &str) -> String {
+        self.styled(YELLOW, text)
+    }
+
+    /// `text` in red, if colors are on: for errors.
+    pub fn red(&self, text: &str) -> String {
+        self.styled(RED, text)
+    }
+
+    fn styled(&self, style: &str, text: &str) -> String {
+        match self.color {
+            true => format!("{style}{text}{RESET}"),
+            false => text.to_string(),
         }
     }
 
@@ -62,8 +153,13 @@ impl Screen {
         out
     }
 
-    /// Appends one display line to `out`: the sender's prefix, the message made safe, a newline.
+    /// Appends one display line to `out`: the time (in a terminal), the sender's prefix, the
+    /// message made safe, a newline.
     pub fn push_line(&self, out: &mut Vec<u8>, prefix: &[u8], message: &[u8]) {
+        if self.clock {
+            out.extend_from_slice(term::local_hh_mm().as_bytes());
+            out.push(b' ');
+        }
         out.extend_from_slice(prefix);
         escape_into(message, out);
         out.push(b'\n');
@@ -72,10 +168,129 @@ impl Screen {
     /// Writes formatted lines to stdout and flushes. Fails when stdout is gone (for example the
     /// reading end of a pipe was closed); the caller then asks the program to quit.
     pub fn show(&self, lines: &[u8]) -> io::Result<()> {
+        let Some(input) = &self.input else {
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(lines)?;
+            return stdout.flush();
+        };
+        let input = input.lock();
+        let mut out = Vec::with_capacity(lines.len() + 100);
+        out.extend_from_slice(ERASE_ROW.as_bytes());
+        out.extend_from_slice(lines);
+        self.draw(&input, &mut out);
         let mut stdout = io::stdout().lock();
-        stdout.write_all(lines)?;
+        stdout.write_all(&out)?;
         stdout.flush()
     }
+
+    /// Prints `text` (whole lines) on stderr: above the input line in a terminal.
+    pub fn above(&self, text: &[u8]) {
+        let Some(input) = &self.input else {
+            let _ = io::stderr().write_all(text);
+            return;
+        };
+        let input = input.lock();
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(ERASE_ROW.as_bytes());
+        let _ = stdout.flush();
+        let _ = io::stderr().write_all(text);
+        let mut out = Vec::new();
+        self.draw(&input, &mut out);
+        let _ = stdout.write_all(&out);
+        let _ = stdout.flush();
+    }
+
+    /// The console's line changed: draw it.
+    pub fn set_input(&self, line: &[char], cursor: usize) {
+        let Some(input) = &self.input else { return };
+        let mut input = input.lock();
+        input.line = line.to_vec();
+        input.cursor = cursor;
+        let mut out = ERASE_ROW.as_bytes().to_vec();
+        self.draw(&input, &mut out);
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(&out);
+        let _ = stdout.flush();
+    }
+
+    /// Ctrl-Z: erases the input line, gives the terminal back to the shell until `fg`, then
+    /// draws the line again. Output waits meanwhile.
+    pub fn suspend(&self) {
+        let Some(input) = &self.input else { return };
+        let input = input.lock();
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(ERASE_ROW.as_bytes());
+        let _ = stdout.flush();
+        term::suspend();
+        let mut out = Vec::new();
+        self.draw(&input, &mut out);
+        let _ = stdout.write_all(&out);
+        let _ = stdout.flush();
+    }
+
+    /// The program is ending: erase the input line for good; a half-typed line is shown, marked
+    /// as not sent, so it is never dropped without a word.
+    pub fn close(&self) {
+        let Some(input) = &self.input else { return };
+        let mut input = input.lock();
+        input.closed = true;
+        let mut out = ERASE_ROW.to_string();
+        if !input.line.is_empty() {
+            let typed: String = input.line.iter().collect();
+            let note = format!("{}{typed}  (not sent: typed but not entered)", input.prompt);
+            out.push_str(&self.dim(&note));
+            out.push('\n');
+        }
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(out.as_bytes());
+        let _ = stdout.flush();
+    }
+
+    /// Appends the input line, and the cursor's move to its place, to `out`.
+    fn draw(&self, input: &InputLine, out: &mut Vec<u8>) {
+        if input.closed {
+            return;
+        }
+        let width = term::width();
+        let (text, column) = editor::render(&input.prompt, &input.line, input.cursor, width);
+        out.extend_from_slice(text.as_bytes());
+        if input.line.is_empty() {
+            let room = width.saturating_sub(text.chars().count() + 1);
+            let hint: String = input.hint.chars().take(room).collect();
+            out.extend_from_slice(self.dim(&hint).as_bytes());
+        }
+        out.push(b'\r');
+        if column > 0 {
+            let _ = write!(out, "\x1b[{column}C");
+        }
+    }
+}
+
+/// Whole lines written to it are printed on stderr, above the input line in a terminal: for
+/// answers to the console and log lines.
+pub struct Above {
+    screen: Screen,
+    /// The start of a line not yet ended.
+    line: Vec<u8>,
+}
+
+impl Write for Above {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        if let Some(end) = self.line.iter().rposition(|&b| b == b'\n') {
+            let whole: Vec<u8> = self.line.drain(..=end).collect();
+            self.screen.above(&whole);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
 /// Appends `bytes` to `out` as text that is safe to print: invalid UTF-8 becomes U+FFFD and
@@ -195,7 +410,11 @@ mod tests {
     use super::*;
 
     fn line(sender: &[u8], from: Option<IpAddr>, message: &[u8]) -> String {
-        let screen = Screen { color: false };
+        let screen = Screen {
+            color: false,
+            clock: false,
+            input: None,
+        };
         let mut out = Vec::new();
         screen.push_line(&mut out, &screen.prefix(sender, from), message);
         String::from_utf8(out).unwrap()
@@ -289,7 +508,11 @@ mod tests {
 
     #[test]
     fn color_wraps_only_the_name() {
-        let screen = Screen { color: true };
+        let screen = Screen {
+            color: true,
+            clock: false,
+            input: None,
+        };
         let mut out = Vec::new();
         screen.push_line(&mut out, &screen.prefix(b"bob", None), b"\x1b");
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Figure 3, idle-close accuracy: alice is started with a short `--idle-timeout` and sends bob one
 //! message; the benchmark notes when it wrote the line, when bob printed it, when alice logged
-//! `closing idle connection to bob` and when bob logged that alice `disconnected`. Then the next
+//! `closing idle connection to bob` and when bob logged that alice `closed their connection to you`. Then the next
 //! message opens a fresh connection and the cycle repeats. The error is the observed close minus
 //! the configured timeout, measured from the send (alice starts her idle clock when her dispatcher
 //! routes the message, a few microseconds after the send).
@@ -19,7 +19,7 @@ pub struct IdleClose {
     pub timeout: Duration,
     /// Until alice's `closing idle connection` line.
     pub close_after_send: Vec<Duration>,
-    /// Until bob's `disconnected` line.
+    /// Until bob's `closed their connection to you` line.
     pub disconnect_after_send: Vec<Duration>,
     /// From bob printing the message until alice's close line.
     pub close_after_print: Vec<Duration>,
@@ -46,7 +46,11 @@ pub fn measure(timeout_secs: f64) -> IdleClose {
             .log
             .wait_for("closing idle connection to bob", timeout + slack)
             .at;
-        let gone = route.receiver.log.wait_for("disconnected", slack).at;
+        let gone = route
+            .receiver
+            .log
+            .wait_for("closed their connection to you", slack)
+            .at;
         result.close_after_send.push(closed - sent);
         result.disconnect_after_send.push(gone - sent);
         result.close_after_print.push(closed - printed);

@@ -270,7 +270,7 @@ mod tests {
             (
                 1,
                 Stderr,
-                "cat       127.0.0.1:7003 idle, close in 1.9 s    0         1    0      0  0",
+                "cat       127.0.0.1:7003 idle, close in 1.9s    0     1    0    0  0     -",
             ),
             (0, Exit, "exited with status 0"),
             (1, Exit, "exited with status 0"),

@@ -400,8 +400,8 @@ pub fn is_held(text: &str, to_friend: &str) -> bool {
     text.contains(to_friend) && text.contains("wait in their outbox")
 }
 
-/// In a `/peers` row for `friend`, the count of messages delivered to them: the fourth number
-/// from the right (waiting, delivered, sent, failed, in). `None` for any other line.
+/// In a `/peers` row for `friend`, the count of messages delivered to them: the fifth column
+/// from the right (waiting, delivered, sent, failed, in, heard). `None` for any other line.
 pub fn delivered_in_row(row: &str, friend: &str) -> Option<usize> {
     let mut words = row.split_whitespace();
     if words.next() != Some(friend) {
@@ -410,6 +410,7 @@ pub fn delivered_in_row(row: &str, friend: &str) -> Option<usize> {
     let counts: Vec<usize> = row
         .split_whitespace()
         .rev()
+        .skip(1)
         .take(5)
         .map(str::parse)
         .collect::<Result<_, _>>()
@@ -482,7 +483,7 @@ mod tests {
             "WARN  1 message(s) to evelyn (x) wait in their outbox",
             &undelivered_log("eve")
         ));
-        let row = "eve         127.0.0.1:7005 idle, close in 1.9 s    0         1    0      0  0";
+        let row = "eve         127.0.0.1:7005 idle, close in 1.9s    0     1    0    0  0     -";
         assert_eq!(delivered_in_row(row, "eve"), Some(1));
         assert_eq!(delivered_in_row(row, "ev"), None);
         assert_eq!(

@@ -54,7 +54,7 @@ pub fn check_ready() -> Result<(), Failure> {
 /// Opens the session and attaches to it.
 pub fn run(panes: &Panes) -> Result<(), Failure> {
     let mut pane_ids = Vec::new();
-    for (index, name) in panes.names.iter().enumerate() {
+    for index in 0..panes.names.len() {
         let script = pane_script(panes, index);
         // A detached session has no terminal to take its size from; make it roomy enough for
         // five panes. It takes the terminal's size once attached.
@@ -69,7 +69,13 @@ pub fn run(panes: &Panes) -> Result<(), Failure> {
         args.extend(["-P", "-F", "#{pane_id}", "sh", "-c"].map(OsStr::new));
         args.push(OsStr::new(&script));
         let pane = tmux(args).map_err(Failure::Setup)?;
-        let _ = tmux(["select-pane", "-t", pane.trim(), "-T", name]);
+        let _ = tmux([
+            "select-pane",
+            "-t",
+            pane.trim(),
+            "-T",
+            &pane_title(panes, index),
+        ]);
         // Re-tile after each split so the next split has room.
         let _ = tmux(["select-layout", "-t", SESSION, "tiled"]);
         pane_ids.push(pane.trim().to_string());
@@ -112,18 +118,24 @@ pub fn run(panes: &Panes) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The `sh` script a pane runs for the friend at `index`: a hint, the chat, then a note that it
-/// has ended, so the pane does not vanish before it can be read.
-fn pane_script(panes: &Panes, index: usize) -> String {
+/// A pane's title, the start-up hint that stays visible above it: who it is and what to type.
+fn pane_title(panes: &Panes, index: usize) -> String {
     let names = panes.names;
     let name = &names[index];
     let friend = &names[(index + 1) % names.len()];
-    let hint = format!(
-        "{name}: type {friend}/hello to send, /help for commands, Ctrl-D or /quit to leave"
-    );
+    format!("{name}: type {friend}/hello to send, /help for commands, Ctrl-D or /quit to leave")
+}
+
+/// The `sh` script a pane runs for the friend at `index`: a hint, the chat (with connection
+/// events shown, so the class can watch the protocol), then a note that it has ended, so the pane
+/// does not vanish before it can be read. The shell traps Ctrl-C instead of dying of it, so
+/// Ctrl-C quits the chat gracefully and the pane stays with its note.
+fn pane_script(panes: &Panes, index: usize) -> String {
+    let name = &panes.names[index];
+    let hint = pane_title(panes, index);
     format!(
-        "printf '%s\\n' {hint}; {chat} --peers {peers} --idle-timeout {idle} {name_q}; \
-         printf '\\n%s\\n' {left}; read line",
+        "trap : INT; printf '%s\\n' {hint}; {chat} -v --peers {peers} --idle-timeout {idle} \
+         {name_q}; printf '\\n%s\\n' {left}; read line",
         hint = quote(&hint),
         chat = quote(&panes.chat_bin.to_string_lossy()),
         peers = quote(&panes.peers_path.to_string_lossy()),
@@ -198,8 +210,12 @@ mod tests {
         assert!(script.contains("cat: type ann/hello to send"), "{script}");
         assert!(script.contains("Ctrl-D or /quit to leave"), "{script}");
         assert!(
+            script.starts_with("trap : INT;"),
+            "Ctrl-C leaves the pane: {script}"
+        );
+        assert!(
             script.contains(
-                "'/opt/my bin/p2p-chat' --peers '/tmp/peers.txt' --idle-timeout 2 'cat';"
+                "'/opt/my bin/p2p-chat' -v --peers '/tmp/peers.txt' --idle-timeout 2 'cat';"
             ),
             "{script}"
         );

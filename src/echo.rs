@@ -1,0 +1,331 @@
+//! Your own messages in a terminal's transcript, with what became of them. Pure: the dispatcher
+//! tells it what happened and when, and prints the lines it returns.
+//!
+//! Each typed message gets an [`Echo`] and its id joins a queue per recipient, in the order typed.
+//! That order is the order of the friend's outbox and of their link's reports, so a report of
+//! "3 delivered" settles the three oldest ids in that friend's queue; a failure settles the
+//! oldest as "may not have arrived" and marks the rest as waiting; a refusal settles the newest.
+//!
+//! An echo is printed once every recipient's fate is known (a p2p-chat friend confirms within
+//! milliseconds), or [`SHOW_AFTER`] after it was typed, with the unknown ones as "sending". After
+//! that, each change is printed as a line of its own: a waiting message that went out, a message
+//! that was sent to a program that does not confirm. A broadcast is one line: who got it, who
+//! did not, and why.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::event::Typed;
+use crate::peers::PeerId;
+
+/// How long an echo waits for its fates before it is printed anyway.
+pub const SHOW_AFTER: Duration = Duration::from_millis(500);
+
+/// What became of a message for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Their p2p-chat confirmed showing it.
+    Delivered,
+    /// Their machine took it; their program does not confirm.
+    Sent,
+    /// Held in their outbox while they cannot be reached, for this reason.
+    Waiting(String),
+    /// The connection died after it left; it is not sent again.
+    MaybeLost(String),
+    NotDelivered(String),
+}
+
+impl Fate {
+    fn is_final(&self) -> bool {
+        !matches!(self, Fate::Waiting(_))
+    }
+}
+
+/// One typed message on its way.
+#[derive(Debug)]
+struct Echo {
+    typed: Typed,
+    typed_at: Instant,
+    /// Per recipient, in `typed.to`'s order: the fate so far, and the one last printed.
+    fates: Vec<(Option<Fate>, Option<Fate>)>,
+    printed: bool,
+}
+
+/// Every echo not yet finished, and each friend's queue of them.
+#[derive(Debug)]
+pub struct Echoes {
+    next_id: u64,
+    echoes: BTreeMap<u64, Echo>,
+    queues: Vec<VecDeque<u64>>,
+}
+
+impl Echoes {
+    pub fn new(friends: usize) -> Echoes {
+        Echoes {
+            next_id: 0,
+            echoes: BTreeMap::new(),
+            queues: vec![VecDeque::new(); friends],
+        }
+    }
+
+    /// A message was typed, for the friends in `typed.to`.
+    pub fn typed(&mut self, typed: Typed, now: Instant) {
+        let id = self.next_id;
+        self.next_id += 1;
+        for friend in &typed.to {
+            self.queues[friend.0].push_back(id);
+        }
+        let fates = vec![(None, None); typed.to.len()];
+        let echo = Echo {
+            typed,
+            typed_at: now,
+            fates,
+            printed: false,
+        };
+        self.echoes.insert(id, echo);
+    }
+
+    /// The `n` oldest messages to `friend` met `fate`.
+    pub fn oldest(&mut self, friend: PeerId, n: usize, fate: &Fate) {
+        for _ in 0..n.min(self.queues[friend.0].len()) {
+            if let Some(id) = self.queues[friend.0].pop_front() {
+                self.set(id, friend, fate.clone());
+            }
+        }
+    }
+
+    /// The `n` newest messages to `friend` met `fate` (they were refused as they came).
+    pub fn newest(&mut self, friend: PeerId, n: usize, fate: &Fate) {
+        for _ in 0..n.min(self.queues[friend.0].len()) {
+            if let Some(id) = self.queues[friend.0].pop_back() {
+                self.set(id, friend, fate.clone());
+            }
+        }
+    }
+
+    /// Every message to `friend` still on its way met `fate`: waiting (they stay queued), or a
+    /// final one (they leave the queue).
+    pub fn all(&mut self, friend: PeerId, fate: &Fate) {
+        let ids: Vec<u64> = match fate.is_final() {
+            true => self.queues[friend.0].drain(..).collect(),
+            false => self.queues[friend.0].iter().copied().collect(),
+        };
+        for id in ids {
+            self.set(id, friend, fate.clone());
+        }
+    }
+
+    fn set(&mut self, id: u64, friend: PeerId, fate: Fate) {
+        let Some(echo) = self.echoes.get_mut(&id) else {
+            return;
+        };
+        if let Some(at) = echo.typed.to.iter().position(|&f| f == friend) {
+            echo.fates[at].0 = Some(fate);
+        }
+    }
+
+    /// The lines to print at `now`, in the order typed; `name` gives a friend's name. Echoes whose
+    /// every fate is final and printed are forgotten.
+    pub fn lines(&mut self, now: Instant, name: impl Fn(PeerId) -> String) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut done = Vec::new();
+        // First lines keep the order typed: one not ready holds back the ones after it.
+        let mut held = false;
+        for (&id, echo) in &mut self.echoes {
+            let known = echo.fates.iter().all(|(fate, _)| fate.is_some());
+            let ready = known || now >= echo.typed_at + SHOW_AFTER;
+            held |= !echo.printed && !ready;
+            if !echo.printed && ready && !held {
+                echo.printed = true;
+                lines.push(line(&echo.typed, &echo.fates, &name, true));
+                for (fate, shown) in &mut echo.fates {
+                    shown.clone_from(fate);
+                }
+            } else if echo.printed && echo.fates.iter().any(|(fate, shown)| fate != shown) {
+                lines.push(line(&echo.typed, &echo.fates, &name, false));
+                for (fate, shown) in &mut echo.fates {
+                    shown.clone_from(fate);
+                }
+            }
+            let finished = echo
+                .fates
+                .iter()
+                .all(|(fate, _)| fate.as_ref().is_some_and(Fate::is_final));
+            if echo.printed && finished {
+                done.push(id);
+            }
+        }
+        for id in done {
+            self.echoes.remove(&id);
+        }
+        lines
+    }
+
+    /// When the oldest unprinted echo is due to be printed anyway.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.echoes
+            .values()
+            .filter(|echo| !echo.printed)
+            .map(|echo| echo.typed_at + SHOW_AFTER)
+            .min()
+    }
+}
+
+/// `16:20 [you -> bob] hi  delivered`, or for a broadcast `[you -> everyone] hi  delivered to
+/// alice, bob; waiting for carol (...)`. `all` prints every recipient; otherwise only those whose
+/// fate changed since the last line.
+fn line(
+    typed: &Typed,
+    fates: &[(Option<Fate>, Option<Fate>)],
+    name: &impl Fn(PeerId) -> String,
+    all: bool,
+) -> String {
+    // Recipients grouped by fate, in the order the fates first appear.
+    let mut groups: Vec<(Option<Fate>, Vec<String>)> = Vec::new();
+    for (friend, (fate, shown)) in typed.to.iter().zip(fates) {
+        if !all && fate == shown {
+            continue;
+        }
+        match groups.iter_mut().find(|(f, _)| f == fate) {
+            Some((_, names)) => names.push(name(*friend)),
+            None => groups.push((fate.clone(), vec![name(*friend)])),
+        }
+    }
+    let broadcast = typed.everyone;
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(fate, names)| {
+            let who = names.join(", ");
+            let (word, reason) = match fate {
+                None => ("sending", None),
+                Some(Fate::Delivered) => ("delivered", None),
+                Some(Fate::Sent) => ("sent (no confirmation from their program)", None),
+                Some(Fate::Waiting(r)) => ("waiting", Some(r)),
+                Some(Fate::MaybeLost(r)) => ("may not have arrived", Some(r)),
+                Some(Fate::NotDelivered(r)) => ("not delivered", Some(r)),
+            };
+            let mut part = match broadcast {
+                true => format!("{word}: {who}"),
+                false => word.to_string(),
+            };
+            if let Some(reason) = reason {
+                part.push_str(&format!(" ({reason})"));
+            }
+            part
+        })
+        .collect();
+    let to = match broadcast {
+        true => "everyone".to_string(),
+        false => typed
+            .to
+            .iter()
+            .map(|&f| name(f))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    format!(
+        "{} [you -> {to}] {}  {}",
+        typed.at,
+        typed.text,
+        parts.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(id: PeerId) -> String {
+        ["alice", "bob", "carol"][id.0].to_string()
+    }
+
+    fn typed(text: &str, to: &[usize], everyone: bool) -> Typed {
+        Typed {
+            at: "16:20".to_string(),
+            text: text.to_string(),
+            to: to.iter().map(|&i| PeerId(i)).collect(),
+            everyone,
+        }
+    }
+
+    #[test]
+    fn a_message_is_printed_once_its_fate_is_known_and_then_forgotten() {
+        let t0 = Instant::now();
+        let mut echoes = Echoes::new(3);
+        echoes.typed(typed("hi", &[1], false), t0);
+        echoes.typed(typed("again", &[1], false), t0);
+        assert!(echoes.lines(t0, name).is_empty(), "nothing known yet");
+        assert_eq!(echoes.next_due(), Some(t0 + SHOW_AFTER));
+        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        assert_eq!(echoes.lines(t0, name), ["16:20 [you -> bob] hi  delivered"]);
+        assert_eq!(echoes.echoes.len(), 1, "the delivered one is forgotten");
+        // Not known in time: printed as sending, and again when it is known.
+        assert_eq!(
+            echoes.lines(t0 + SHOW_AFTER, name),
+            ["16:20 [you -> bob] again  sending"]
+        );
+        echoes.oldest(PeerId(1), 1, &Fate::Sent);
+        assert_eq!(
+            echoes.lines(t0 + SHOW_AFTER, name),
+            ["16:20 [you -> bob] again  sent (no confirmation from their program)"]
+        );
+        assert!(echoes.echoes.is_empty() && echoes.next_due().is_none());
+    }
+
+    #[test]
+    fn a_waiting_message_is_printed_and_printed_again_when_it_goes_out() {
+        let t0 = Instant::now();
+        let mut echoes = Echoes::new(3);
+        echoes.typed(typed("see you", &[2], false), t0);
+        echoes.all(PeerId(2), &Fate::Waiting("cannot connect".to_string()));
+        assert_eq!(
+            echoes.lines(t0, name),
+            ["16:20 [you -> carol] see you  waiting (cannot connect)"]
+        );
+        echoes.oldest(PeerId(2), 1, &Fate::Delivered);
+        assert_eq!(
+            echoes.lines(t0, name),
+            ["16:20 [you -> carol] see you  delivered"]
+        );
+        assert!(echoes.echoes.is_empty());
+    }
+
+    #[test]
+    fn a_broadcast_is_one_line_saying_who_got_it_and_who_did_not() {
+        let t0 = Instant::now();
+        let mut echoes = Echoes::new(3);
+        echoes.typed(typed("hello all", &[0, 1, 2], true), t0);
+        echoes.oldest(PeerId(0), 1, &Fate::Delivered);
+        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        echoes.all(PeerId(2), &Fate::Waiting("offline".to_string()));
+        assert_eq!(
+            echoes.lines(t0, name),
+            ["16:20 [you -> everyone] hello all  delivered: alice, bob; waiting: carol (offline)"]
+        );
+        echoes.all(PeerId(2), &Fate::NotDelivered("quitting".to_string()));
+        assert_eq!(
+            echoes.lines(t0, name),
+            ["16:20 [you -> everyone] hello all  not delivered: carol (quitting)"]
+        );
+    }
+
+    #[test]
+    fn failures_settle_the_oldest_as_maybe_lost_and_refusals_the_newest() {
+        let t0 = Instant::now();
+        let mut echoes = Echoes::new(3);
+        for text in ["1", "2", "3"] {
+            echoes.typed(typed(text, &[1], false), t0);
+        }
+        echoes.newest(PeerId(1), 1, &Fate::NotDelivered("outbox full".to_string()));
+        echoes.oldest(PeerId(1), 1, &Fate::MaybeLost("frozen".to_string()));
+        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        assert_eq!(
+            echoes.lines(t0, name),
+            [
+                "16:20 [you -> bob] 1  may not have arrived (frozen)",
+                "16:20 [you -> bob] 2  delivered",
+                "16:20 [you -> bob] 3  not delivered (outbox full)"
+            ]
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! Black-box tests of the console in a real terminal: alice runs in a tmux pane of a tmux server
+//! of the test's own (`tmux -S` with a socket in the test's directory), keys are sent with `send-keys`, and the screen is read with
+//! `capture-pane`. Her friends are piped processes and raw sockets, as elsewhere. Each tmux
+//! server is killed when its test ends, pass or fail. Without tmux, the tests say so and pass.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Group, PATIENCE};
+
+/// One tmux server with one session running one command in a 120x32 pane. Its socket lives in
+/// the test's directory, so nothing of it outlives the test.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    /// Starts `command` (run by `sh`) in a new pane, or `None` if tmux is not installed.
+    fn start(dir: &Path, command: &str) -> Option<Tmux> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let socket = dir.join(format!("tmux-{}", NEXT.fetch_add(1, Ordering::SeqCst)));
+        let tmux = Tmux { socket };
+        let started = tmux.run(&["new-session", "-d", "-x", "120", "-y", "32", command]);
+        match started {
+            Some(out) if out.status.success() => Some(tmux),
+            Some(out) => panic!("tmux new-session: {}", String::from_utf8_lossy(&out.stderr)),
+            None => {
+                eprintln!("skipped: tmux is not installed");
+                None
+            }
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Option<Output> {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+    }
+
+    /// Sends keys by their tmux names (`Enter`, `Left`, `C-c`, `BSpace`, ...).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types `text` as it is.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "0", "-l", text]);
+    }
+
+    /// The pane's text now.
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "0"])
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the screen satisfies `ready`; returns it, or panics with it.
+    fn wait_screen(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what}:\n{screen}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// The last line of the screen with anything on it: the input line.
+fn input_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+/// The shell command that runs alice in the pane, then records her exit status and the
+/// terminal's settings in `stty` when she has ended. The shell traps Ctrl-C, so it lives on.
+fn alice_command(group: &Group, extra: &str, stty: &Path) -> String {
+    format!(
+        "trap : INT; env -u RUST_LOG NO_COLOR=1 {BIN} --peers {} {extra} alice; \
+         echo \"exit $?\" > {stty}.tmp; stty -a >> {stty}.tmp; mv {stty}.tmp {stty}",
+        group.table.display(),
+        stty = stty.display()
+    )
+}
+
+#[test]
+fn a_half_typed_line_survives_an_incoming_message_and_a_warning() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let stty = group.dir.path().join("stty.txt");
+    let Some(tmux) = Tmux::start(group.dir.path(), &alice_command(&group, "", &stty)) else {
+        return;
+    };
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    tmux.type_text("bob/hello the");
+    tmux.wait_screen("the typed text", |s| {
+        input_line(s) == "alice> bob/hello the"
+    });
+
+    bob.send("alice/are you typing?");
+    let mut stranger = TcpStream::connect(("127.0.0.1", group.port(0))).unwrap();
+    stranger.write_all(b"zed/let me in\n").unwrap();
+    let screen = tmux.wait_screen("the message and the warning", |s| {
+        s.contains("[bob] are you typing?") && s.contains("\"zed\"")
+    });
+    assert_eq!(input_line(&screen), "alice> bob/hello the", "{screen}");
+
+    tmux.type_text("re");
+    tmux.keys(&["Enter"]);
+    bob.expect_line("[alice] hello there");
+    tmux.wait_screen("the echo of the message", |s| {
+        s.contains("[you -> bob] hello there  delivered")
+    });
+}
+
+#[test]
+fn editing_keys_history_and_tab_send_the_right_text() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let stty = group.dir.path().join("stty.txt");
+    let Some(tmux) = Tmux::start(group.dir.path(), &alice_command(&group, "", &stty)) else {
+        return;
+    };
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    // Tab completes the name; a typo is mended with the arrows and Backspace.
+    tmux.type_text("b");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("fix the tpyo");
+    tmux.keys(&["Left", "Left", "BSpace", "Right"]);
+    tmux.type_text("p");
+    tmux.keys(&["Enter"]);
+    bob.expect_line("[alice] fix the typo");
+    // Multibyte characters move the cursor once each.
+    tmux.type_text("bob/héllo 日本x");
+    tmux.keys(&["Left", "BSpace", "Enter"]);
+    bob.expect_line("[alice] héllo 日x");
+    // Home, Delete, End.
+    tmux.type_text("xbob/ok");
+    tmux.keys(&["Home", "DC", "End"]);
+    tmux.type_text("!");
+    tmux.keys(&["Enter"]);
+    bob.expect_line("[alice] ok!");
+    // Up twice, then Enter: the message two back, again.
+    tmux.keys(&["Up", "Up", "Up", "Enter"]);
+    bob.expect_line("[alice] fix the typo");
+    // Ctrl-W and Ctrl-U.
+    tmux.type_text("bob/keep this not this");
+    tmux.keys(&["C-w", "C-w", "BSpace", "Enter"]);
+    bob.expect_line("[alice] keep this");
+}
+
+#[test]
+fn the_default_view_shows_the_chat_and_no_connection_events_until_asked() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let stty = group.dir.path().join("stty.txt");
+    let command = alice_command(&group, "--idle-timeout 0.5", &stty);
+    let Some(tmux) = Tmux::start(group.dir.path(), &command) else {
+        return;
+    };
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    tmux.type_text("bob/hi");
+    tmux.keys(&["Enter"]);
+    bob.expect_line("[alice] hi");
+    bob.send("alice/hi yourself");
+    let screen = tmux.wait_screen("the chat", |s| {
+        s.contains("[bob] hi yourself") && s.contains("[you -> bob] hi  delivered")
+    });
+    // The idle close comes 0.5 s after the message: wait past it, with a message after it.
+    bob.expect_stderr("closed their connection to you");
+    bob.send("alice/later");
+    let screen = tmux.wait_screen("the later message", |s| s.contains("[bob] later"));
+    for event in [
+        "connected to",
+        "accepted connection",
+        "closing idle",
+        "closed their",
+    ] {
+        assert!(
+            !screen.contains(event),
+            "{event:?} in the default view:\n{screen}"
+        );
+    }
+    // Chat lines carry the time.
+    let line = screen.lines().find(|l| l.contains("[bob] later")).unwrap();
+    assert!(
+        line.as_bytes()[2] == b':' && line.as_bytes()[5] == b' ',
+        "{line}"
+    );
+
+    tmux.type_text("/events");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the answer", |s| s.contains("connection events are shown"));
+    tmux.type_text("bob/again");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the connection events", |s| {
+        s.contains("connected to bob") && s.contains("closing idle connection to bob")
+    });
+}
+
+/// Whether `stty -a` output shows a terminal in its normal, cooked mode.
+fn cooked(stty: &str) -> bool {
+    let flags: Vec<&str> = stty.split_whitespace().collect();
+    flags.contains(&"icanon") && flags.contains(&"echo")
+}
+
+/// Runs alice in a pane, then `act` on it, and returns her exit status line and `stty -a`
+/// after she has ended.
+fn terminal_after(group: &Group, act: impl FnOnce(&Tmux)) -> Option<String> {
+    let stty = group.dir.path().join("stty.txt");
+    let tmux = Tmux::start(group.dir.path(), &alice_command(group, "", &stty))?;
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    act(&tmux);
+    let ended = common::wait_until(|| stty.exists());
+    assert!(ended, "alice did not end:\n{}", tmux.screen());
+    Some(std::fs::read_to_string(&stty).unwrap())
+}
+
+#[test]
+fn the_terminal_is_restored_after_quit_ctrl_d_and_two_ctrl_c() {
+    let group = Group::new(&["alice", "bob"]);
+    let quit = |tmux: &Tmux| tmux.keys(&["/quit", "Enter"]);
+    let Some(after) = terminal_after(&group, quit) else {
+        return;
+    };
+    assert!(
+        after.starts_with("exit 0") && cooked(&after),
+        "after /quit: {after}"
+    );
+    let after = terminal_after(&group, |tmux| tmux.keys(&["C-d"])).unwrap();
+    assert!(
+        after.starts_with("exit 0") && cooked(&after),
+        "after Ctrl-D: {after}"
+    );
+
+    // bob takes the message and never confirms it, so the quit the first Ctrl-C starts waits
+    // for him; the second Ctrl-C quits at once.
+    let (group, bob) = Group::with_listener(&["alice", "bob"]);
+    let holder = thread::spawn(move || bob.accept().map(|(stream, _)| stream));
+    let after = terminal_after(&group, |tmux| {
+        tmux.type_text("bob/are you there?");
+        tmux.keys(&["Enter"]);
+        tmux.wait_screen("the message on its way", |s| s.contains("sending"));
+        tmux.keys(&["C-c"]);
+        tmux.wait_screen("the quit", |s| s.contains("interrupted"));
+        tmux.keys(&["C-c"]);
+    })
+    .unwrap();
+    assert!(
+        after.starts_with("exit 130") && cooked(&after),
+        "after Ctrl-C twice: {after}"
+    );
+    drop(holder);
+}

@@ -190,7 +190,7 @@ fn the_default_view_shows_the_chat_and_no_connection_events_until_asked() {
     tmux.keys(&["Enter"]);
     bob.expect_line("[alice] hi");
     bob.send("alice/hi yourself");
-    let screen = tmux.wait_screen("the chat", |s| {
+    tmux.wait_screen("the chat", |s| {
         s.contains("[bob] hi yourself") && s.contains("[you -> bob] hi  delivered")
     });
     // The idle close comes 0.5 s after the message: wait past it, with a message after it.

@@ -170,10 +170,31 @@ fn editing_keys_history_and_tab_send_the_right_text() {
     // Up twice, then Enter: the message two back, again.
     tmux.keys(&["Up", "Up", "Up", "Enter"]);
     bob.expect_line("[alice] fix the typo");
-    // Ctrl-W and Ctrl-U.
+    // Ctrl-W.
     tmux.type_text("bob/keep this not this");
     tmux.keys(&["C-w", "C-w", "BSpace", "Enter"]);
     bob.expect_line("[alice] keep this");
+    // Pasting several lines sends each.
+    tmux.type_text("bob/one\rbob/two\r");
+    bob.expect_line("[alice] one");
+    bob.expect_line("[alice] two");
+
+    // /peers fits the pane: in 50 columns, the address column goes.
+    tmux.type_text("/peers");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the table", |s| {
+        s.contains("friend ") && s.contains("address")
+    });
+    tmux.run(&["resize-window", "-t", "0", "-x", "50", "-y", "32"]);
+    tmux.keys(&["C-l"]);
+    tmux.type_text("/peers");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_screen("the narrow table", |s| {
+        s.lines()
+            .any(|l| l.starts_with("friend ") && !l.contains("address"))
+    });
+    let header = screen.lines().rfind(|l| l.starts_with("friend ")).unwrap();
+    assert!(header.len() < 50, "{header}");
 }
 
 #[test]

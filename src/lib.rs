@@ -22,14 +22,20 @@
 //!
 //! * [`acceptor`]: blocks in `accept`, admits connections under a cap, spawns a reader for each.
 //! * [`reader`]: one per inbound connection; decodes frames, prints them, confirms them.
-//! * [`console`]: reads stdin lines, answers mistakes, hands messages to the dispatcher.
+//! * [`console`]: reads stdin lines (or, in a terminal, keys for the [`editor`]), answers
+//!   mistakes, hands messages to the dispatcher.
 //! * [`dispatcher`]: owns every friend's outbox, link and idle deadline; routes, retries,
 //!   expires. It never touches a socket.
 //! * [`link`]: one per friend we write to, owning that connection; connects, writes, and (with
 //!   its ack reader thread) settles each message as delivered, sent or failed.
 //! * [`event`]: the types that cross threads. Thread modules import it, never each other.
+//! * [`screen`]: the one way to the terminal. Safe display of what arrives, and in a terminal
+//!   the input line at the bottom, behind one lock that every printing thread takes, so
+//!   nothing breaks the line being typed. [`logging`] writes through it; [`term`] holds the
+//!   termios, window-size and local-time calls std lacks.
 //! * Pure modules, unit-tested without I/O: [`peers`] (the table), [`frame`] (the wire format),
-//!   [`command`] (console lines), [`screen`] (safe display), [`cli`] (the command line).
+//!   [`command`] (console lines), [`editor`] (keys and the line editor), [`echo`] (your own
+//!   messages with their fates), [`cli`] (the command line).
 //!
 //! Every message ends in one state the user can see: delivered (the friend's p2p-chat confirmed
 //! it), sent (the friend's program does not confirm; the bytes went out and the connection held
@@ -44,8 +50,8 @@
 //! Shutdown order (on `/quit`, end of input or Ctrl-C): the dispatcher takes no more input and
 //! reports what waits for friends who cannot be reached; every link delivers what its outbox
 //! holds, waits for the confirmations, closes and reports; then the dispatcher closes every
-//! inbound connection and [`run`] stops the acceptor and returns. Every message typed is
-//! delivered, sent, or reported.
+//! inbound connection and [`run`] stops the acceptor, prints a half-typed line back as not
+//! sent, restores the terminal and returns. Every message typed is delivered, sent, or reported.
 
 pub mod acceptor;
 pub mod cli;

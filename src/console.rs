@@ -12,7 +12,7 @@
 //! End of input means `/quit`. The console ends after sending [`ConsoleEvent::Quit`]; the
 //! dispatcher also treats the channel closing as quit.
 //!
-//! In a terminal the console reads keys, not lines: [`run_terminal`] feeds them to the
+//! In a terminal the console reads keys, not lines: `run_terminal` feeds them to the
 //! [`LineEditor`] and hands each entered line to the same code a piped line goes through. The
 //! line being typed lives on the [`Screen`], which draws it below everything else.
 

@@ -665,7 +665,13 @@ impl Dispatcher {
         };
         let told = friend.outage.as_ref().is_some_and(|o| o.told);
         if !told && !wait.is_zero() {
-            warn!(
+            // In a terminal the echo of each message already says it waits, and why.
+            let level = match self.screen.is_terminal() {
+                true => log::Level::Info,
+                false => log::Level::Warn,
+            };
+            log::log!(
+                level,
                 "{} message(s) to {who} wait in their outbox: {reason}; trying again every \
                  {:.0} s at most, and at once when they connect to us",
                 friend.outbox.messages,

@@ -310,6 +310,24 @@ mod tests {
     }
 
     #[test]
+    fn a_message_whose_fate_is_known_waits_for_the_ones_typed_before_it() {
+        let t0 = Instant::now();
+        let mut echoes = Echoes::new(3);
+        echoes.typed(typed("to bob", &[1], false), t0);
+        echoes.typed(typed("to carol", &[2], false), t0);
+        echoes.all(PeerId(2), &Fate::Waiting("offline".to_string()));
+        assert!(echoes.lines(t0, name).is_empty(), "bob's comes first");
+        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        assert_eq!(
+            echoes.lines(t0, name),
+            [
+                "16:20 [you -> bob] to bob  delivered",
+                "16:20 [you -> carol] to carol  waiting (offline)"
+            ]
+        );
+    }
+
+    #[test]
     fn failures_settle_the_oldest_as_maybe_lost_and_refusals_the_newest() {
         let t0 = Instant::now();
         let mut echoes = Echoes::new(3);

@@ -110,15 +110,21 @@ fn alice_command(group: &Group, extra: &str, stty: &Path) -> String {
     )
 }
 
+/// alice in a pane, with `extra` options, once her prompt shows; `None` without tmux.
+fn alice_in_tmux(group: &Group, extra: &str) -> Option<Tmux> {
+    let stty = group.dir.path().join("stty.txt");
+    let tmux = Tmux::start(group.dir.path(), &alice_command(group, extra, &stty))?;
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    Some(tmux)
+}
+
 #[test]
 fn a_half_typed_line_survives_an_incoming_message_and_a_warning() {
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &[]);
-    let stty = group.dir.path().join("stty.txt");
-    let Some(tmux) = Tmux::start(group.dir.path(), &alice_command(&group, "", &stty)) else {
+    let Some(tmux) = alice_in_tmux(&group, "") else {
         return;
     };
-    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
     tmux.type_text("bob/hello the");
     tmux.wait_screen("the typed text", |s| {
         input_line(s) == "alice> bob/hello the"
@@ -144,11 +150,9 @@ fn a_half_typed_line_survives_an_incoming_message_and_a_warning() {
 fn editing_keys_history_and_tab_send_the_right_text() {
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &[]);
-    let stty = group.dir.path().join("stty.txt");
-    let Some(tmux) = Tmux::start(group.dir.path(), &alice_command(&group, "", &stty)) else {
+    let Some(tmux) = alice_in_tmux(&group, "") else {
         return;
     };
-    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
     // Tab completes the name; a typo is mended with the arrows and Backspace.
     tmux.type_text("b");
     tmux.keys(&["Tab"]);
@@ -201,12 +205,9 @@ fn editing_keys_history_and_tab_send_the_right_text() {
 fn the_default_view_shows_the_chat_and_no_connection_events_until_asked() {
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &[]);
-    let stty = group.dir.path().join("stty.txt");
-    let command = alice_command(&group, "--idle-timeout 0.5", &stty);
-    let Some(tmux) = Tmux::start(group.dir.path(), &command) else {
+    let Some(tmux) = alice_in_tmux(&group, "--idle-timeout 0.5") else {
         return;
     };
-    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
     tmux.type_text("bob/hi");
     tmux.keys(&["Enter"]);
     bob.expect_line("[alice] hi");
@@ -255,10 +256,9 @@ fn cooked(stty: &str) -> bool {
 /// Runs alice in a pane, then `act` on it, and returns her exit status line and `stty -a`
 /// after she has ended.
 fn terminal_after(group: &Group, act: impl FnOnce(&Tmux)) -> Option<String> {
-    let stty = group.dir.path().join("stty.txt");
-    let tmux = Tmux::start(group.dir.path(), &alice_command(group, "", &stty))?;
-    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    let tmux = alice_in_tmux(group, "")?;
     act(&tmux);
+    let stty = group.dir.path().join("stty.txt");
     let ended = common::wait_until(|| stty.exists());
     assert!(ended, "alice did not end:\n{}", tmux.screen());
     Some(std::fs::read_to_string(&stty).unwrap())

@@ -1,4 +1,5 @@
-//! Black-box tests of the peer working end to end: real `p2p-chat` processes on loopback.
+//! Black-box tests of the peer working end to end: real `p2p-chat` processes on loopback. The
+//! tests of the classic exercise, which p2p-chat-select must pass too, are in `classic.rs`.
 
 mod common;
 
@@ -7,20 +8,6 @@ use std::net::TcpStream;
 use std::thread;
 
 use common::{Group, Peer, TempDir, run_to_end};
-
-#[test]
-fn messages_go_both_ways() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut alice = group.start("alice", &[]);
-    let mut bob = group.start("bob", &[]);
-
-    alice.send("bob/hi bob, see http://example.org/a/b");
-    bob.expect_line("[alice] hi bob, see http://example.org/a/b");
-    bob.send("alice/hello alice");
-    alice.expect_line("[bob] hello alice");
-    alice.expect_stderr("connected to bob (127.0.0.1:");
-    bob.expect_stderr("alice (127.0.0.1:");
-}
 
 #[test]
 fn the_link_thread_writes_every_message_on_one_connection() {
@@ -67,34 +54,6 @@ fn a_broadcast_reaches_every_other_friend() {
 }
 
 #[test]
-fn a_burst_of_piped_messages_arrives_intact_in_order() {
-    const COUNT: usize = 5000;
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut alice = group.start("alice", &[]);
-    let mut stdin = alice.take_stdin();
-    // Feed from another thread, so a full pipe can never deadlock the test.
-    let feeder = thread::spawn(move || {
-        let mut text = String::new();
-        for i in 0..COUNT {
-            text.push_str(&format!(
-                "bob/message {i:05} with some text / and a slash\n"
-            ));
-        }
-        stdin.write_all(text.as_bytes()).expect("feed alice");
-        // Dropping stdin is end of input: alice delivers everything, then quits.
-    });
-    for i in 0..COUNT {
-        bob.expect_line(&format!(
-            "[alice] message {i:05} with some text / and a slash"
-        ));
-    }
-    feeder.join().expect("feeder thread");
-    assert!(alice.wait_exit().success());
-    assert!(bob.stdout_now().is_empty(), "no extra lines");
-}
-
-#[test]
 fn a_burst_larger_than_a_friends_queue_is_slowed_down_not_dropped() {
     // About 12 MiB of frames: more than the 8 MiB a friend's queue may hold, so unless bob keeps
     // up, alice has to stop reading her input for a while rather than drop messages.
@@ -118,22 +77,6 @@ fn a_burst_larger_than_a_friends_queue_is_slowed_down_not_dropped() {
     feeder.join().expect("feeder thread");
     assert!(alice.wait_exit().success());
     assert_eq!(alice.stderr_count("not delivered"), 0);
-}
-
-#[test]
-fn an_idle_connection_closes_and_the_next_message_reconnects() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut alice = group.start("alice", &["--idle-timeout", "0.3"]);
-    let mut bob = group.start("bob", &[]);
-
-    alice.send("bob/first");
-    bob.expect_line("[alice] first");
-    alice.expect_stderr("closing idle connection to bob after 0.3 s");
-    bob.expect_stderr("closed their connection to you");
-
-    alice.send("bob/second");
-    bob.expect_line("[alice] second");
-    alice.expect_stderr_count("connected to bob", 2); // a fresh connection
 }
 
 #[test]
@@ -173,21 +116,6 @@ fn unknown_and_offline_friends_are_reported_and_the_chat_goes_on() {
     assert!(alice.wait_exit().success());
     let line = alice.expect_stderr("not delivered");
     assert!(line.contains("1 message(s) to carol"), "{line}");
-}
-
-#[test]
-fn end_of_input_delivers_what_was_typed_then_exits() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let table = group.table.to_str().unwrap();
-    let (status, _, err) = run_to_end(
-        &["--peers", table, "alice"],
-        group.dir.path(),
-        b"bob/hi\nbob/and bye\n",
-    );
-    assert!(status.success(), "{err}");
-    bob.expect_line("[alice] hi");
-    bob.expect_line("[alice] and bye");
 }
 
 #[test]
@@ -248,25 +176,6 @@ fn peers_lists_friends_and_connections() {
     );
     alice.send("/help");
     alice.expect_stderr("*/message");
-}
-
-#[test]
-fn classic_nul_terminated_and_netcat_frames_are_shown_one_line_each() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut raw = TcpStream::connect(("127.0.0.1", group.port(1))).expect("connect to bob");
-    raw.set_nodelay(true).unwrap();
-    // The classic C client: name/message\n\0 in one write; two frames glued together.
-    raw.write_all(b"alice/one\n\0alice/two\n\0").unwrap();
-    bob.expect_line("[alice] one");
-    bob.expect_line("[alice] two");
-    // netcat / telnet: CRLF lines, and a frame cut across writes.
-    raw.write_all(b"alice/thr").unwrap();
-    raw.flush().unwrap();
-    raw.write_all(b"ee\r\n\r\n").unwrap();
-    bob.expect_line("[alice] three");
-    raw.write_all(b"alice/nul only\0").unwrap();
-    bob.expect_line("[alice] nul only");
 }
 
 #[test]

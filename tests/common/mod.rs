@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
+/// The same chat as one poll() loop: the classic design, run by the same classic tests.
+pub const SELECT_BIN: &str = env!("CARGO_BIN_EXE_p2p-chat-select");
 
 /// How long a test waits for something that should take milliseconds. Generous, so a loaded
 /// machine does not make a test flaky; a passing test never waits this long.
@@ -139,6 +141,16 @@ impl Group {
         self.start_logging(name, extra, "info")
     }
 
+    /// Like [`Group::start`], running `program` (p2p-chat or p2p-chat-select).
+    pub fn start_program(&self, program: &str, name: &str, extra: &[&str]) -> Peer {
+        let mut args = vec!["--peers", self.table.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        args.push(name);
+        let mut peer = Peer::spawn_program(program, &args, self.dir.path());
+        peer.expect_stderr("listening on");
+        peer
+    }
+
     /// Like [`Group::start`], with `RUST_LOG` set to `filter`.
     pub fn start_logging(&self, name: &str, extra: &[&str], filter: &str) -> Peer {
         let mut args = vec!["--peers", self.table.to_str().expect("utf-8 path")];
@@ -200,6 +212,11 @@ impl Peer {
     /// Starts the binary with `args` in `dir`, reading `stdin`, with `RUST_LOG` set to `filter`.
     pub fn spawn_logging(args: &[&str], dir: &Path, stdin: Stdio, filter: &str) -> Peer {
         Peer::spawn_command(Command::new(BIN), args, dir, stdin, filter)
+    }
+
+    /// Starts `program` (p2p-chat or p2p-chat-select) with `args` in `dir`, streams piped.
+    pub fn spawn_program(program: &str, args: &[&str], dir: &Path) -> Peer {
+        Peer::spawn_command(Command::new(program), args, dir, Stdio::piped(), "info")
     }
 
     /// Starts the binary inside the network namespace `netns` (with `ip netns exec`, which

@@ -1,0 +1,123 @@
+//! The tests of the classic exercise, run against both designs: p2p-chat (threads) and
+//! p2p-chat-select (one poll() loop). Whatever one does, the other must do too: messages both
+//! ways and between the two programs, bursts framed, idle close and reconnect, NUL and netcat
+//! frames, unknown and offline friends, end of input.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use common::{BIN, Group, SELECT_BIN};
+
+/// Runs `test` once for each program.
+fn both(test: impl Fn(&str)) {
+    for program in [BIN, SELECT_BIN] {
+        test(program);
+    }
+}
+
+#[test]
+fn messages_go_both_ways_and_between_the_two_designs() {
+    for (a, b) in [
+        (BIN, BIN),
+        (SELECT_BIN, SELECT_BIN),
+        (SELECT_BIN, BIN),
+        (BIN, SELECT_BIN),
+    ] {
+        let group = Group::new(&["alice", "bob"]);
+        let mut alice = group.start_program(a, "alice", &[]);
+        let mut bob = group.start_program(b, "bob", &[]);
+        alice.send("bob/hi bob, see http://example.org/a/b");
+        bob.expect_line("[alice] hi bob, see http://example.org/a/b");
+        alice.expect_stderr("connected to bob (127.0.0.1:");
+        bob.send("alice/hi alice, with a / inside");
+        alice.expect_line("[bob] hi alice, with a / inside");
+    }
+}
+
+#[test]
+fn a_burst_of_piped_messages_arrives_framed_and_in_order() {
+    both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        let mut burst = String::new();
+        for i in 0..5000 {
+            burst.push_str(&format!("bob/message {i:05}\n"));
+        }
+        alice.send_bytes(burst.as_bytes());
+        for i in 0..5000 {
+            bob.expect_line(&format!("[alice] message {i:05}"));
+        }
+    });
+}
+
+#[test]
+fn an_idle_connection_closes_and_the_next_message_reconnects() {
+    both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut alice = group.start_program(program, "alice", &["--idle-timeout", "0.3"]);
+        alice.send("bob/first");
+        bob.expect_line("[alice] first");
+        alice.expect_stderr("closing idle connection to bob after 0.3 s");
+        bob.expect_stderr("closed their connection to you");
+        alice.send("bob/second");
+        bob.expect_line("[alice] second");
+        alice.expect_stderr_count("connected to bob", 2);
+    });
+}
+
+#[test]
+fn classic_nul_terminated_and_netcat_frames_are_shown_one_line_each() {
+    both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut raw = TcpStream::connect(("127.0.0.1", group.port(1))).expect("connect to bob");
+        raw.set_nodelay(true).unwrap();
+        // The classic C client: name/message\n\0 in one write; two frames glued together.
+        raw.write_all(b"alice/one\n\0alice/two\n\0").unwrap();
+        bob.expect_line("[alice] one");
+        bob.expect_line("[alice] two");
+        // netcat / telnet: CRLF lines, and a frame cut across writes.
+        raw.write_all(b"alice/thr").unwrap();
+        raw.flush().unwrap();
+        raw.write_all(b"ee\r\n\r\n").unwrap();
+        bob.expect_line("[alice] three");
+        raw.write_all(b"alice/nul only\0").unwrap();
+        bob.expect_line("[alice] nul only");
+    });
+}
+
+#[test]
+fn unknown_and_offline_friends_are_answered_and_the_chat_goes_on() {
+    both(|program| {
+        let group = Group::new(&["alice", "bob", "carol"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        alice.send("zed/hello?");
+        alice.expect_stderr("unknown friend \"zed\"");
+        alice.send("carol/are you there?");
+        alice.send("bob/still here");
+        bob.expect_line("[alice] still here");
+        // carol never started: by the time alice quits, the message is reported.
+        alice.close_stdin();
+        assert!(alice.wait_exit().success());
+        let report = alice.expect_stderr("not delivered");
+        assert!(report.contains("1 message(s) to carol"), "{report}");
+    });
+}
+
+#[test]
+fn end_of_input_delivers_what_was_typed_then_exits() {
+    both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        alice.send("bob/last words");
+        alice.close_stdin();
+        assert!(alice.wait_exit().success());
+        bob.expect_line("[alice] last words");
+    });
+}

@@ -24,6 +24,9 @@ use crate::transcript::{Line, Source};
 /// How to start each child.
 pub struct Launch {
     pub chat_bin: PathBuf,
+    /// p2p-chat-select, the poll() twin, run for the friend at `select_peer`.
+    pub select_bin: PathBuf,
+    pub select_peer: usize,
     pub peers_path: PathBuf,
     pub idle_timeout: Duration,
     pub names: Vec<String>,
@@ -80,12 +83,19 @@ impl Children {
             .output
             .clone()
             .ok_or_else(|| io::Error::other("the demo is finishing"))?;
-        let mut command = Command::new(&launch.chat_bin);
+        let program = match index == launch.select_peer {
+            true => &launch.select_bin,
+            false => &launch.chat_bin,
+        };
+        let mut command = Command::new(program);
         command
             .arg("--peers")
             .arg(&launch.peers_path)
             .arg("--idle-timeout")
             .arg(launch.idle_timeout.as_secs_f64().to_string())
+            // p2p-chat-select does not confirm, like the classic program: its friends count a
+            // message to it as sent once this has passed, well before the script ends.
+            .args(["--ack-timeout", "0.5"])
             .arg(name)
             .env("RUST_LOG", log_filter())
             .stdin(Stdio::piped())

@@ -42,6 +42,9 @@ use crate::transcript::{Line, Source, Transcript};
 /// The script needs five friends; more are started too (a broadcast reaches them), up to this.
 const MOST_FRIENDS: usize = 16;
 
+/// The friend (by table order) who runs p2p-chat-select, the poll() twin, instead of p2p-chat.
+const SELECT_PEER: usize = 3;
+
 /// How long the peers may take to deliver what they hold and exit at the end.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,6 +78,8 @@ fn try_main() -> Result<(), Failure> {
         ports::check_free(&table).map_err(Failure::Setup)?;
         return tmux::run(&tmux::Panes {
             chat_bin: &chat_bin,
+            select_bin: &select_bin(&chat_bin)?,
+            select_peer: SELECT_PEER,
             peers_path: &peers_path,
             idle_timeout: options.idle_timeout,
             names: &names[..5],
@@ -115,13 +120,17 @@ fn play(
         peer: None,
         source: Source::Narration,
         text: format!(
-            "starting {} peers, each listening on its port from the table",
-            names.len()
+            "starting {} peers, each listening on its port from the table; {} runs \
+             p2p-chat-select, the same chat as one poll() loop",
+            names.len(),
+            names[SELECT_PEER]
         ),
     });
     let (output_tx, output_rx) = unbounded();
     let launch = Launch {
         chat_bin: chat_bin.to_path_buf(),
+        select_bin: select_bin(chat_bin)?,
+        select_peer: SELECT_PEER,
         peers_path: peers_path.to_path_buf(),
         idle_timeout: options.idle_timeout,
         names: names.clone(),
@@ -168,6 +177,18 @@ fn load_table(path: &Path) -> Result<PeerTable, Failure> {
         )));
     }
     Ok(table)
+}
+
+/// p2p-chat-select, next to the p2p-chat program.
+fn select_bin(chat_bin: &Path) -> Result<PathBuf, Failure> {
+    let path = chat_bin.with_file_name(format!("p2p-chat-select{}", std::env::consts::EXE_SUFFIX));
+    if !path.is_file() {
+        return Err(Failure::Setup(format!(
+            "{} does not exist: build it with 'cargo build --release' (or 'make build')",
+            path.display()
+        )));
+    }
+    Ok(path)
 }
 
 /// The p2p-chat program: `--chat-bin`, or the one next to this program.

@@ -19,6 +19,9 @@ pub const SESSION: &str = "p2p-chat-demo";
 /// What the panes run.
 pub struct Panes<'a> {
     pub chat_bin: &'a Path,
+    /// p2p-chat-select, run in the pane of the friend at `select_peer`.
+    pub select_bin: &'a Path,
+    pub select_peer: usize,
     pub peers_path: &'a Path,
     pub idle_timeout: Duration,
     /// The friends to run, one pane each.
@@ -133,11 +136,15 @@ fn pane_title(panes: &Panes, index: usize) -> String {
 fn pane_script(panes: &Panes, index: usize) -> String {
     let name = &panes.names[index];
     let hint = pane_title(panes, index);
+    let chat = match index == panes.select_peer {
+        true => panes.select_bin,
+        false => panes.chat_bin,
+    };
     format!(
         "trap : INT; printf '%s\\n' {hint}; {chat} -v --peers {peers} --idle-timeout {idle} \
          {name_q}; printf '\\n%s\\n' {left}; read line",
         hint = quote(&hint),
-        chat = quote(&panes.chat_bin.to_string_lossy()),
+        chat = quote(&chat.to_string_lossy()),
         peers = quote(&panes.peers_path.to_string_lossy()),
         idle = panes.idle_timeout.as_secs_f64(),
         name_q = quote(name),
@@ -202,6 +209,8 @@ mod tests {
             .collect();
         let panes = Panes {
             chat_bin: Path::new("/opt/my bin/p2p-chat"),
+            select_bin: Path::new("/opt/my bin/p2p-chat-select"),
+            select_peer: 1,
             peers_path: Path::new("/tmp/peers.txt"),
             idle_timeout: Duration::from_secs(2),
             names: &names,
@@ -210,7 +219,7 @@ mod tests {
         assert!(script.contains("cat: type ann/hello to send"), "{script}");
         assert!(script.contains("Ctrl-D or /quit to leave"), "{script}");
         assert!(
-            script.starts_with("trap : INT;"),
+            script.starts_with("trap : INT;") && pane_script(&panes, 1).contains("-select' -v"),
             "Ctrl-C leaves the pane: {script}"
         );
         assert!(

@@ -432,7 +432,16 @@ fn a_friend_killed_with_our_bytes_unread_gets_the_message_after_restarting() {
     alice.send("bob/unread when you crashed");
     bob.kill();
     let mut bob = group.start("bob", &[]);
-    bob.expect_line("[alice] unread when you crashed");
+    // Back, bob says so; that also has alice retry at once rather than at her next backoff,
+    // which on a busy machine could come after the test's patience.
+    bob.send("alice/I am back");
+    alice.expect_line("[bob] I am back");
+    if !bob.stdout_shows_within("[alice] unread when you crashed", common::PATIENCE) {
+        panic!(
+            "not delivered after the restart; alice: {:#?}",
+            alice.drain_stderr()
+        );
+    }
     alice.wait_settled("bob");
     alice.send("bob/after");
     bob.expect_line("[alice] after");

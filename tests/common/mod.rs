@@ -323,6 +323,14 @@ impl Peer {
         })
     }
 
+    /// Whether the stdout line `expected` was seen or arrives within `timeout`.
+    pub fn stdout_shows_within(&mut self, expected: &str, timeout: Duration) -> bool {
+        if self.out_seen.iter().any(|l| l == expected) {
+            return true;
+        }
+        wait_for_within(&self.stdout, &mut self.out_seen, timeout, |l| l == expected).is_some()
+    }
+
     /// Whether a stderr line containing `needle` was seen or arrives within `timeout`.
     pub fn stderr_shows_within(&mut self, needle: &str, timeout: Duration) -> bool {
         if self.err_seen.iter().any(|l| l.contains(needle)) {

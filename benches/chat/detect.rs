@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Process, TempDir, free_ports};
-use crate::route::{start_peer, write_table};
+use crate::route::{CHAT, start_peer, write_table};
 
 /// The `--ack-timeout` alice runs with, in seconds.
 pub const ACK_TIMEOUT: f64 = 1.0;
@@ -29,9 +29,9 @@ pub struct Detection {
 pub fn measure() -> Detection {
     let dir = TempDir::new("detect");
     let table = write_table(dir.path(), &["alice", "bob"], &free_ports(2));
-    let (bob, _) = start_peer(&table, "bob", &[]);
+    let (bob, _) = start_peer(CHAT, &table, "bob", &[]);
     let ack_timeout = ACK_TIMEOUT.to_string();
-    let (mut alice, _) = start_peer(&table, "alice", &["--ack-timeout", &ack_timeout]);
+    let (mut alice, _) = start_peer(CHAT, &table, "alice", &["--ack-timeout", &ack_timeout]);
     let mut after_send = Vec::new();
     for round in 0..ROUNDS {
         alice.send(format!("bob/confirmed {round}\n").as_bytes());

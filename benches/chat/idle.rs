@@ -16,6 +16,8 @@ pub const ROUNDS: usize = 8;
 
 /// One timeout's samples, each measured from the moment the message was written to alice.
 pub struct IdleClose {
+    /// p2p-chat or p2p-chat-select.
+    pub program: &'static str,
     pub timeout: Duration,
     /// Until alice's `closing idle connection` line.
     pub close_after_send: Vec<Duration>,
@@ -25,11 +27,12 @@ pub struct IdleClose {
     pub close_after_print: Vec<Duration>,
 }
 
-pub fn measure(timeout_secs: f64) -> IdleClose {
+pub fn measure(program: &'static str, timeout_secs: f64) -> IdleClose {
     let timeout = Duration::from_secs_f64(timeout_secs);
     let label = format!("idle-{}ms", timeout.as_millis());
-    let mut route = Route::chat(&label, timeout_secs);
+    let mut route = Route::peers(program, &label, timeout_secs);
     let mut result = IdleClose {
+        program,
         timeout,
         close_after_send: Vec::new(),
         disconnect_after_send: Vec::new(),

@@ -4,7 +4,7 @@
 //! pipe reads and one thread hand-off inside the benchmark, so the ratio understates the gap a
 //! little.
 //!
-//! The chat and the relay take turns in rounds, so both see the same machine.
+//! The routes take turns in rounds, so all see the same machine.
 
 use std::time::{Duration, Instant};
 
@@ -15,25 +15,16 @@ pub const ROUNDS: usize = 8;
 /// Messages per round: ROUNDS x PER_ROUND samples per route.
 pub const PER_ROUND: usize = 250;
 
-/// Every sample, in the order taken.
-pub struct Latency {
-    pub chat: Vec<Duration>,
-    pub relay: Vec<Duration>,
-}
+/// Every sample, in the order taken, for each route in the order given.
+pub type Latency = Vec<Vec<Duration>>;
 
-pub fn measure(chat: &mut Route, relay: &mut Route) -> Latency {
-    let mut result = Latency {
-        chat: Vec::new(),
-        relay: Vec::new(),
-    };
+pub fn measure(routes: &mut [&mut Route]) -> Latency {
+    let mut result = vec![Vec::new(); routes.len()];
     for round in 0..ROUNDS {
         let first = round * PER_ROUND;
-        if round % 2 == 0 {
-            ping_pong(chat, first, &mut result.chat);
-            ping_pong(relay, first, &mut result.relay);
-        } else {
-            ping_pong(relay, first, &mut result.relay);
-            ping_pong(chat, first, &mut result.chat);
+        for k in 0..routes.len() {
+            let i = (round + k) % routes.len();
+            ping_pong(routes[i], first, &mut result[i]);
         }
     }
     result

@@ -1,6 +1,6 @@
 //! `make bench`: how fast, how exact and how costly p2p-chat is, measured on the real release
-//! binary (`target/release/p2p-chat`) over loopback, and printed as Markdown tables beside the
-//! targets.
+//! binaries over loopback, side by side with `p2p-chat-select` (the same chat as one poll() loop),
+//! and printed as Markdown tables beside the targets.
 //!
 //! 1. [`throughput`]: a burst of 100,000 short messages written into alice's stdin for bob,
 //!    timed until bob has printed the last one.
@@ -10,6 +10,10 @@
 //!    peers, and start-up time.
 //! 5. [`detect`]: how soon a friend who stops confirming (a stopped process) is reported, against
 //!    `--ack-timeout`.
+//! 6. [`handoff`]: the cost of one hand-off between two threads over a channel, measured in the
+//!    same run: what each hop inside p2p-chat costs and the poll() loop does not pay.
+//!
+//! Figures 1 to 4 are taken for both programs.
 //!
 //! The baseline for 1 and 2 is a bare [`relay`]: this same binary, started as two child processes,
 //! moving the same lines stdin -> one loopback TCP connection -> stdout with the chat's buffering
@@ -21,6 +25,7 @@
 //! peer tables live in a temporary directory removed at the end.
 
 mod detect;
+mod handoff;
 mod harness;
 mod idle;
 mod latency;
@@ -34,7 +39,7 @@ mod throughput;
 use std::time::Instant;
 
 use crate::report::Results;
-use crate::route::Route;
+use crate::route::{CHAT, Route, SELECT};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,33 +52,42 @@ fn main() {
     let began = Instant::now();
     eprintln!("benchmarking {}", env!("CARGO_BIN_EXE_p2p-chat"));
 
-    let mut chat = Route::chat("pair", 30.0);
+    let mut chat = Route::peers(CHAT, "pair", 30.0);
     chat.warm_up(100);
+    let mut select = Route::peers(SELECT, "select-pair", 30.0);
+    select.warm_up(100);
     let mut relay = Route::relay();
     relay.warm_up(100);
-    eprintln!("1/5 throughput: chat and relay in alternating rounds");
-    let throughput = throughput::measure(&mut chat, &mut relay);
-    eprintln!("2/5 latency: chat and relay in alternating rounds");
-    let latency = latency::measure(&mut chat, &mut relay);
-    drop(chat);
-    drop(relay);
+    eprintln!("1/6 throughput: p2p-chat, p2p-chat-select and the relay in rotating rounds");
+    let throughput = throughput::measure(&mut [&mut chat, &mut select, &mut relay]);
+    eprintln!("2/6 latency: p2p-chat, p2p-chat-select and the relay in rotating rounds");
+    let latency = latency::measure(&mut [&mut chat, &mut select, &mut relay]);
+    drop((chat, select, relay));
 
-    let idle = idle::TIMEOUTS
-        .iter()
-        .map(|&timeout| {
-            eprintln!("3/5 idle close: --idle-timeout {timeout}");
-            idle::measure(timeout)
-        })
-        .collect();
-    let meshes = mesh::SIZES
-        .iter()
-        .map(|&peers| {
-            eprintln!("4/5 cost: full mesh of {peers} peers");
-            mesh::measure(peers)
-        })
-        .collect();
-    eprintln!("5/5 detection: a friend who stops confirming");
+    let mut idle = Vec::new();
+    for program in [CHAT, SELECT] {
+        for timeout in idle::TIMEOUTS {
+            eprintln!(
+                "3/6 idle close: --idle-timeout {timeout}, {}",
+                report::label(program)
+            );
+            idle.push(idle::measure(program, timeout));
+        }
+    }
+    let mut meshes = Vec::new();
+    for program in [CHAT, SELECT] {
+        for peers in mesh::SIZES {
+            eprintln!(
+                "4/6 cost: full mesh of {peers} peers, {}",
+                report::label(program)
+            );
+            meshes.push(mesh::measure(program, peers));
+        }
+    }
+    eprintln!("5/6 detection: a friend who stops confirming");
     let detection = detect::measure();
+    eprintln!("6/6 the cost of one thread hand-off");
+    let handoff = handoff::measure();
 
     report::print(&Results {
         throughput,
@@ -81,6 +95,7 @@ fn main() {
         idle,
         meshes,
         detection,
+        handoff,
         elapsed: began.elapsed(),
     });
 }

@@ -14,6 +14,8 @@ pub const SIZES: [usize; 3] = [5, 20, 50];
 
 /// One mesh's figures, one entry per peer.
 pub struct MeshCost {
+    /// The program every peer runs: p2p-chat or p2p-chat-select.
+    pub program: &'static str,
     pub peers: usize,
     /// Each peer's footprint after start-up, before any message.
     pub idle: Vec<Footprint>,
@@ -22,7 +24,7 @@ pub struct MeshCost {
     pub startup: Vec<Duration>,
 }
 
-pub fn measure(size: usize) -> MeshCost {
+pub fn measure(program: &'static str, size: usize) -> MeshCost {
     let dir = TempDir::new(&format!("mesh-{size}"));
     let names: Vec<String> = (1..=size).map(|i| format!("peer{i:02}")).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -30,7 +32,7 @@ pub fn measure(size: usize) -> MeshCost {
     let mut peers = Vec::new();
     let mut startup = Vec::new();
     for name in &names {
-        let (peer, took) = start_peer(&table, name, &["--idle-timeout", "3600"]);
+        let (peer, took) = start_peer(program, &table, name, &["--idle-timeout", "3600"]);
         peers.push(peer);
         startup.push(took);
     }
@@ -54,6 +56,7 @@ pub fn measure(size: usize) -> MeshCost {
         peer.wait_exit(deadline.saturating_duration_since(Instant::now()));
     }
     MeshCost {
+        program,
         peers: size,
         idle,
         meshed,

@@ -6,10 +6,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::detect::{self, Detection};
+use crate::handoff;
 use crate::harness::{read_first_line, soft_limit};
 use crate::idle::{self, IdleClose};
 use crate::latency::{self, Latency};
 use crate::mesh::MeshCost;
+use crate::route::{CHAT, SELECT};
 use crate::stats::{
     max_duration, median, median_duration, mib, micros, millis, percentile, rate, yes_no,
 };
@@ -29,12 +31,24 @@ const RSS_TARGET_KIB: u64 = 4 * 1024;
 const THREAD_STACK_KIB: u64 = 2 * 1024;
 
 pub struct Results {
+    /// Per route: p2p-chat, p2p-chat-select, the relay.
     pub throughput: Throughput,
     pub latency: Latency,
     pub idle: Vec<IdleClose>,
     pub meshes: Vec<MeshCost>,
     pub detection: Detection,
+    /// Time per pass between two threads, one figure per round.
+    pub handoff: Vec<Duration>,
     pub elapsed: Duration,
+}
+
+/// The name a program goes by in the tables.
+pub fn label(program: &str) -> &'static str {
+    if program == SELECT {
+        "p2p-chat-select"
+    } else {
+        "p2p-chat"
+    }
 }
 
 pub fn print(results: &Results) {
@@ -42,7 +56,12 @@ pub fn print(results: &Results) {
     headline(&mut out, results);
     details(&mut out, results);
     meshes(&mut out, &results.meshes);
-    limits(&mut out, &results.meshes);
+    let threaded: Vec<&MeshCost> = results
+        .meshes
+        .iter()
+        .filter(|m| m.program == CHAT)
+        .collect();
+    limits(&mut out, &threaded);
     machine(&mut out, results.elapsed);
     print!("{out}");
 }
@@ -51,98 +70,118 @@ fn headline(out: &mut String, r: &Results) {
     let _ = writeln!(out, "\n## p2p-chat benchmark\n");
     let _ = writeln!(
         out,
-        "| figure | p2p-chat | baseline | ratio / error | target | met |"
+        "| figure | p2p-chat (threads) | p2p-chat-select (poll) | bare relay | threads / relay | poll / relay | target for p2p-chat | met |"
     );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
 
-    let chat = median(&r.throughput.chat);
-    let relay = median(&r.throughput.relay);
-    let ratio = chat / relay;
+    let [chat, select, relay] = [0, 1, 2].map(|i| median(&r.throughput[i]));
     let _ = writeln!(
         out,
-        "| throughput, burst of {} messages (median of {} rounds) | {} | {} (bare relay) | {ratio:.2}x | >= {THROUGHPUT_TARGET:.1}x relay | {} |",
+        "| throughput, burst of {} messages (median of {} rounds) | {} | {} | {} | {:.2}x | {:.2}x | >= {THROUGHPUT_TARGET:.1}x relay | {} |",
         group(throughput::MESSAGES),
         throughput::ROUNDS,
         rate(chat),
+        rate(select),
         rate(relay),
-        yes_no(ratio >= THROUGHPUT_TARGET)
+        chat / relay,
+        select / relay,
+        yes_no(chat / relay >= THROUGHPUT_TARGET)
     );
 
     let samples = latency::ROUNDS * latency::PER_ROUND;
     for (p, target) in [(50.0, Some(LATENCY_TARGET)), (99.0, None)] {
-        let chat = percentile(&r.latency.chat, p);
-        let relay = percentile(&r.latency.relay, p);
-        let ratio = chat.as_secs_f64() / relay.as_secs_f64();
+        let [chat, select, relay] = [0, 1, 2].map(|i| percentile(&r.latency[i], p));
+        let ratio = |d: Duration| d.as_secs_f64() / relay.as_secs_f64();
         let (target_text, met) = match target {
-            Some(t) => (format!("<= {t:.1}x relay"), yes_no(ratio <= t).to_string()),
+            Some(t) => (
+                format!("<= {t:.1}x relay"),
+                yes_no(ratio(chat) <= t).to_string(),
+            ),
             None => ("-".to_string(), "-".to_string()),
         };
         let _ = writeln!(
             out,
-            "| latency p{p}, one message at a time, warm link ({samples} samples) | {} | {} (bare relay) | {ratio:.2}x | {target_text} | {met} |",
+            "| latency p{p}, one message at a time, warm link ({samples} samples) | {} | {} | {} | {:.2}x | {:.2}x | {target_text} | {met} |",
             micros(chat),
+            micros(select),
             micros(relay),
+            ratio(chat),
+            ratio(select),
         );
     }
 
-    for close in &r.idle {
-        let what = format!(
-            "idle close after --idle-timeout {} s (median of {})",
-            close.timeout.as_secs_f64(),
-            idle::ROUNDS
-        );
-        deadline_row(
+    for timeout in idle::TIMEOUTS {
+        let timeout = Duration::from_secs_f64(timeout);
+        let of = |program: &str| {
+            r.idle
+                .iter()
+                .find(|c| c.program == program && c.timeout == timeout)
+                .expect("measured for both programs")
+        };
+        let (chat, select) = (of(CHAT), of(SELECT));
+        let worst = worst_ms(&chat.close_after_send, timeout);
+        let _ = writeln!(
             out,
-            &what,
-            &close.close_after_send,
-            close.timeout,
-            IDLE_TARGET,
+            "| idle close after --idle-timeout {} s (median of {}), from the send | {} | {} | - | - | - | within {} ms | {} |",
+            timeout.as_secs_f64(),
+            idle::ROUNDS,
+            error_text(&chat.close_after_send, timeout),
+            error_text(&select.close_after_send, timeout),
+            IDLE_TARGET.as_millis(),
+            yes_no(worst.abs() <= IDLE_TARGET.as_secs_f64() * 1e3)
         );
     }
     let d = &r.detection;
-    let what = format!(
-        "a friend who stops confirming reported, --ack-timeout {} s (median of {})",
+    let worst = worst_ms(&d.after_send, d.timeout);
+    let _ = writeln!(
+        out,
+        "| a friend who stops confirming reported, --ack-timeout {} s (median of {}), from the send | {} | no confirmations | - | - | - | within {} ms | {} |",
         d.timeout.as_secs_f64(),
-        detect::ROUNDS
+        detect::ROUNDS,
+        error_text(&d.after_send, d.timeout),
+        DETECT_TARGET.as_millis(),
+        yes_no((0.0..=DETECT_TARGET.as_secs_f64() * 1e3).contains(&worst))
     );
-    deadline_row(out, &what, &d.after_send, d.timeout, DETECT_TARGET);
 
-    if let Some(mesh) = r.meshes.iter().find(|m| m.peers == 5) {
-        let max_rss = mesh.meshed.iter().map(|f| f.rss_kib).max().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "| resident memory per peer, 5-peer full mesh (largest of 5) | {} | - | - | < {} | {} |",
-            mib(max_rss),
-            mib(RSS_TARGET_KIB),
-            yes_no(max_rss < RSS_TARGET_KIB)
-        );
-    }
+    let largest = |program: &str| {
+        r.meshes
+            .iter()
+            .find(|m| m.peers == 5 && m.program == program)
+            .map_or(0, |m| m.meshed.iter().map(|f| f.rss_kib).max().unwrap_or(0))
+    };
+    let _ = writeln!(
+        out,
+        "| resident memory per peer, 5-peer full mesh (largest of 5) | {} | {} | - | - | - | < {} | {} |",
+        mib(largest(CHAT)),
+        mib(largest(SELECT)),
+        mib(RSS_TARGET_KIB),
+        yes_no(largest(CHAT) < RSS_TARGET_KIB)
+    );
+    let handoff = median_duration(&r.handoff);
+    let _ = writeln!(
+        out,
+        "| one hand-off between two threads over a channel (median of {} rounds of ping-pong) | {:.1} µs a hop | none | - | - | - | - | - |",
+        handoff::ROUNDS,
+        handoff.as_secs_f64() * 1e6
+    );
 }
 
-/// A row for something that should happen `configured` after the send: met when every sample
-/// is within `target` of it.
-fn deadline_row(
-    out: &mut String,
-    what: &str,
-    samples: &[Duration],
-    configured: Duration,
-    target: Duration,
-) {
-    let worst = samples
+/// The largest error, in ms and signed, of `samples` against `configured`.
+fn worst_ms(samples: &[Duration], configured: Duration) -> f64 {
+    samples
         .iter()
         .map(|&d| signed_ms(d, configured))
         .max_by(|a, b| a.abs().total_cmp(&b.abs()))
-        .unwrap_or_default();
-    let median = median_duration(samples);
-    let _ = writeln!(
-        out,
-        "| {what}, from the send | {} | {} configured | {:+.1} ms median, {worst:+.1} ms worst | within {} ms | {} |",
-        millis(median),
-        millis(configured),
-        signed_ms(median, configured),
-        target.as_millis(),
-        yes_no(worst.abs() <= target.as_secs_f64() * 1e3)
-    );
+        .unwrap_or_default()
+}
+
+/// `+0.5 ms median, +0.7 ms worst`.
+fn error_text(samples: &[Duration], configured: Duration) -> String {
+    format!(
+        "{:+.1} ms median, {:+.1} ms worst",
+        signed_ms(median_duration(samples), configured),
+        worst_ms(samples, configured)
+    )
 }
 
 fn details(out: &mut String, r: &Results) {
@@ -154,17 +193,24 @@ fn details(out: &mut String, r: &Results) {
     let _ = writeln!(out, "\nRound by round:\n");
     let _ = writeln!(
         out,
-        "- throughput range over the rounds: p2p-chat {}, relay {}",
-        spread(&r.throughput.chat),
-        spread(&r.throughput.relay)
+        "- throughput range over the rounds: p2p-chat {}, p2p-chat-select {}, relay {}",
+        spread(&r.throughput[0]),
+        spread(&r.throughput[1]),
+        spread(&r.throughput[2])
     );
+    let tail = |v: &[Duration]| {
+        format!(
+            "{} / {}",
+            micros(percentile(v, 90.0)),
+            micros(max_duration(v))
+        )
+    };
     let _ = writeln!(
         out,
-        "- latency p90 / max: p2p-chat {} / {}, relay {} / {}",
-        micros(percentile(&r.latency.chat, 90.0)),
-        micros(max_duration(&r.latency.chat)),
-        micros(percentile(&r.latency.relay, 90.0)),
-        micros(max_duration(&r.latency.relay))
+        "- latency p90 / max: p2p-chat {}, p2p-chat-select {}, relay {}",
+        tail(&r.latency[0]),
+        tail(&r.latency[1]),
+        tail(&r.latency[2])
     );
     for close in &r.idle {
         let list = |v: &[Duration]| {
@@ -175,7 +221,8 @@ fn details(out: &mut String, r: &Results) {
         };
         let _ = writeln!(
             out,
-            "- idle timeout {} ms: close logged at {} ms after the send; bob saw the disconnect at {} ms; close after bob printed the message: {} ms",
+            "- {}, idle timeout {} ms: close logged at {} ms after the send; bob saw the close at {} ms; close after bob printed the message: {} ms",
+            label(close.program),
             close.timeout.as_millis(),
             list(&close.close_after_send),
             list(&close.disconnect_after_send),
@@ -188,20 +235,24 @@ fn meshes(out: &mut String, meshes: &[MeshCost]) {
     let _ = writeln!(out, "\n### Cost per peer in a full mesh of N peers\n");
     let _ = writeln!(
         out,
-        "| N | threads per peer | 3N+2 | open files per peer | resident before any message (median) | resident in the mesh (median / largest) | start-up, spawn to `listening on` (median / slowest) |"
+        "| program | N | threads per peer | expected | open files per peer | resident before any message (median) | resident in the mesh (median / largest) | start-up, spawn to `listening on` (median / slowest) |"
     );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
     for mesh in meshes {
         let threads = median_of(mesh.meshed.iter().map(|f| f.threads as f64));
         let fds = median_of(mesh.meshed.iter().map(|f| f.fds as f64));
         let idle_rss = median_of(mesh.idle.iter().map(|f| f.rss_kib as f64)) as u64;
         let rss = median_of(mesh.meshed.iter().map(|f| f.rss_kib as f64)) as u64;
         let max_rss = mesh.meshed.iter().map(|f| f.rss_kib).max().unwrap_or(0);
+        let expected = match mesh.program == CHAT {
+            true => format!("3N+2 = {}", 3 * mesh.peers + 2),
+            false => "1".to_string(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {threads} | {} | {fds} | {} | {} / {} | {} / {} |",
+            "| {} | {} | {threads} | {expected} | {fds} | {} | {} / {} | {} / {} |",
+            label(mesh.program),
             mesh.peers,
-            3 * mesh.peers + 2,
             mib(idle_rss),
             mib(rss),
             mib(max_rss),
@@ -213,7 +264,7 @@ fn meshes(out: &mut String, meshes: &[MeshCost]) {
 
 /// Where one peer, and a mesh on one machine, run out, from the growth between the two largest
 /// meshes measured.
-fn limits(out: &mut String, meshes: &[MeshCost]) {
+fn limits(out: &mut String, meshes: &[&MeshCost]) {
     let [.., small, large] = meshes else { return };
     let per =
         |f: &dyn Fn(&MeshCost) -> f64| (f(large) - f(small)) / (large.peers - small.peers) as f64;

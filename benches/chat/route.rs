@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 use crate::harness::{Process, TempDir, free_ports};
 use crate::relay;
 
+/// The threaded design.
+pub const CHAT: &str = env!("CARGO_BIN_EXE_p2p-chat");
+/// The same chat as one poll() loop.
+pub const SELECT: &str = env!("CARGO_BIN_EXE_p2p-chat-select");
+
 /// Long enough for a peer to start on a busy machine.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,15 +28,15 @@ pub struct Route {
 }
 
 impl Route {
-    /// alice and bob, on free loopback ports. bob starts first, so alice's first message finds
-    /// him listening. The connection is opened by the first message, so call [`Route::warm_up`]
-    /// before timing anything.
-    pub fn chat(label: &str, idle_timeout_secs: f64) -> Route {
+    /// alice and bob, both running `program` ([`CHAT`] or [`SELECT`]), on free loopback ports.
+    /// bob starts first, so alice's first message finds him listening. The connection is opened
+    /// by the first message, so call [`Route::warm_up`] before timing anything.
+    pub fn peers(program: &str, label: &str, idle_timeout_secs: f64) -> Route {
         let dir = TempDir::new(label);
         let table = write_table(dir.path(), &["alice", "bob"], &free_ports(2));
         let idle = idle_timeout_secs.to_string();
-        let (receiver, _) = start_peer(&table, "bob", &["--idle-timeout", &idle]);
-        let (sender, _) = start_peer(&table, "alice", &["--idle-timeout", &idle]);
+        let (receiver, _) = start_peer(program, &table, "bob", &["--idle-timeout", &idle]);
+        let (sender, _) = start_peer(program, &table, "alice", &["--idle-timeout", &idle]);
         Route {
             sender,
             receiver,
@@ -83,10 +88,15 @@ pub fn write_table(dir: &Path, names: &[&str], ports: &[u16]) -> PathBuf {
     path
 }
 
-/// Starts the release binary as peer `name`, with `options` added, and waits for its
-/// `listening on` line. Returns the peer and its start-up time, from spawn to that line.
-pub fn start_peer(table: &Path, name: &str, options: &[&str]) -> (Process, Duration) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_p2p-chat"));
+/// Starts `program` as peer `name`, with `options` added, and waits for its `listening on`
+/// line. Returns the peer and its start-up time, from spawn to that line.
+pub fn start_peer(
+    program: &str,
+    table: &Path,
+    name: &str,
+    options: &[&str],
+) -> (Process, Duration) {
+    let mut command = Command::new(program);
     command
         .arg("--peers")
         .arg(table)

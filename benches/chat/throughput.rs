@@ -1,8 +1,9 @@
 //! Figure 1, throughput: a burst of short messages written at once into the sender's stdin, timed
 //! from the first byte written until the last line is read from the receiver's stdout.
 //!
-//! The chat and the relay take turns, round after round, with the one going first alternating,
-//! so a slow spell on a shared machine lands on both; the figure is the median of the rounds.
+//! The two designs and the relay take turns, round after round, with the one going first
+//! rotating, so a slow spell on a shared machine lands on all three; the figure is the median of
+//! the rounds.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -14,28 +15,20 @@ pub const MESSAGES: usize = 100_000;
 /// Timed bursts per route.
 pub const ROUNDS: usize = 31;
 
-/// Messages per second, one figure per round.
-pub struct Throughput {
-    pub chat: Vec<f64>,
-    pub relay: Vec<f64>,
-}
+/// Messages per second, one figure per round, for each route in the order given.
+pub type Throughput = Vec<Vec<f64>>;
 
-pub fn measure(chat: &mut Route, relay: &mut Route) -> Throughput {
+pub fn measure(routes: &mut [&mut Route]) -> Throughput {
     let burst = burst();
-    // One untimed burst each, so both start with grown buffers and a warm page cache.
-    burst_rate(chat, &burst);
-    burst_rate(relay, &burst);
-    let mut result = Throughput {
-        chat: Vec::new(),
-        relay: Vec::new(),
-    };
+    // One untimed burst each, so all start with grown buffers and a warm page cache.
+    for route in routes.iter_mut() {
+        burst_rate(route, &burst);
+    }
+    let mut result = vec![Vec::new(); routes.len()];
     for round in 0..ROUNDS {
-        if round % 2 == 0 {
-            result.chat.push(burst_rate(chat, &burst));
-            result.relay.push(burst_rate(relay, &burst));
-        } else {
-            result.relay.push(burst_rate(relay, &burst));
-            result.chat.push(burst_rate(chat, &burst));
+        for k in 0..routes.len() {
+            let i = (round + k) % routes.len();
+            result[i].push(burst_rate(routes[i], &burst));
         }
     }
     result

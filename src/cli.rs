@@ -91,39 +91,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
         verbose: false,
         clock: true,
     };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| usage(format!("argument {a:?} is not valid UTF-8")))?;
-        // Accept both `--opt value` and `--opt=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .and_then(|v| v.into_string().ok())
-                    .ok_or_else(|| usage(format!("{flag} needs a value"))),
-            }
-        };
+    let mut words = Words::new(args);
+    while let Some(word) = words.next() {
+        let (arg, flag, inline) = word.map_err(usage)?;
+        let mut value = || words.value(&flag, inline.clone()).map_err(usage);
         match flag.as_str() {
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
             "-v" | "--verbose" => options.verbose = true,
             "--no-time" => options.clock = false,
             "--peers" => options.peers_path = value()?,
-            "--idle-timeout" => options.idle_timeout = seconds("--idle-timeout", &value()?)?,
-            "--connect-timeout" => {
-                options.connect_timeout = seconds("--connect-timeout", &value()?)?
-            }
-            "--write-timeout" => options.write_timeout = seconds("--write-timeout", &value()?)?,
-            "--ack-timeout" => options.ack_timeout = seconds("--ack-timeout", &value()?)?,
+            "--idle-timeout" => options.idle_timeout = seconds(&flag, &value()?)?,
+            "--connect-timeout" => options.connect_timeout = seconds(&flag, &value()?)?,
+            "--write-timeout" => options.write_timeout = seconds(&flag, &value()?)?,
+            "--ack-timeout" => options.ack_timeout = seconds(&flag, &value()?)?,
             "--max-inbound" => {
                 let text = value()?;
                 let n = text
@@ -137,7 +118,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
                 })?);
             }
             "--" => {
-                if let Some(rest) = args.next() {
+                if let Some(rest) = words.rest() {
                     set_name(&mut name, rest.to_string_lossy().into_owned())?;
                 }
             }
@@ -164,15 +145,80 @@ fn set_name(name: &mut Option<String>, value: String) -> Result<()> {
 
 /// Parses a positive number of seconds, decimals allowed, up to a day.
 fn seconds(option: &str, text: &str) -> Result<Duration> {
+    seconds_in(option, text, 0.0, 86_400.0).map_err(usage)
+}
+
+/// A number of seconds greater than `above` and at most `most`, decimals allowed; the error says
+/// which option and what it takes.
+pub fn seconds_in(
+    option: &str,
+    text: &str,
+    above: f64,
+    most: f64,
+) -> std::result::Result<Duration, String> {
     text.parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .filter(|s| s.is_finite() && *s > above && *s <= most)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| {
-            usage(format!(
-                "{option} {text:?}: expected a number of seconds greater than 0 and at most 86400, e.g. 30 or 0.5"
-            ))
+            format!(
+                "{option} {text:?}: expected a number of seconds greater than {above} and at \
+                 most {most}, e.g. 30 or 0.5"
+            )
         })
+}
+
+/// The words of a command line taken one option at a time, for every binary of the project:
+/// `--opt value` and `--opt=value` alike.
+pub struct Words<I> {
+    rest: I,
+}
+
+impl<I: Iterator<Item = OsString>> Words<I> {
+    pub fn new(args: impl IntoIterator<IntoIter = I>) -> Self {
+        Words {
+            rest: args.into_iter(),
+        }
+    }
+
+    /// The next word as (the whole word, the flag, its `=value` if written so).
+    #[allow(clippy::should_implement_trait)] // it borrows `self` again for `value`
+    pub fn next(&mut self) -> Option<std::result::Result<(String, String, Option<String>), String>> {
+        let word = self.rest.next()?;
+        Some(match word.into_string() {
+            Err(word) => Err(format!("argument {word:?} is not valid UTF-8")),
+            Ok(word) => {
+                let (flag, inline) = match word.split_once('=') {
+                    Some((flag, value)) if flag.starts_with("--") => {
+                        (flag.to_string(), Some(value.to_string()))
+                    }
+                    _ => (word.clone(), None),
+                };
+                Ok((word, flag, inline))
+            }
+        })
+    }
+
+    /// The value of `flag`: the one after `=`, else the next word.
+    pub fn value(
+        &mut self,
+        flag: &str,
+        inline: Option<String>,
+    ) -> std::result::Result<String, String> {
+        match inline {
+            Some(value) => Ok(value),
+            None => self
+                .rest
+                .next()
+                .and_then(|v| v.into_string().ok())
+                .ok_or_else(|| format!("{flag} needs a value")),
+        }
+    }
+
+    /// The next word as it is (after `--`).
+    pub fn rest(&mut self) -> Option<OsString> {
+        self.rest.next()
+    }
 }
 
 fn usage(message: String) -> Error {

@@ -4,6 +4,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use p2p_chat::cli::{Words, seconds_in};
+
 pub const USAGE: &str = "\
 p2p-chat-demo: five p2p-chat peers on this machine chat by script, and the demo
 checks its own transcript
@@ -66,27 +68,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, String>
         pace: Duration::from_millis(1000),
         tmux: false,
     };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let arg = arg
-            .into_string()
-            .map_err(|a| format!("argument {a:?} is not valid UTF-8"))?;
-        // Accept both `--opt value` and `--opt=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .and_then(|v| v.into_string().ok())
-                    .ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
+    // The same reading of the words as p2p-chat's own command line.
+    let mut words = Words::new(args);
+    while let Some(word) = words.next() {
+        let (arg, flag, inline) = word?;
+        let mut value = || words.value(&flag, inline.clone());
         match flag.as_str() {
             "-h" | "--help" => return Ok(Action::Help),
             "--peers" => options.peers_path = PathBuf::from(value()?),
@@ -105,16 +91,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, String>
     Ok(Action::Run(options))
 }
 
-/// Seconds, decimals allowed, from 0.1 to 10: the demo must see connections close within its
-/// run of about 20 seconds.
+/// Seconds, decimals allowed, up to 10: the demo must see connections close within its run of
+/// about 20 seconds.
 fn idle_timeout(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| (0.1..=10.0).contains(s))
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            format!("--idle-timeout {text:?}: expected a number of seconds from 0.1 to 10, e.g. 2 or 0.5")
-        })
+    seconds_in("--idle-timeout", text, 0.0, 10.0)
 }
 
 /// Whole milliseconds, from 0 to 5000.

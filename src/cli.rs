@@ -168,6 +168,9 @@ pub fn seconds_in(
         })
 }
 
+/// One word of a command line: the whole word, the flag, and its value if written `--flag=value`.
+pub type Word = (String, String, Option<String>);
+
 /// The words of a command line taken one option at a time, for every binary of the project:
 /// `--opt value` and `--opt=value` alike.
 pub struct Words<I> {
@@ -183,7 +186,7 @@ impl<I: Iterator<Item = OsString>> Words<I> {
 
     /// The next word as (the whole word, the flag, its `=value` if written so).
     #[allow(clippy::should_implement_trait)] // it borrows `self` again for `value`
-    pub fn next(&mut self) -> Option<std::result::Result<(String, String, Option<String>), String>> {
+    pub fn next(&mut self) -> Option<std::result::Result<Word, String>> {
         let word = self.rest.next()?;
         Some(match word.into_string() {
             Err(word) => Err(format!("argument {word:?} is not valid UTF-8")),

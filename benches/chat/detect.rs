@@ -9,8 +9,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Process, TempDir, free_ports};
-use crate::route::{CHAT, start_peer, write_table};
+use crate::common::{TempDir, free_ports, write_table};
+use crate::harness::Process;
+use crate::route::{CHAT, start_peer};
 
 /// The `--ack-timeout` alice runs with, in seconds.
 pub const ACK_TIMEOUT: f64 = 1.0;
@@ -27,8 +28,8 @@ pub struct Detection {
 }
 
 pub fn measure() -> Detection {
-    let dir = TempDir::new("detect");
-    let table = write_table(dir.path(), &["alice", "bob"], &free_ports(2));
+    let dir = TempDir::new();
+    let table = write_table(&dir, &["alice", "bob"], &free_ports(2));
     let (bob, _) = start_peer(CHAT, &table, "bob", &[]);
     let ack_timeout = ACK_TIMEOUT.to_string();
     let (mut alice, _) = start_peer(CHAT, &table, "alice", &["--ack-timeout", &ack_timeout]);

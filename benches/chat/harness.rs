@@ -1,13 +1,12 @@
 //! Child processes for the benchmark, and the plumbing around them: each child's stdout and
 //! stderr are read on threads of their own and stamped with the `Instant` they arrived, every
 //! wait has a deadline, and every child is killed when its [`Process`] is dropped, so a failed
-//! measurement never leaves a process behind. Also a temporary directory, free loopback ports and
-//! what `/proc` says about a process. Nothing here measures.
+//! measurement never leaves a process behind. Also what `/proc` says about a process. Temporary
+//! directories, free loopback ports and peer tables come from the tests' shared module
+//! (`tests/common`), so there is one of each. Nothing here measures.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -263,45 +262,6 @@ impl Log {
         }
         panic!("{} wrote too many log lines without {needle:?}", self.name)
     }
-}
-
-/// A directory under the system temp dir, removed with everything in it when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("p2p-chat-bench-{}-{label}", std::process::id()));
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `count` distinct loopback ports that were free a moment ago: the kernel picks each by a bind
-/// to port 0, and all are held until all are picked, so none is handed out twice.
-pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("cannot bind a loopback port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .expect("a bound listener has an address")
-                .port()
-        })
-        .collect()
 }
 
 /// What one process costs, from `/proc`.

@@ -29,8 +29,7 @@ pub struct IdleClose {
 
 pub fn measure(program: &'static str, timeout_secs: f64) -> IdleClose {
     let timeout = Duration::from_secs_f64(timeout_secs);
-    let label = format!("idle-{}ms", timeout.as_millis());
-    let mut route = Route::peers(program, &label, timeout_secs);
+    let mut route = Route::peers(program, timeout_secs);
     let mut result = IdleClose {
         program,
         timeout,

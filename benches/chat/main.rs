@@ -24,6 +24,9 @@
 //! deadline and every loop a fixed count. Only 127.0.0.1 is used, on ports the kernel picked, and
 //! peer tables live in a temporary directory removed at the end.
 
+// The tests' shared helpers: temporary directories, free ports, peer tables.
+#[path = "../../tests/common/mod.rs"]
+mod common;
 mod detect;
 mod handoff;
 mod harness;
@@ -52,9 +55,9 @@ fn main() {
     let began = Instant::now();
     eprintln!("benchmarking {}", env!("CARGO_BIN_EXE_p2p-chat"));
 
-    let mut chat = Route::peers(CHAT, "pair", 30.0);
+    let mut chat = Route::peers(CHAT, 30.0);
     chat.warm_up(100);
-    let mut select = Route::peers(SELECT, "select-pair", 30.0);
+    let mut select = Route::peers(SELECT, 30.0);
     select.warm_up(100);
     let mut relay = Route::relay();
     relay.warm_up(100);

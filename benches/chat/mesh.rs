@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Footprint, TempDir, footprint, free_ports};
-use crate::route::{start_peer, write_table};
+use crate::common::{TempDir, free_ports, write_table};
+use crate::harness::{Footprint, footprint};
+use crate::route::start_peer;
 
 /// Mesh sizes, in peers.
 pub const SIZES: [usize; 3] = [5, 20, 50];
@@ -25,10 +26,10 @@ pub struct MeshCost {
 }
 
 pub fn measure(program: &'static str, size: usize) -> MeshCost {
-    let dir = TempDir::new(&format!("mesh-{size}"));
+    let dir = TempDir::new();
     let names: Vec<String> = (1..=size).map(|i| format!("peer{i:02}")).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let table = write_table(dir.path(), &name_refs, &free_ports(size));
+    let table = write_table(&dir, &name_refs, &free_ports(size));
     let mut peers = Vec::new();
     let mut startup = Vec::new();
     for name in &names {

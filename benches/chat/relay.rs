@@ -28,7 +28,7 @@ const BUFFER: usize = p2p_chat::console::READ_BYTES;
 
 /// Starts the receiving half, then the sending half connected to it.
 pub fn start() -> (Process, Process) {
-    let port = crate::harness::free_ports(1)[0].to_string();
+    let port = crate::common::free_ports(1)[0].to_string();
     let exe = std::env::current_exe().expect("the benchmark knows the path of its own binary");
     let mut command = Command::new(&exe);
     command.args([RECEIVE, &port]);

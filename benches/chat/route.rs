@@ -2,12 +2,12 @@
 //! measurements treat them alike: two p2p-chat peers (alice sends, bob prints) and the bare relay.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Process, TempDir, free_ports};
+use crate::common::{TempDir, free_ports, write_table};
+use crate::harness::Process;
 use crate::relay;
 
 /// The threaded design.
@@ -31,9 +31,9 @@ impl Route {
     /// alice and bob, both running `program` ([`CHAT`] or [`SELECT`]), on free loopback ports.
     /// bob starts first, so alice's first message finds him listening. The connection is opened
     /// by the first message, so call [`Route::warm_up`] before timing anything.
-    pub fn peers(program: &str, label: &str, idle_timeout_secs: f64) -> Route {
-        let dir = TempDir::new(label);
-        let table = write_table(dir.path(), &["alice", "bob"], &free_ports(2));
+    pub fn peers(program: &str, idle_timeout_secs: f64) -> Route {
+        let dir = TempDir::new();
+        let table = write_table(&dir, &["alice", "bob"], &free_ports(2));
         let idle = idle_timeout_secs.to_string();
         let (receiver, _) = start_peer(program, &table, "bob", &["--idle-timeout", &idle]);
         let (sender, _) = start_peer(program, &table, "alice", &["--idle-timeout", &idle]);
@@ -75,17 +75,6 @@ impl Route {
         let (at, line) = self.receiver.output.wait_lines(count, timeout);
         (at, String::from_utf8_lossy(&line).into_owned())
     }
-}
-
-/// Writes a peer table `NAME 127.0.0.1 PORT` into `dir` and returns its path.
-pub fn write_table(dir: &Path, names: &[&str], ports: &[u16]) -> PathBuf {
-    let mut text = String::from("# written by the p2p-chat benchmark\n");
-    for (name, port) in names.iter().zip(ports) {
-        let _ = writeln!(text, "{name} 127.0.0.1 {port}");
-    }
-    let path = dir.join("peers.txt");
-    fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    path
 }
 
 /// Starts `program` as peer `name`, with `options` added, and waits for its `listening on`

@@ -1,7 +1,8 @@
-//! Shared helpers for the black-box tests: a fresh directory with a peer table on free loopback
-//! ports, and [`Peer`], a running `p2p-chat` process whose output is collected by background
-//! threads so that a test waits on a condition with a timeout, never on a bare blocking read.
-//! Every process is killed when its `Peer` is dropped, even if the test fails.
+//! Shared helpers for the black-box tests, and for the benchmarks, which include this file too:
+//! a fresh directory with a peer table on free loopback ports, and [`Peer`], a running `p2p-chat`
+//! process whose output is collected by background threads so that a test waits on a condition
+//! with a timeout, never on a bare blocking read. Every process is killed when its `Peer` is
+//! dropped, even if the test fails.
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
@@ -123,12 +124,7 @@ impl Group {
 
     fn at(names: &[&str], ports: Vec<u16>) -> Group {
         let dir = TempDir::new();
-        let text: String = names
-            .iter()
-            .zip(&ports)
-            .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
-            .collect();
-        let table = dir.write("peers.txt", &text);
+        let table = write_table(&dir, names, &ports);
         Group { dir, table, ports }
     }
 
@@ -160,6 +156,16 @@ impl Group {
         peer.expect_stderr("listening on");
         peer
     }
+}
+
+/// Writes `peers.txt` in `dir`, naming each friend on 127.0.0.1 at its port; returns its path.
+pub fn write_table(dir: &TempDir, names: &[&str], ports: &[u16]) -> PathBuf {
+    let text: String = names
+        .iter()
+        .zip(ports)
+        .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
+        .collect();
+    dir.write("peers.txt", &text)
 }
 
 /// Collects a pipe's lines on a thread of its own.

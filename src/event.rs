@@ -74,7 +74,7 @@ pub enum ConsoleEvent {
     Quit,
 }
 
-/// One message as typed in a terminal, for its echo in the transcript (see [`crate::echo`]).
+/// One message as typed in a terminal, for its echo in the transcript (the echo module).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Typed {
     /// The local time it was typed, `HH:MM`.

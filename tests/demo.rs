@@ -2,16 +2,14 @@
 //! peer table of five free loopback ports, in a fresh directory, under a deadline. The names are
 //! not the usual alice and bob, so a demo that hard-coded them would fail.
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{TempDir, free_ports, reserve_ports};
+use common::{Peer, TempDir, free_ports, reserve_ports};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_p2p-chat-demo");
 const CHAT: &str = env!("CARGO_BIN_EXE_p2p-chat");
@@ -19,24 +17,7 @@ const NAMES: [&str; 5] = ["ann", "ben", "cat", "dan", "eva"];
 
 /// Writes a peer table of `NAMES` on `ports` in `dir`; returns its path.
 fn write_table(dir: &TempDir, ports: &[u16]) -> PathBuf {
-    let text: String = NAMES
-        .iter()
-        .zip(ports)
-        .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
-        .collect();
-    let path = dir.path().join("peers.txt");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A child killed on drop, so a failing test leaves nothing running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    common::write_table(dir, &NAMES, ports)
 }
 
 struct Outcome {
@@ -46,47 +27,22 @@ struct Outcome {
     took: Duration,
 }
 
-/// Runs the demo with `args` in `dir`, reading its output on other threads so it never blocks
-/// on a full pipe; kills it and fails the test if it runs past `timeout`.
+/// Runs the demo with `args` in `dir`; the shared [`Peer`] reads its output on other threads, so
+/// it never blocks on a full pipe, and kills it if the test fails. Fails the test if it runs past
+/// `timeout`.
 fn run_demo(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut command = Command::new(DEMO);
-    command
-        .args(args)
-        .current_dir(dir.path())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.env_remove("RUST_LOG");
     for (key, value) in envs {
         command.env(key, value);
     }
-    let mut demo = Running(command.spawn().unwrap());
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(demo.0.stdout.take().unwrap()));
-    let stderr = drain(Box::new(demo.0.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(status) = demo.0.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > timeout {
-            drop(demo);
-            let stdout = stdout.join().unwrap();
-            let stderr = stderr.join().unwrap();
-            panic!("the demo ran past {timeout:?}; stdout:\n{stdout}\nstderr:\n{stderr}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let mut demo = Peer::spawn_command(command, args, dir.path(), Stdio::null());
+    let status = demo.wait_exit_within(timeout);
     Outcome {
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout: demo.out_seen.join("\n"),
+        stderr: demo.err_seen.join("\n"),
         took: start.elapsed(),
     }
 }

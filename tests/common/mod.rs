@@ -217,12 +217,24 @@ impl Peer {
 
     /// Starts the binary with `args` in `dir`, reading `stdin`, with `RUST_LOG` set to `filter`.
     pub fn spawn_logging(args: &[&str], dir: &Path, stdin: Stdio, filter: &str) -> Peer {
-        Peer::spawn_command(Command::new(BIN), args, dir, stdin, filter)
+        Peer::spawn_program_logging(BIN, args, dir, stdin, filter)
     }
 
     /// Starts `program` (p2p-chat or p2p-chat-select) with `args` in `dir`, streams piped.
     pub fn spawn_program(program: &str, args: &[&str], dir: &Path) -> Peer {
-        Peer::spawn_command(Command::new(program), args, dir, Stdio::piped(), "info")
+        Peer::spawn_program_logging(program, args, dir, Stdio::piped(), "info")
+    }
+
+    fn spawn_program_logging(
+        program: &str,
+        args: &[&str],
+        dir: &Path,
+        stdin: Stdio,
+        filter: &str,
+    ) -> Peer {
+        let mut command = Command::new(program);
+        command.env("RUST_LOG", filter).env_remove("NO_COLOR");
+        Peer::spawn_command(command, args, dir, stdin)
     }
 
     /// Starts the binary inside the network namespace `netns` (with `ip netns exec`, which
@@ -230,21 +242,16 @@ impl Peer {
     pub fn spawn_in_netns(netns: &str, args: &[&str], dir: &Path) -> Peer {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", netns, BIN]);
-        Peer::spawn_command(command, args, dir, Stdio::piped(), "info")
+        command.env("RUST_LOG", "info").env_remove("NO_COLOR");
+        Peer::spawn_command(command, args, dir, Stdio::piped())
     }
 
-    fn spawn_command(
-        mut command: Command,
-        args: &[&str],
-        dir: &Path,
-        stdin: Stdio,
-        filter: &str,
-    ) -> Peer {
+    /// Starts `command` with `args` in `dir`, reading `stdin`, its output collected line by line;
+    /// killed when dropped. The command's environment is the caller's to set.
+    pub fn spawn_command(mut command: Command, args: &[&str], dir: &Path, stdin: Stdio) -> Peer {
         let mut child = command
             .args(args)
             .current_dir(dir)
-            .env("RUST_LOG", filter)
-            .env_remove("NO_COLOR")
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -383,7 +390,12 @@ impl Peer {
 
     /// Waits for the process to exit, up to [`PATIENCE`].
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_exit_within(PATIENCE)
+    }
+
+    /// Waits up to `timeout` for the process to exit, then for its last lines.
+    pub fn wait_exit_within(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 // Let the collector threads deliver the last lines.
@@ -391,11 +403,14 @@ impl Peer {
                 self.out_seen.extend(self.stdout.iter());
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "p2p-chat did not exit within {PATIENCE:?}; stderr: {:#?}",
-                self.drain_stderr()
-            );
+            if Instant::now() >= deadline {
+                let stderr = self.drain_stderr();
+                self.out_seen.extend(self.stdout.try_iter());
+                panic!(
+                    "the process did not exit within {timeout:?}; stdout: {:#?}; stderr: {stderr:#?}",
+                    self.out_seen
+                );
+            }
             // Polling a child's exit has no blocking-with-timeout form in std; a short pause
             // between polls is the standard way.
             thread::sleep(Duration::from_millis(10));

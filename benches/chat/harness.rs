@@ -6,12 +6,14 @@
 //! (`tests/common`), so there is one of each. Nothing here measures.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::{self, Read, Write};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
+
+use crate::common::{KillOnDrop, read_lines};
 
 /// Bytes asked for per read of a child's stdout: large, so the reading side of the benchmark
 /// costs few system calls and does not slow down what it measures.
@@ -20,7 +22,7 @@ const READ_BUFFER: usize = 1024 * 1024;
 /// A running child with piped stdin, stdout and stderr. Dropping it kills and reaps the child.
 pub struct Process {
     pub name: String,
-    child: Child,
+    child: KillOnDrop,
     stdin: Option<ChildStdin>,
     pub output: Output,
     pub log: Log,
@@ -35,9 +37,11 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let spawned = Instant::now();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        let mut child = KillOnDrop(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}")),
+        );
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout was piped");
         let stderr = child.stderr.take().expect("stderr was piped");
@@ -84,15 +88,6 @@ impl Process {
             }
         }
         false
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stdin = None;
-        // Killing a child that has already exited fails harmlessly; wait() reaps it either way.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -215,21 +210,10 @@ pub struct Log {
 impl Log {
     fn start(name: &str, stderr: ChildStderr) -> Log {
         let (tx, lines) = unbounded();
-        thread::Builder::new()
-            .name(format!("stderr:{name}"))
-            .spawn(move || {
-                for text in BufReader::new(stderr).lines() {
-                    let Ok(text) = text else { return };
-                    let line = LogLine {
-                        at: Instant::now(),
-                        text,
-                    };
-                    if tx.send(line).is_err() {
-                        return;
-                    }
-                }
-            })
-            .expect("cannot start a thread to read a child's stderr");
+        read_lines(format!("stderr:{name}"), stderr, tx, |text| LogLine {
+            at: Instant::now(),
+            text,
+        });
         Log {
             name: name.to_string(),
             lines,

@@ -6,11 +6,14 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
-use std::io::{BufRead, BufReader, Read, Write};
+// Processes, pipes, directories, ports and tables: shared with the benchmarks and the demo too.
+mod process;
+pub use process::*;
+
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,80 +26,6 @@ pub const SELECT_BIN: &str = env!("CARGO_BIN_EXE_p2p-chat-select");
 /// How long a test waits for something that should take milliseconds. Generous, so a loaded
 /// machine does not make a test flaky; a passing test never waits this long.
 pub const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A directory of its own under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "p2p-chat-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes a file in the directory and returns its path.
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `n` distinct loopback ports that were free a moment ago.
-///
-/// They are taken from 20000-31999, below the kernel's range for ephemeral ports (32768 and up on
-/// Linux): a port from `bind(0)` could be handed, between our check and the peer's own bind, to
-/// an outgoing connection of a test running alongside, and that peer would fail to start.
-/// Successive calls step through the range, so tests in one process do not pick the same port.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    reserve_ports(n)
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
-
-/// Like [`free_ports`], but returns the listeners that hold the ports. A test that needs a port
-/// to stay taken (a squatter) keeps its listener instead of binding the port again, which could
-/// race with anything else on the machine.
-pub fn reserve_ports(n: usize) -> Vec<TcpListener> {
-    const FIRST: usize = 20_000;
-    const SPAN: usize = 12_000;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let start = std::process::id() as usize * 7919;
-    let mut held = Vec::new();
-    for _ in 0..SPAN {
-        if held.len() == n {
-            break;
-        }
-        // 37 and SPAN share no factor, so this visits every port of the range once.
-        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::SeqCst) * 37) % SPAN;
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
-            held.push(listener);
-        }
-    }
-    assert_eq!(
-        held.len(),
-        n,
-        "no {n} free ports in {FIRST}-{}",
-        FIRST + SPAN - 1
-    );
-    held
-}
 
 /// A directory with `peers.txt` naming each friend on 127.0.0.1 at a free port.
 pub struct Group {
@@ -158,44 +87,9 @@ impl Group {
     }
 }
 
-/// Writes `peers.txt` in `dir`, naming each friend on 127.0.0.1 at its port; returns its path.
-pub fn write_table(dir: &TempDir, names: &[&str], ports: &[u16]) -> PathBuf {
-    let text: String = names
-        .iter()
-        .zip(ports)
-        .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
-        .collect();
-    dir.write("peers.txt", &text)
-}
-
-/// Collects a pipe's lines on a thread of its own.
-fn collect_lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = unbounded();
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        while let Ok(n) = reader.read_until(b'\n', &mut line) {
-            if n == 0 {
-                break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            if tx
-                .send(String::from_utf8_lossy(&line).into_owned())
-                .is_err()
-            {
-                break;
-            }
-            line.clear();
-        }
-    });
-    rx
-}
-
 /// One running `p2p-chat` process.
 pub struct Peer {
-    child: Child,
+    child: KillOnDrop,
     stdin: Option<ChildStdin>,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
@@ -259,6 +153,7 @@ impl Peer {
             .expect("start p2p-chat");
         let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
         let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
+        let mut child = KillOnDrop(child);
         Peer {
             stdin: child.stdin.take(),
             child,
@@ -461,11 +356,11 @@ impl Peer {
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A pipe's lines, read on a thread of its own.
+fn collect_lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = unbounded();
+    read_lines("lines".to_string(), pipe, tx, |line| line);
+    rx
 }
 
 fn wait_for(

@@ -1,43 +1,40 @@
 //! The `p2p-chat-demo` binary: five real p2p-chat processes on this machine chat by script, and
-//! the demo checks its own transcript (`make demo`); or, with `--tmux`, one tmux pane per friend
-//! for a person to type into (`make demo-tmux`).
+//! the demo prints and checks their transcript (`make demo`); or, with `--tmux`, one tmux pane
+//! per friend for a person to type into (`make demo-tmux`). One of the five, the fourth, runs
+//! p2p-chat-select, the same chat as one poll() loop.
 //!
 //! ```text
 //!                      stdin pipes (typed lines)
-//!   [main: stage] ─────────────────────────────────> p2p-chat alice, bob, carol, dave, eve
-//!        ^   ^                                               │ stdout and stderr pipes
+//!   [main: stage] ─────────────────────────────────> p2p-chat alice, bob, carol, eve;
+//!        ^   ^                                       p2p-chat-select dave
 //!        │   └──Line── [stdout:alice] [stderr:alice] ... <───┘ (one reader thread per pipe)
 //!        └──()── Ctrl-C handler
 //! ```
 //!
-//! The main thread plays the script (`script`), printing the transcript as lines arrive
-//! (`stage`, `transcript`), then checks it (`checks`) and maps the outcome to an exit code: 0 when
-//! every check passed, 1 when one failed or the demo could not run, 2 for a usage or peer-table
-//! error, 130 after Ctrl-C.
+//! The main thread plays the script (`script`) on the stage (`stage`), which prints the transcript
+//! as lines arrive, then gives the verdict and maps it to an exit code: 0 when all went well, 1
+//! when something did not or the demo could not run, 2 for a usage or peer-table error, 130
+//! after Ctrl-C.
 
-mod checks;
-mod children;
-mod failure;
 mod options;
-mod ports;
+#[path = "../../../tests/common/process.rs"]
+mod process;
 mod script;
 mod stage;
 mod tmux;
-mod transcript;
 
+use std::fmt;
 use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::bounded;
 use p2p_chat::peers::PeerTable;
 
-use crate::children::{Children, Launch};
-use crate::failure::Failure;
 use crate::options::{Action, Options};
-use crate::stage::Stage;
-use crate::transcript::{Line, Source, Transcript};
+use crate::stage::{Cast, Stage};
 
 /// The script needs five friends; more are started too (a broadcast reaches them), up to this.
 const MOST_FRIENDS: usize = 16;
@@ -48,12 +45,48 @@ const SELECT_PEER: usize = 3;
 /// How long the peers may take to deliver what they hold and exit at the end.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Everything that can end the demo unsuccessfully, with the exit code for each.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command line is wrong: exit 2.
+    Usage(String),
+    /// The peer table cannot be used: exit 2.
+    Table(String),
+    /// The demo cannot run here (a port is taken, a program is missing): exit 1.
+    Setup(String),
+    /// The demo ran and something in it went wrong: exit 1.
+    Checks(Vec<String>),
+    /// Ctrl-C: exit 130, as a shell reports a process ended by SIGINT.
+    Interrupted,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(message) => write!(f, "{message} (see p2p-chat-demo --help)"),
+            Failure::Table(message) | Failure::Setup(message) => write!(f, "{message}"),
+            Failure::Checks(problems) => {
+                write!(f, "{} check(s) failed:", problems.len())?;
+                problems.iter().try_for_each(|p| write!(f, "\n  - {p}"))
+            }
+            Failure::Interrupted => write!(
+                f,
+                "interrupted; every peer the demo started has been stopped"
+            ),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match try_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("p2p-chat-demo: {failure}");
-            ExitCode::from(failure.exit_code())
+            ExitCode::from(match failure {
+                Failure::Usage(_) | Failure::Table(_) => 2,
+                Failure::Setup(_) | Failure::Checks(_) => 1,
+                Failure::Interrupted => 130,
+            })
         }
     }
 }
@@ -66,39 +99,50 @@ fn try_main() -> Result<(), Failure> {
             return Ok(());
         }
     };
-    let table = load_table(&options.peers_path)?;
+    let table = PeerTable::load(&options.peers_path.to_string_lossy())
+        .map_err(|e| Failure::Table(e.to_string()))?;
+    if !(5..=MOST_FRIENDS).contains(&table.len()) {
+        return Err(Failure::Table(format!(
+            "{}: the demo needs from 5 to {MOST_FRIENDS} friends in the table; it has {}",
+            options.peers_path.display(),
+            table.len()
+        )));
+    }
     let names: Vec<String> = table.ids().map(|id| table.get(id).name.clone()).collect();
-    let chat_bin = chat_bin(&options)?;
+    let chat_bin = program(&options, "p2p-chat")?;
+    let select_bin = program(&options, "p2p-chat-select")?;
     // The children and tmux may run in another directory: give them an absolute path.
     let peers_path =
         std::fs::canonicalize(&options.peers_path).unwrap_or(options.peers_path.clone());
     if options.tmux {
         // tmux first: without it, or with its session already open, the ports do not matter.
         tmux::check_ready()?;
-        ports::check_free(&table).map_err(Failure::Setup)?;
+        check_ports(&table)?;
         return tmux::run(&tmux::Panes {
             chat_bin: &chat_bin,
-            select_bin: &select_bin(&chat_bin)?,
+            select_bin: &select_bin,
             select_peer: SELECT_PEER,
             peers_path: &peers_path,
             idle_timeout: options.idle_timeout,
             names: &names[..5],
         });
     }
-    ports::check_free(&table).map_err(Failure::Setup)?;
-    play(&options, &chat_bin, &peers_path, names)
+    check_ports(&table)?;
+    let mut programs = vec![chat_bin; names.len()];
+    programs[SELECT_PEER] = select_bin;
+    play(&options, &peers_path, names, programs)
 }
 
-/// Starts everyone, plays the script, checks the transcript.
+/// Starts everyone, plays the script, gives the verdict.
 fn play(
     options: &Options,
-    chat_bin: &Path,
     peers_path: &Path,
     names: Vec<String>,
+    programs: Vec<PathBuf>,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    // Ctrl-C becomes a message to the stage, which returns early; dropping the children kills
-    // them. A second Ctrl-C before that quits at once.
+    // Ctrl-C becomes a message to the stage, which returns early; dropping the stage kills the
+    // peers. A second Ctrl-C before that quits at once.
     let (interrupt_tx, interrupt_rx) = bounded(1);
     let mut interrupted = false;
     ctrlc::set_handler(move || {
@@ -109,52 +153,40 @@ fn play(
     })
     .map_err(|e| Failure::Setup(format!("cannot install the Ctrl-C handler: {e}")))?;
 
-    let mut transcript = Transcript::new(names.clone());
-    transcript.say(&format!(
+    say(&format!(
         "p2p-chat demo: {} peers from the table; each line shows seconds since the start, the peer, \
-         and its stdin (typed by the script), stdout (messages it received) or stderr (its log)",
-        names.len()
+         and its stdin (typed by the script), stdout (messages it received) or stderr (its log); \
+         {} runs p2p-chat-select, the same chat as one poll() loop",
+        names.len(),
+        names[SELECT_PEER]
     ));
-    transcript.record(Line {
-        at: Instant::now(),
-        peer: None,
-        source: Source::Narration,
-        text: format!(
-            "starting {} peers, each listening on its port from the table; {} runs \
-             p2p-chat-select, the same chat as one poll() loop",
-            names.len(),
-            names[SELECT_PEER]
-        ),
-    });
-    let (output_tx, output_rx) = unbounded();
-    let launch = Launch {
-        chat_bin: chat_bin.to_path_buf(),
-        select_bin: select_bin(chat_bin)?,
-        select_peer: SELECT_PEER,
-        peers_path: peers_path.to_path_buf(),
-        idle_timeout: options.idle_timeout,
-        names: names.clone(),
-        output: Some(output_tx),
+    let steps = script::conversation(&names, options.idle_timeout);
+    let cast = Cast {
+        names,
+        programs,
+        args: vec![
+            "--peers".to_string(),
+            peers_path.display().to_string(),
+            "--idle-timeout".to_string(),
+            options.idle_timeout.as_secs_f64().to_string(),
+            // p2p-chat-select does not confirm, like the classic program: its friends count a
+            // message to it as sent once this has passed, well before the script ends.
+            "--ack-timeout".to_string(),
+            "0.5".to_string(),
+        ],
     };
-    let children = Children::start(launch)
-        .map_err(|e| Failure::Setup(format!("cannot start {}: {e}", chat_bin.display())))?;
-    let mut stage = Stage::new(children, output_rx, interrupt_rx, transcript);
-
-    let steps = script::conversation(&names);
-    script::wait_until_listening(&mut stage)?;
-    script::perform(&mut stage, &steps, options.pace, options.idle_timeout)?;
+    let mut stage = Stage::open(cast, interrupt_rx)?;
+    script::perform(&mut stage, &steps, options.pace)?;
     stage.finish(FINISH_TIMEOUT)?;
-
-    let mut problems = stage.problems().to_vec();
-    problems.extend(checks::check(stage.lines(), &names, &steps));
+    let problems = script::verdict(&stage);
     if !problems.is_empty() {
         return Err(Failure::Checks(problems));
     }
     say(&format!(
-        "demo passed: all checks passed in {:.1} s (every message arrived once at the right peer, \
-         the unknown name was answered, the idle connection closed and reopened, the message to \
-         the friend who left was held and delivered when they came back, their p2p-chat confirmed it, \
-         everyone quit cleanly)",
+        "demo passed: all checks passed in {:.1} s (every sign the script waited for came: \
+         messages, the answer to the unknown name, the idle close and reconnect, the message \
+         held for the friend who left and delivered when they came back, its confirmation; \
+         everyone quit cleanly and no one logged an error)",
         started.elapsed().as_secs_f64()
     ));
     Ok(())
@@ -165,44 +197,47 @@ fn say(text: &str) {
     let _ = writeln!(std::io::stdout(), "{text}");
 }
 
-/// Loads the table and checks it has enough friends for the script.
-fn load_table(path: &Path) -> Result<PeerTable, Failure> {
-    let table =
-        PeerTable::load(&path.to_string_lossy()).map_err(|e| Failure::Table(e.to_string()))?;
-    if !(5..=MOST_FRIENDS).contains(&table.len()) {
-        return Err(Failure::Table(format!(
-            "{}: the demo needs from 5 to {MOST_FRIENDS} friends in the table; it has {}",
-            path.display(),
-            table.len()
-        )));
+/// Before anything starts: every friend's address must be free on this machine, or that friend
+/// would fail to start and the demo with it in confusing ways. Names the friend if not.
+fn check_ports(table: &PeerTable) -> Result<(), Failure> {
+    for id in table.ids() {
+        let peer = table.get(id);
+        let addrs = peer.socket_addrs().map_err(|e| {
+            Failure::Setup(format!(
+                "cannot resolve {}'s host {:?}: {e}",
+                peer.name, peer.host
+            ))
+        })?;
+        for addr in addrs {
+            if let Err(e) = TcpListener::bind(addr) {
+                let why = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "the port is already in use (is a p2p-chat still running? stop it, or edit the table)".to_string()
+                    }
+                    _ => format!("{e} (the demo runs every friend on this machine)"),
+                };
+                return Err(Failure::Setup(format!(
+                    "cannot listen on {addr} for {}: {why}",
+                    peer.name
+                )));
+            }
+        }
     }
-    Ok(table)
+    Ok(())
 }
 
-/// p2p-chat-select, next to the p2p-chat program.
-fn select_bin(chat_bin: &Path) -> Result<PathBuf, Failure> {
-    let path = chat_bin.with_file_name(format!("p2p-chat-select{}", std::env::consts::EXE_SUFFIX));
-    if !path.is_file() {
-        return Err(Failure::Setup(format!(
-            "{} does not exist: build it with 'cargo build --release' (or 'make build')",
-            path.display()
-        )));
-    }
-    Ok(path)
-}
-
-/// The p2p-chat program: `--chat-bin`, or the one next to this program.
-fn chat_bin(options: &Options) -> Result<PathBuf, Failure> {
-    let path = match &options.chat_bin {
-        Some(path) => path.clone(),
+/// A program of the project: `--chat-bin`'s directory, or this program's, holds them all.
+fn program(options: &Options, name: &str) -> Result<PathBuf, Failure> {
+    let beside = match &options.chat_bin {
+        Some(chat) => chat.clone(),
         None => std::env::current_exe()
-            .map_err(|e| Failure::Setup(format!("cannot find this program's own path: {e}")))?
-            .with_file_name(format!("p2p-chat{}", std::env::consts::EXE_SUFFIX)),
+            .map_err(|e| Failure::Setup(format!("cannot find this program's own path: {e}")))?,
     };
+    let path = beside.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.is_file() {
         return Err(Failure::Setup(format!(
             "{} does not exist: build it with 'cargo build --release' (or 'make build'), or \
-             point --chat-bin at it",
+             point --chat-bin at p2p-chat",
             path.display()
         )));
     }

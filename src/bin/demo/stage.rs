@@ -1,106 +1,236 @@
-//! The stage: the demo's main thread, which types into the peers, waits, and prints.
+//! The stage: the peers as child processes, and the transcript of what they were typed, showed
+//! and logged. It runs on the demo's main thread, the only one that prints.
 //!
-//! It owns the children, the transcript and the receiving end of the channel every reader thread
-//! sends its lines to. Whenever it waits, for a pause or for a line to appear, it receives those
-//! lines with one `select!` over the line channel, the Ctrl-C channel and a timer set to the
-//! deadline, much as the chat's own dispatcher does. So the transcript is printed by one thread in
-//! the order lines arrive, every wait has a deadline, and Ctrl-C is noticed within moments.
-//!
-//! A wait that times out is not fatal: it is noted as a problem and the script goes on, so one
-//! missing line does not hide what else went right or wrong.
+//! Each child's stdout and stderr are read by a thread of their own (the project's shared
+//! `read_lines`), which sends every line, labelled and timestamped, over one channel. Whenever
+//! the stage waits, for a pause or for a line to appear, it receives from that channel with one
+//! `select!` over it, the Ctrl-C channel and a timer set to the deadline, much as the chat's own
+//! dispatcher does: so the transcript is printed in the order lines arrive, every wait has a
+//! deadline, and Ctrl-C is noticed within moments. Every child is killed when the stage is
+//! dropped, whatever way the demo ends; the children run in a process group of their own, so a
+//! Ctrl-C at the terminal reaches the demo alone.
 
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, at, never, select};
+use crossbeam_channel::{Receiver, Sender, at, never, select, unbounded};
 
-use crate::children::Children;
-use crate::failure::Failure;
-use crate::script::listening_log;
-use crate::transcript::{Line, Source, Transcript, exit_text, find};
+use crate::Failure;
+use crate::process::{KillOnDrop, read_lines};
 
 /// How often a wait for a process to end looks again: `try_wait` has no channel to select on.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
+/// Where a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    Stdout,
+    Stderr,
+    /// The process ended; the text says how.
+    Exit,
+    /// The demo's own narration.
+    Narration,
+}
+
+/// One line of the transcript.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub at: Instant,
+    /// The peer's index in the table; `None` for narration.
+    pub peer: Option<usize>,
+    pub source: Source,
+    pub text: String,
+}
+
+/// How to start each peer.
+pub struct Cast {
+    pub names: Vec<String>,
+    /// The program for each peer, in table order, and the arguments before the name.
+    pub programs: Vec<PathBuf>,
+    pub args: Vec<String>,
+}
+
+struct Child {
+    process: KillOnDrop,
+    stdin: Option<ChildStdin>,
+    exited: bool,
+}
+
 pub struct Stage {
-    children: Children,
-    output: Receiver<Line>,
+    cast: Cast,
+    children: Vec<Child>,
+    lines: Vec<Line>,
+    /// Where the reader threads send lines; `None` once no peer will start again.
+    sender: Option<Sender<Line>>,
+    receiver: Receiver<Line>,
     interrupt: Receiver<()>,
-    transcript: Transcript,
-    /// Set once every reader thread has ended: no more lines will come.
-    pipes_closed: bool,
-    /// What went wrong while playing the script (a wait that timed out, a pipe that broke).
-    problems: Vec<String>,
+    start: Instant,
+    color: bool,
+    /// Waits that timed out, named.
+    pub problems: Vec<String>,
 }
 
 impl Stage {
-    pub fn new(
-        children: Children,
-        output: Receiver<Line>,
-        interrupt: Receiver<()>,
-        transcript: Transcript,
-    ) -> Stage {
-        Stage {
-            children,
-            output,
+    /// Starts every peer of the cast.
+    pub fn open(cast: Cast, interrupt: Receiver<()>) -> Result<Stage, Failure> {
+        let (sender, receiver) = unbounded();
+        let mut stage = Stage {
+            cast,
+            children: Vec::new(),
+            lines: Vec::new(),
+            sender: Some(sender),
+            receiver,
             interrupt,
-            transcript,
-            pipes_closed: false,
+            start: Instant::now(),
+            color: io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             problems: Vec::new(),
+        };
+        for peer in 0..stage.cast.names.len() {
+            stage.start(peer)?;
         }
+        Ok(stage)
     }
 
     pub fn name(&self, peer: usize) -> &str {
-        &self.transcript.names()[peer]
-    }
-
-    /// How many peers are on stage (everyone in the table).
-    pub fn peer_count(&self) -> usize {
-        self.children.len()
+        &self.cast.names[peer]
     }
 
     pub fn lines(&self) -> &[Line] {
-        self.transcript.lines()
+        &self.lines
     }
 
-    /// Adds a line of narration to the transcript.
-    pub fn narrate(&mut self, text: &str) {
-        self.transcript.record(Line {
-            at: Instant::now(),
-            peer: None,
-            source: Source::Narration,
-            text: text.to_string(),
-        });
-    }
-
-    /// Types `text` into `peer` and records it.
-    pub fn type_line(&mut self, peer: usize, text: &str) {
-        self.transcript.record(Line {
-            at: Instant::now(),
-            peer: Some(peer),
-            source: Source::Stdin,
-            text: text.to_string(),
-        });
-        if let Err(e) = self.children.type_line(peer, text) {
-            self.problems.push(format!(
-                "could not type {text:?} into {}: {e}",
-                self.name(peer)
-            ));
+    /// Starts `peer` (again, if it has exited) and waits until it listens.
+    pub fn start(&mut self, peer: usize) -> Result<(), Failure> {
+        let name = self.cast.names[peer].clone();
+        let sender = self.sender.clone().ok_or(Failure::Interrupted)?;
+        let mut command = Command::new(&self.cast.programs[peer]);
+        command
+            .args(&self.cast.args)
+            .arg(&name)
+            .env("RUST_LOG", log_filter())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let program = self.cast.programs[peer].display().to_string();
+        let mut process = KillOnDrop(
+            command
+                .spawn()
+                .map_err(|e| Failure::Setup(format!("cannot start {program}: {e}")))?,
+        );
+        for (source, pipe) in [
+            (
+                Source::Stdout,
+                process
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
+            ),
+            (
+                Source::Stderr,
+                process
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
+            ),
+        ] {
+            let pipe = pipe.expect("piped");
+            let label = format!("{source:?}:{name}").to_lowercase();
+            read_lines(label, pipe, sender.clone(), move |text| Line {
+                at: Instant::now(),
+                peer: Some(peer),
+                source,
+                text,
+            });
         }
+        let child = Child {
+            stdin: process.stdin.take(),
+            process,
+            exited: false,
+        };
+        match self.children.get_mut(peer) {
+            Some(slot) => *slot = child,
+            None => self.children.push(child),
+        }
+        let mark = self.lines.len();
+        let listening = format!("{name} listening on ");
+        let listens = |stage: &Stage| {
+            stage.lines[mark..]
+                .iter()
+                .any(|l| l.peer == Some(peer) && l.text.contains(&listening))
+        };
+        // A peer that fails at start-up is noticed at once, not after the timeout.
+        let what = format!("{name} to listen");
+        self.wait_for(&what, Duration::from_secs(5), |s| {
+            listens(s) || s.children[peer].exited
+        })?;
+        if !listens(self) {
+            self.pause(EXIT_POLL * 5)?; // its last words, saying why
+            return Err(Failure::Setup(format!(
+                "{name} did not start listening (its stderr, if any, is above)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Prints a line of narration.
+    pub fn narrate(&mut self, text: &str) {
+        self.record(None, Source::Narration, text.to_string());
+    }
+
+    /// Types `text` into `peer`, as a person would.
+    pub fn type_line(&mut self, peer: usize, text: &str) {
+        self.record(Some(peer), Source::Stdin, text.to_string());
+        let typed = self.children[peer]
+            .stdin
+            .as_mut()
+            .map(|stdin| writeln!(stdin, "{text}").and_then(|()| stdin.flush()));
+        if !matches!(typed, Some(Ok(()))) {
+            let problem = format!("could not type {text:?} into {}", self.name(peer));
+            self.problems.push(problem);
+        }
+    }
+
+    /// Closes `peer`'s stdin, which p2p-chat takes as quit, and waits for it to exit.
+    pub fn close(&mut self, peer: usize, timeout: Duration) -> Result<(), Failure> {
+        self.children[peer].stdin = None;
+        let what = format!("{} to exit", self.name(peer));
+        self.wait_for(&what, timeout, |stage| stage.children[peer].exited)?;
+        Ok(())
+    }
+
+    /// Closes every stdin, waits for everyone to exit and for their last lines.
+    pub fn finish(&mut self, timeout: Duration) -> Result<(), Failure> {
+        self.sender = None;
+        for child in &mut self.children {
+            child.stdin = None;
+        }
+        let everyone_out = |stage: &Stage| stage.children.iter().all(|c| c.exited);
+        self.wait_for("every peer to exit", timeout, everyone_out)?;
+        // Every pipe reaches end-of-file now and its reader ends: take what they still hold.
+        while let Ok(line) = self.receiver.recv_timeout(EXIT_POLL * 5) {
+            self.keep(line);
+        }
+        Ok(())
     }
 
     /// Pauses for readability, printing what arrives meanwhile.
     pub fn pause(&mut self, length: Duration) -> Result<(), Failure> {
-        self.pump(Instant::now() + length, |_| false)?;
+        let end = Instant::now() + length;
+        self.pump(end, |_| false)?;
         Ok(())
     }
 
-    /// Waits until `done` holds for the transcript, at most `timeout`. A timeout is noted as a
-    /// problem naming `what`; the answer says whether `done` held.
-    pub fn wait_until(
+    /// Waits until `done` holds, at most `timeout`; a timeout is noted as a problem naming
+    /// `what`. Returns whether `done` held.
+    pub fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
-        done: impl Fn(&[Line]) -> bool,
+        done: impl Fn(&Stage) -> bool,
     ) -> Result<bool, Failure> {
         let held = self.pump(Instant::now() + timeout, done)?;
         if !held {
@@ -114,164 +244,156 @@ impl Stage {
         Ok(held)
     }
 
-    /// Closes `peer`'s stdin (end of input means quit) and waits for it to exit, at most
-    /// `timeout`.
-    pub fn close_and_wait(&mut self, peer: usize, timeout: Duration) -> Result<(), Failure> {
-        self.children.close_stdin(peer);
-        self.wait_exits(&[peer], timeout)
-    }
-
-    /// Starts `peer` again after it has quit, and waits until it listens, at most `timeout`.
-    pub fn restart(&mut self, peer: usize, timeout: Duration) -> Result<(), Failure> {
-        let mark = self.lines().len();
-        let started = match self.children.restart(peer) {
-            Ok(()) => self.wait_listening(peer, mark, timeout)?,
-            Err(e) => {
-                self.narrate(&format!("could not start {} again: {e}", self.name(peer)));
-                false
-            }
-        };
-        if !started {
-            let problem = format!("{} did not start listening again", self.name(peer));
-            self.problems.push(problem);
-        }
-        Ok(())
-    }
-
-    /// Waits until `peer` logs that it listens, in a line after `since` (true), or exits or
-    /// `timeout` passes (false).
-    pub fn wait_listening(
-        &mut self,
-        peer: usize,
-        since: usize,
-        timeout: Duration,
-    ) -> Result<bool, Failure> {
-        let listening = listening_log(self.name(peer));
-        self.wait_for_start(peer, timeout, |lines| {
-            find(lines, since, |l| {
-                l.is(peer, Source::Stderr) && l.text.contains(&listening)
-            })
-            .is_some()
-        })
-    }
-
-    /// Closes every stdin and waits for everyone to exit and for their last lines to arrive.
-    pub fn finish(&mut self, timeout: Duration) -> Result<(), Failure> {
-        let deadline = Instant::now() + timeout;
-        let everyone: Vec<usize> = (0..self.children.len()).collect();
-        self.children.no_more_starts();
-        for &peer in &everyone {
-            self.children.close_stdin(peer);
-        }
-        self.wait_exits(&everyone, timeout)?;
-        // Every child has ended, so every pipe reaches end-of-file and the channel disconnects.
-        while !self.pipes_closed {
-            let now = Instant::now();
-            if now >= deadline {
-                self.problems
-                    .push("the peers' last lines did not all arrive in time".to_string());
-                break;
-            }
-            self.pump((now + EXIT_POLL).min(deadline), |_| false)?;
-        }
-        Ok(())
-    }
-
-    /// The problems met so far.
-    pub fn problems(&self) -> &[String] {
-        &self.problems
-    }
-
-    /// Waits until `started` holds for the transcript (true), or `peer` exits or `timeout` passes
-    /// (false): a peer that fails at start-up is noticed at once, not after the timeout.
-    fn wait_for_start(
-        &mut self,
-        peer: usize,
-        timeout: Duration,
-        started: impl Fn(&[Line]) -> bool,
-    ) -> Result<bool, Failure> {
-        let deadline = Instant::now() + timeout;
+    /// Receives and prints lines, and notes exits, until `done` holds (true) or `deadline`
+    /// passes (false). Ctrl-C ends it with [`Failure::Interrupted`].
+    fn pump(&mut self, deadline: Instant, done: impl Fn(&Stage) -> bool) -> Result<bool, Failure> {
         loop {
-            let now = Instant::now();
-            if self.pump((now + EXIT_POLL).min(deadline), &started)? {
+            self.note_exits();
+            if done(self) {
                 return Ok(true);
-            }
-            self.record_exits(&[peer]);
-            if !self.children.running(peer) {
-                // Let its last words (why it failed) reach the transcript.
-                self.pump(Instant::now() + EXIT_POLL * 5, |_| false)?;
-                return Ok(false);
-            }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// Waits for each of `peers` to exit, recording how each ended.
-    fn wait_exits(&mut self, peers: &[usize], timeout: Duration) -> Result<(), Failure> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.record_exits(peers);
-            let waiting: Vec<&str> = peers
-                .iter()
-                .filter(|&&peer| self.children.running(peer))
-                .map(|&peer| self.name(peer))
-                .collect();
-            if waiting.is_empty() {
-                return Ok(());
             }
             let now = Instant::now();
             if now >= deadline {
-                let problem = format!(
-                    "{} did not exit within {:.1} s of the end of their input",
-                    waiting.join(", "),
-                    timeout.as_secs_f64()
-                );
-                self.problems.push(problem);
-                return Ok(());
+                return Ok(false);
             }
-            self.pump((now + EXIT_POLL).min(deadline), |_| false)?;
-        }
-    }
-
-    /// Records an exit line for each of `peers` that has ended since the last look.
-    fn record_exits(&mut self, peers: &[usize]) {
-        for &peer in peers {
-            if let Some(code) = self.children.poll_exit(peer) {
-                self.transcript.record(Line {
-                    at: Instant::now(),
-                    peer: Some(peer),
-                    source: Source::Exit,
-                    text: exit_text(code),
-                });
-            }
-        }
-    }
-
-    /// Receives and records lines until `done` holds (true) or `deadline` passes (false). Ctrl-C
-    /// ends it with [`Failure::Interrupted`].
-    fn pump(&mut self, deadline: Instant, done: impl Fn(&[Line]) -> bool) -> Result<bool, Failure> {
-        let timer = at(deadline);
-        loop {
-            if done(self.transcript.lines()) {
-                return Ok(true);
-            }
+            // Exits have no channel: look again at least every EXIT_POLL.
+            let timer = at(deadline.min(now + EXIT_POLL));
             select! {
-                recv(self.output) -> line => match line {
-                    Ok(line) => self.transcript.record(line),
-                    // Every reader has ended. Stop watching, or this arm would fire forever.
-                    Err(_) => {
-                        self.output = never();
-                        self.pipes_closed = true;
-                    }
+                recv(self.receiver) -> line => match line {
+                    Ok(line) => self.keep(line),
+                    Err(_) => self.receiver = never(),
                 },
                 recv(self.interrupt) -> signal => match signal {
                     Ok(()) => return Err(Failure::Interrupted),
                     Err(_) => self.interrupt = never(),
                 },
-                recv(timer) -> _ => return Ok(done(self.transcript.lines())),
+                recv(timer) -> _ => {}
             }
         }
+    }
+
+    fn note_exits(&mut self) {
+        for peer in 0..self.children.len() {
+            let child = &mut self.children[peer];
+            if child.exited {
+                continue;
+            }
+            let text = match child.process.try_wait() {
+                Ok(None) => continue,
+                Ok(Some(status)) => match status.code() {
+                    Some(code) => format!("exited with status {code}"),
+                    None => "killed by a signal".to_string(),
+                },
+                Err(e) => format!("cannot be waited for: {e}"),
+            };
+            child.exited = true;
+            self.record(Some(peer), Source::Exit, text);
+        }
+    }
+
+    fn record(&mut self, peer: Option<usize>, source: Source, text: String) {
+        let at = Instant::now();
+        self.keep(Line {
+            at,
+            peer,
+            source,
+            text,
+        });
+    }
+
+    /// Prints a line and keeps it. A closed stdout (`| head`) must not stop the demo.
+    fn keep(&mut self, line: Line) {
+        let text = render(&line, self.start, &self.cast.names, self.color);
+        let _ = writeln!(io::stdout().lock(), "{text}");
+        self.lines.push(line);
+    }
+}
+
+/// The peers' log filter: at least `info`, which the demo reads, plus whatever `RUST_LOG` adds
+/// (`RUST_LOG=wire=trace` shows the bytes on the wire).
+fn log_filter() -> String {
+    match std::env::var("RUST_LOG") {
+        Ok(extra) if !extra.trim().is_empty() => format!("info,{extra}"),
+        _ => "info".to_string(),
+    }
+}
+
+/// One transcript line as printed: seconds since the start, the peer, the source, the text:
+/// `  1.23 bob   stdout [alice] hi`. Log lines lose their own clock; the first column says when.
+fn render(line: &Line, start: Instant, names: &[String], color: bool) -> String {
+    let seconds = line.at.saturating_duration_since(start).as_secs_f64();
+    let paint = |code: &str, text: &str| match color {
+        true => format!("\x1b[{code}m{text}\x1b[0m"),
+        false => text.to_string(),
+    };
+    let Some(peer) = line.peer else {
+        return format!("{seconds:6.2} {}", paint("1", &format!("* {}", line.text)));
+    };
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let name = paint(
+        ["36", "35", "34", "33", "32", "31"][peer % 6],
+        &format!("{:<width$}", names[peer]),
+    );
+    let text = without_clock(&line.text);
+    let (label, style) = match line.source {
+        Source::Stdin => ("stdin ", "1"),
+        Source::Stdout => ("stdout", "32"),
+        Source::Stderr if text.starts_with("ERROR") || text.starts_with("error:") => {
+            ("stderr", "31")
+        }
+        Source::Stderr if text.starts_with("WARN") => ("stderr", "33"),
+        Source::Stderr => ("stderr", "2"),
+        Source::Exit => ("exit  ", "1"),
+        Source::Narration => ("", "0"),
+    };
+    format!("{seconds:6.2} {name} {label} {}", paint(style, text))
+}
+
+/// A log line without its leading `HH:MM:SS.mmm ` clock; other lines unchanged.
+pub fn without_clock(text: &str) -> &str {
+    let b = text.as_bytes();
+    let clock = b.len() > 13
+        && b[..12].iter().enumerate().all(|(i, c)| match i {
+            2 | 5 => *c == b':',
+            8 => *c == b'.',
+            _ => c.is_ascii_digit(),
+        })
+        && b[12] == b' ';
+    if clock { &text[13..] } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_show_time_peer_and_source_and_log_lines_lose_their_clock() {
+        let t0 = Instant::now();
+        let names = vec!["alice".to_string(), "bob".to_string()];
+        let line = |peer, source, text: &str, ms| Line {
+            at: t0 + Duration::from_millis(ms),
+            peer,
+            source,
+            text: text.to_string(),
+        };
+        let show = |l: Line| render(&l, t0, &names, false);
+        assert_eq!(
+            show(line(Some(1), Source::Stdout, "[alice] hi", 1234)),
+            "  1.23 bob   stdout [alice] hi"
+        );
+        assert_eq!(
+            show(line(
+                Some(0),
+                Source::Stderr,
+                "12:00:01.234 INFO  [link:bob] connected",
+                5
+            )),
+            "  0.01 alice stderr INFO  [link:bob] connected"
+        );
+        assert_eq!(
+            show(line(None, Source::Narration, "bob leaves", 0)),
+            "  0.00 * bob leaves"
+        );
+        assert_eq!(without_clock("error: no"), "error: no");
     }
 }

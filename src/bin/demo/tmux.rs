@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::failure::Failure;
+use crate::Failure;
 
 pub const SESSION: &str = "p2p-chat-demo";
 

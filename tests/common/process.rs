@@ -1,0 +1,161 @@
+//! The plumbing every harness of the project needs, in one place: the tests include it through
+//! their shared module, the benchmarks through the tests' module, and the demo directly. A child
+//! process killed when dropped; a thread that reads a pipe line by line; a temporary directory; free
+//! loopback ports; a peer table. Only the standard library and crossbeam, nothing that needs the
+//! binaries' paths, so every one of them can include it.
+
+#![allow(dead_code)] // each includer uses a different part
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use crossbeam_channel::Sender;
+
+/// A child process that is killed and reaped when dropped, so that no way out of a test, a
+/// benchmark or the demo (a failed assertion, a panic, Ctrl-C) leaves it running.
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Killing a child that has already exited fails harmlessly; wait() reaps it either way.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `pipe` line by line on a thread of its own named `name`, sending `wrap(line)` for each
+/// (without its line ending; invalid UTF-8 replaced) until end-of-file or until the receiver is
+/// gone. So nobody ever blocks on a pipe: they wait on the channel, with a timeout.
+pub fn read_lines<T: Send + 'static>(
+    name: String,
+    pipe: impl Read + Send + 'static,
+    lines: Sender<T>,
+    wrap: impl Fn(String) -> T + Send + 'static,
+) {
+    let reader = move || {
+        let mut pipe = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match pipe.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                line.pop();
+            }
+            if lines
+                .send(wrap(String::from_utf8_lossy(&line).into_owned()))
+                .is_err()
+            {
+                return;
+            }
+        }
+    };
+    thread::Builder::new()
+        .name(name)
+        .spawn(reader)
+        .expect("cannot start a thread to read a pipe");
+}
+
+/// A directory of its own under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "p2p-chat-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` distinct loopback ports that were free a moment ago.
+///
+/// They are taken from 20000-31999, below the kernel's range for ephemeral ports (32768 and up on
+/// Linux): a port from `bind(0)` could be handed, between our check and the peer's own bind, to
+/// an outgoing connection of a test running alongside, and that peer would fail to start.
+/// Successive calls step through the range, so tests in one process do not pick the same port.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    reserve_ports(n)
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Like [`free_ports`], but returns the listeners that hold the ports. A test that needs a port
+/// to stay taken (a squatter) keeps its listener instead of binding the port again, which could
+/// race with anything else on the machine.
+pub fn reserve_ports(n: usize) -> Vec<TcpListener> {
+    const FIRST: usize = 20_000;
+    const SPAN: usize = 12_000;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = std::process::id() as usize * 7919;
+    let mut held = Vec::new();
+    for _ in 0..SPAN {
+        if held.len() == n {
+            break;
+        }
+        // 37 and SPAN share no factor, so this visits every port of the range once.
+        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::SeqCst) * 37) % SPAN;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(
+        held.len(),
+        n,
+        "no {n} free ports in {FIRST}-{}",
+        FIRST + SPAN - 1
+    );
+    held
+}
+
+/// Writes `peers.txt` in `dir`, naming each friend on 127.0.0.1 at its port; returns its path.
+pub fn write_table(dir: &TempDir, names: &[&str], ports: &[u16]) -> PathBuf {
+    let text: String = names
+        .iter()
+        .zip(ports)
+        .map(|(name, port)| format!("{name} 127.0.0.1 {port}\n"))
+        .collect();
+    dir.write("peers.txt", &text)
+}

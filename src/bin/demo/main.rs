@@ -109,8 +109,8 @@ fn try_main() -> Result<(), Failure> {
         )));
     }
     let names: Vec<String> = table.ids().map(|id| table.get(id).name.clone()).collect();
-    let chat_bin = program(&options, "p2p-chat")?;
-    let select_bin = program(&options, "p2p-chat-select")?;
+    let mut programs = vec![program(&options, "p2p-chat")?; names.len()];
+    programs[SELECT_PEER] = program(&options, "p2p-chat-select")?;
     // The children and tmux may run in another directory: give them an absolute path.
     let peers_path =
         std::fs::canonicalize(&options.peers_path).unwrap_or(options.peers_path.clone());
@@ -119,17 +119,13 @@ fn try_main() -> Result<(), Failure> {
         tmux::check_ready()?;
         check_ports(&table)?;
         return tmux::run(&tmux::Panes {
-            chat_bin: &chat_bin,
-            select_bin: &select_bin,
-            select_peer: SELECT_PEER,
+            programs: &programs,
             peers_path: &peers_path,
             idle_timeout: options.idle_timeout,
             names: &names[..5],
         });
     }
     check_ports(&table)?;
-    let mut programs = vec![chat_bin; names.len()];
-    programs[SELECT_PEER] = select_bin;
     play(&options, &peers_path, names, programs)
 }
 

@@ -121,31 +121,27 @@ impl Stage {
                 .spawn()
                 .map_err(|e| Failure::Setup(format!("cannot start {program}: {e}")))?,
         );
-        for (source, pipe) in [
-            (
-                Source::Stdout,
-                process
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-            ),
-            (
-                Source::Stderr,
-                process
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-            ),
-        ] {
-            let pipe = pipe.expect("piped");
-            let label = format!("{source:?}:{name}").to_lowercase();
-            read_lines(label, pipe, sender.clone(), move |text| Line {
+        let line = move |source| {
+            move |text| Line {
                 at: Instant::now(),
                 peer: Some(peer),
                 source,
                 text,
-            });
-        }
+            }
+        };
+        let (stdout, stderr) = (process.stdout.take(), process.stderr.take());
+        read_lines(
+            format!("stdout:{name}"),
+            stdout.expect("piped"),
+            sender.clone(),
+            line(Source::Stdout),
+        );
+        read_lines(
+            format!("stderr:{name}"),
+            stderr.expect("piped"),
+            sender,
+            line(Source::Stderr),
+        );
         let child = Child {
             stdin: process.stdin.take(),
             process,

@@ -8,7 +8,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,10 +18,8 @@ pub const SESSION: &str = "p2p-chat-demo";
 
 /// What the panes run.
 pub struct Panes<'a> {
-    pub chat_bin: &'a Path,
-    /// p2p-chat-select, run in the pane of the friend at `select_peer`.
-    pub select_bin: &'a Path,
-    pub select_peer: usize,
+    /// The program for each friend: p2p-chat, or p2p-chat-select.
+    pub programs: &'a [PathBuf],
     pub peers_path: &'a Path,
     pub idle_timeout: Duration,
     /// The friends to run, one pane each.
@@ -136,10 +134,7 @@ fn pane_title(panes: &Panes, index: usize) -> String {
 fn pane_script(panes: &Panes, index: usize) -> String {
     let name = &panes.names[index];
     let hint = pane_title(panes, index);
-    let chat = match index == panes.select_peer {
-        true => panes.select_bin,
-        false => panes.chat_bin,
-    };
+    let chat = &panes.programs[index];
     format!(
         "trap : INT; printf '%s\\n' {hint}; {chat} -v --peers {peers} --idle-timeout {idle} \
          {name_q}; printf '\\n%s\\n' {left}; read line",
@@ -196,37 +191,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting_survives_single_quotes_and_spaces() {
-        assert_eq!(quote("plain"), "'plain'");
-        assert_eq!(quote("it's a b"), r"'it'\''s a b'");
-    }
-
-    #[test]
-    fn each_pane_hints_at_the_next_friend_and_runs_its_own_name() {
-        let names: Vec<String> = ["ann", "ben", "cat"]
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
+    fn each_pane_quotes_its_program_traps_ctrl_c_and_hints_at_the_next_friend() {
+        let names: Vec<String> = ["ann", "ben", "cat"].map(String::from).to_vec();
+        let programs = [
+            "/opt/my bin/p2p-chat",
+            "/opt/it's/p2p-chat-select",
+            "/b/p2p-chat",
+        ]
+        .map(PathBuf::from);
         let panes = Panes {
-            chat_bin: Path::new("/opt/my bin/p2p-chat"),
-            select_bin: Path::new("/opt/my bin/p2p-chat-select"),
-            select_peer: 1,
+            programs: &programs,
             peers_path: Path::new("/tmp/peers.txt"),
             idle_timeout: Duration::from_secs(2),
             names: &names,
         };
         let script = pane_script(&panes, 2);
+        assert!(script.starts_with("trap : INT;"), "{script}");
         assert!(script.contains("cat: type ann/hello to send"), "{script}");
-        assert!(script.contains("Ctrl-D or /quit to leave"), "{script}");
         assert!(
-            script.starts_with("trap : INT;") && pane_script(&panes, 1).contains("-select' -v"),
-            "Ctrl-C leaves the pane: {script}"
-        );
-        assert!(
-            script.contains(
-                "'/opt/my bin/p2p-chat' -v --peers '/tmp/peers.txt' --idle-timeout 2 'cat';"
-            ),
+            script.contains("'/b/p2p-chat' -v --peers '/tmp/peers.txt' --idle-timeout 2 'cat';"),
             "{script}"
         );
+        assert!(pane_script(&panes, 1).contains(r"'/opt/it'\''s/p2p-chat-select' -v"));
     }
 }

@@ -300,3 +300,35 @@ fn the_terminal_is_restored_after_quit_ctrl_d_and_two_ctrl_c() {
     );
     drop(holder);
 }
+
+#[test]
+fn after_ctrl_z_the_shell_has_its_terminal_back_and_after_fg_the_line_works_again() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    // An interactive shell with job control, as a person would have.
+    let Some(tmux) = Tmux::start(group.dir.path(), "env -u RUST_LOG PS1='$ ' bash --norc -i")
+    else {
+        return;
+    };
+    tmux.wait_screen("the shell", |s| s.trim_start().starts_with('$'));
+    let command = format!("NO_COLOR=1 {BIN} --peers {} alice", group.table.display());
+    tmux.type_text(&command);
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    tmux.type_text("bob/half");
+    tmux.keys(&["C-z"]);
+    tmux.wait_screen("the job stopped", |s| s.contains("Stopped"));
+    tmux.type_text("stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' ,");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the shell's terminal settings", |s| {
+        s.contains("icanon,echo,")
+    });
+    tmux.type_text("fg");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the line back", |s| input_line(s) == "alice> bob/half");
+    tmux.type_text(" way");
+    tmux.keys(&["Enter"]);
+    bob.expect_line("[alice] half way");
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+}

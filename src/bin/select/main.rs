@@ -402,6 +402,10 @@ impl Chat {
             },
             Target::Everyone => self.table.ids().filter(|&id| id != self.me).collect(),
         };
+        if friends.is_empty() {
+            eprintln!("error: no one else is in the peer table: message not sent");
+            return;
+        }
         let me = self.table.get(self.me).name.clone();
         if frame::encoded_len(&me, text) > frame::MAX_FRAME {
             eprintln!(
@@ -529,7 +533,8 @@ impl Chat {
                 }
             }
         }
-        if events.contains(PollFlags::POLLIN) {
+        // A hang-up or an error comes with nothing to read: reading is how to learn which.
+        if events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match out.stream.read(buf) {
                 Ok(0) => {
                     let out = self.outbound.remove(&peer).expect("just found");

@@ -109,6 +109,7 @@ pub fn run(task: LinkTask) {
         timeouts: task.timeouts,
         unconfirmed: VecDeque::new(),
         name: &task.peer.name,
+        confirmed_here: false,
     };
     let end = link.serve(&task.queue, &acks, &report);
     // Both halves close here, so the ack reader's `read` returns and the thread ends.
@@ -174,6 +175,8 @@ struct Link<'a> {
     /// Written messages not yet confirmed, oldest first, each with when it was written.
     unconfirmed: VecDeque<(Instant, Batch)>,
     name: &'a str,
+    /// A confirmation has come on this connection (logged once, as an event).
+    confirmed_here: bool,
 }
 
 impl Link<'_> {
@@ -257,6 +260,10 @@ impl Link<'_> {
 
     /// Settles confirmed messages, oldest first, and reports them.
     fn confirmed(&mut self, bytes: &[u8], report: &impl Fn(LinkReport)) {
+        if !self.confirmed_here {
+            self.confirmed_here = true;
+            info!("{}'s p2p-chat confirms the messages it shows", self.name);
+        }
         self.confirms = true;
         let shown = bytes.iter().filter(|&&b| b == ACK_SHOWN).count();
         let mut settled = 0;

@@ -5,7 +5,7 @@
 //! The demo shows the behaviour; the tests check it in depth. So the verdict is short: every
 //! sign the script waited for came, every peer exited cleanly, and no peer logged an error.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::Failure;
 use crate::stage::{Source, Stage, without_clock};
@@ -23,8 +23,6 @@ pub enum Match {
     Is(String),
     /// All of these pieces.
     Has(Vec<String>),
-    /// A `/peers` row for this friend that counts at least one message as delivered.
-    Delivered(String),
 }
 
 /// A sign that a step worked: a line from `peer`, from `source`, matching.
@@ -53,12 +51,6 @@ pub enum Step {
     Quit(usize),
     /// `peer` starts again.
     Restart(usize),
-    /// `peer` types `line` again and again until the sign appears.
-    Until {
-        peer: usize,
-        line: String,
-        sign: Sign,
-    },
 }
 
 /// The conversation for a table whose first five names are `names[..5]`. `idle` is the peers'
@@ -182,18 +174,18 @@ pub fn conversation(names: &[String], idle: Duration) -> Vec<Step> {
             within: MAX_RETRY_WAIT + PATIENCE,
         },
         say(format!(
-            "{} asks /peers: {}'s p2p-chat confirmed it showed the message, so it counts as delivered",
-            n(b),
-            n(e)
+            "{}'s p2p-chat confirms it showed the message; {} asks /peers, which counts it as delivered",
+            n(e),
+            n(b)
         )),
-        Step::Until {
+        Step::Await {
+            sign: logged(b, &[&format!("{}'s p2p-chat confirms", n(e))]),
+            within: PATIENCE,
+        },
+        Step::Type {
             peer: b,
             line: "/peers".to_string(),
-            sign: Sign {
-                peer: b,
-                source: Source::Stderr,
-                text: Match::Delivered(n(e)),
-            },
+            signs: vec![logged(b, &["(you)"])],
         },
         say("end of input for everyone: each peer delivers what it holds, then quits".to_string()),
     ]
@@ -221,18 +213,6 @@ pub fn perform(stage: &mut Stage, steps: &[Step], pace: Duration) -> Result<(), 
             }
             Step::Quit(peer) => stage.close(*peer, PATIENCE)?,
             Step::Restart(peer) => stage.start(*peer)?,
-            Step::Until { peer, line, sign } => {
-                let deadline = Instant::now() + PATIENCE;
-                loop {
-                    let mark = stage.lines().len();
-                    stage.type_line(*peer, line);
-                    stage.pause(Duration::from_millis(200))?;
-                    if seen(stage, mark, sign) || Instant::now() >= deadline {
-                        break;
-                    }
-                }
-                await_sign(stage, mark, sign, Duration::ZERO)?;
-            }
         }
         stage.pause(pace)?;
     }
@@ -261,25 +241,7 @@ fn matches(wanted: &Match, text: &str) -> bool {
     match wanted {
         Match::Is(line) => text == line,
         Match::Has(pieces) => pieces.iter().all(|p| text.contains(p.as_str())),
-        Match::Delivered(friend) => delivered_in_row(text, friend).is_some_and(|n| n > 0),
     }
-}
-
-/// In a `/peers` row for `friend`, the count of messages delivered to them: the fifth column
-/// from the right (waiting, delivered, sent, failed, in, heard). `None` for any other line.
-pub fn delivered_in_row(row: &str, friend: &str) -> Option<usize> {
-    if row.split_whitespace().next() != Some(friend) {
-        return None;
-    }
-    let counts: Vec<usize> = row
-        .split_whitespace()
-        .rev()
-        .skip(1)
-        .take(5)
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    (counts.len() == 5).then(|| counts[3])
 }
 
 /// What went wrong, beyond the waits that timed out: a peer that did not exit cleanly, or an
@@ -330,12 +292,5 @@ mod tests {
             "WARN  [dispatcher] 1 message(s) to eve (127.0.0.1:7005) wait in their outbox: ..."
         ));
         assert!(!matches(&has(&[" to eve ("]), "1 message(s) to evelyn (x)"));
-        let row = "eve         127.0.0.1:7005 idle, close in 1.9s    0     1    0    0  0     -";
-        assert!(matches(&Match::Delivered("eve".to_string()), row));
-        assert_eq!(delivered_in_row(row, "ev"), None);
-        assert_eq!(
-            delivered_in_row("eve 127.0.0.1:7005 connecting", "eve"),
-            None
-        );
     }
 }

@@ -603,13 +603,20 @@ impl Dispatcher {
 
     /// A friend took a message: they are reachable, so any outage is over.
     fn reachable(&mut self, peer: PeerId) {
+        if self.friends[peer.0].outage.take().is_some() {
+            self.report_refused(peer);
+        }
+    }
+
+    /// Reports, with their count, the messages refused while the friend's outbox was full.
+    fn report_refused(&mut self, peer: PeerId) {
         let friend = &mut self.friends[peer.0];
-        if friend.outage.take().is_some() && friend.refused > 0 {
-            friend.tally.failed += friend.refused;
+        let refused = std::mem::take(&mut friend.refused);
+        if refused > 0 {
+            friend.tally.failed += refused;
+            let who = self.table.get(peer);
             error!(
-                "{} message(s) to {} not delivered: refused while their outbox was full",
-                std::mem::take(&mut friend.refused),
-                self.table.get(peer)
+                "{refused} message(s) to {who} not delivered: refused while their outbox was full"
             );
         }
     }
@@ -696,7 +703,7 @@ impl Dispatcher {
             return;
         }
         self.quitting = true;
-        for id in self.table.ids() {
+        for id in self.table.clone().ids() {
             let friend = &mut self.friends[id.0];
             if friend.link.is_none() {
                 let held = friend.outbox.clear();
@@ -714,13 +721,7 @@ impl Dispatcher {
                     self.echoes.all(id, &fate);
                 }
             }
-            if friend.refused > 0 {
-                error!(
-                    "{} message(s) to {} not delivered: refused while their outbox was full",
-                    std::mem::take(&mut friend.refused),
-                    self.table.get(id)
-                );
-            }
+            self.report_refused(id);
         }
         let t = self.settings.timeouts;
         *give_up = after(t.connect + t.write + t.ack + Duration::from_secs(1));

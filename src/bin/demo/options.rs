@@ -107,3 +107,67 @@ fn pace(text: &str) -> Result<Duration, String> {
             format!("--pace {text:?}: expected whole milliseconds from 0 to 5000, e.g. 1000")
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Action, String> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    fn options(args: &[&str]) -> Options {
+        match run(args).unwrap() {
+            Action::Run(options) => options,
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_arguments_take_the_defaults() {
+        let o = options(&[]);
+        assert_eq!(o.peers_path, PathBuf::from("peers.txt"));
+        assert_eq!(o.chat_bin, None);
+        assert_eq!(o.idle_timeout, Duration::from_secs(2));
+        assert_eq!(o.pace, Duration::from_millis(1000));
+        assert!(!o.tmux);
+    }
+
+    #[test]
+    fn options_take_values_with_a_space_or_equals_sign() {
+        let o = options(&[
+            "--peers=t.txt",
+            "--chat-bin",
+            "/bin/chat",
+            "--idle-timeout",
+            "0.5",
+            "--pace=0",
+            "--tmux",
+        ]);
+        assert_eq!(o.peers_path, PathBuf::from("t.txt"));
+        assert_eq!(o.chat_bin, Some(PathBuf::from("/bin/chat")));
+        assert_eq!(o.idle_timeout, Duration::from_millis(500));
+        assert_eq!(o.pace, Duration::ZERO);
+        assert!(o.tmux);
+        assert_eq!(run(&["--pace", "1", "-h"]).unwrap(), Action::Help);
+    }
+
+    #[test]
+    fn mistakes_are_one_line_naming_the_option() {
+        let err = |args: &[&str]| run(args).unwrap_err();
+        assert_eq!(err(&["--bogus"]), "unknown option --bogus");
+        assert_eq!(err(&["--tmux=yes"]), "unknown option --tmux=yes");
+        assert!(err(&["alice"]).starts_with("unexpected argument \"alice\""));
+        assert_eq!(err(&["--peers"]), "--peers needs a value");
+        for bad in ["0", "11", "abc", "NaN", "-1"] {
+            assert!(
+                err(&["--idle-timeout", bad]).starts_with("--idle-timeout"),
+                "{bad}"
+            );
+        }
+        for bad in ["-1", "1.5", "soon", "5001"] {
+            assert!(err(&["--pace", bad]).starts_with("--pace"), "{bad}");
+        }
+        assert!(!err(&["--pace", "x"]).contains('\n'));
+    }
+}

@@ -191,6 +191,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn quoting_survives_single_quotes_and_spaces() {
+        assert_eq!(quote("plain"), "'plain'");
+        assert_eq!(quote("it's a b"), r"'it'\''s a b'");
+    }
+
+    #[test]
     fn each_pane_quotes_its_program_traps_ctrl_c_and_hints_at_the_next_friend() {
         let names: Vec<String> = ["ann", "ben", "cat"].map(String::from).to_vec();
         let programs = [
@@ -208,6 +214,7 @@ mod tests {
         let script = pane_script(&panes, 2);
         assert!(script.starts_with("trap : INT;"), "{script}");
         assert!(script.contains("cat: type ann/hello to send"), "{script}");
+        assert!(script.contains("Ctrl-D or /quit to leave"), "{script}");
         assert!(
             script.contains("'/b/p2p-chat' -v --peers '/tmp/peers.txt' --idle-timeout 2 'cat';"),
             "{script}"

@@ -139,3 +139,39 @@ fn end_of_input_delivers_what_was_typed_then_exits() {
         bob.expect_line("[alice] and bye");
     });
 }
+
+#[test]
+fn a_friend_who_reads_nothing_holds_up_no_one_else() {
+    both(|program| {
+        let (group, bob) = Group::with_listener(&["alice", "carol", "bob"]);
+        // bob accepts, then neither reads nor closes.
+        let holder = thread::spawn(move || bob.accept().map(|(stream, _)| stream));
+        let mut carol = group.start_program(program, "carol", &[]);
+        let mut alice = group.start_program(program, "alice", &["--write-timeout", "1"]);
+        let mut stdin = alice.take_stdin();
+        let feeder = thread::spawn(move || {
+            // 18 MB for bob, more than his socket buffers and alice's bound together, then one
+            // line for carol.
+            let line = format!("bob/{}\n", "z".repeat(59_995));
+            for _ in 0..300 {
+                stdin.write_all(line.as_bytes()).expect("feed alice");
+            }
+            stdin
+                .write_all(b"carol/still with me?\n")
+                .expect("feed alice");
+            stdin
+        });
+        carol.expect_line("[alice] still with me?");
+        // What bob could not take is reported: refused, held, or maybe lost; never kept in
+        // memory without a word.
+        let told = [
+            "not delivered",
+            "may not have arrived",
+            "wait in their outbox",
+        ];
+        let report = alice.expect_stderr("message(s) to bob");
+        assert!(told.iter().any(|t| report.contains(t)), "{report}");
+        drop(feeder.join().expect("feeder"));
+        drop(holder);
+    });
+}

@@ -36,6 +36,9 @@ use p2p_chat::frame::{self, Decoded, FrameDecoder};
 use p2p_chat::peers::{PeerId, PeerTable};
 use p2p_chat::screen::{Screen, escaped};
 
+/// The most bytes that may wait for one friend; beyond, new messages to them are refused.
+const MAX_PENDING: usize = 8 * 1024 * 1024;
+
 /// How long a quit may wait for the last bytes to go out.
 const QUIT_LIMIT: Duration = Duration::from_secs(5);
 
@@ -419,6 +422,14 @@ impl Chat {
                 continue;
             }
             let out = self.outbound.get_mut(&friend).expect("opened above");
+            // A friend who takes nothing must not make our memory grow without end.
+            if out.waiting().len() >= MAX_PENDING {
+                let who = self.table.get(friend);
+                error!(
+                    "1 message(s) to {who} not delivered: {MAX_PENDING} bytes already wait for them"
+                );
+                continue;
+            }
             frame::encode(&me, text, &mut out.pending);
             out.last_used = Instant::now();
         }

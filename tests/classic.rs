@@ -148,19 +148,9 @@ fn a_friend_who_reads_nothing_holds_up_no_one_else() {
         let holder = thread::spawn(move || bob.accept().map(|(stream, _)| stream));
         let mut carol = group.start_program(program, "carol", &[]);
         let mut alice = group.start_program(program, "alice", &["--write-timeout", "1"]);
-        let mut stdin = alice.take_stdin();
-        let feeder = thread::spawn(move || {
-            // 18 MB for bob, more than his socket buffers and alice's bound together, then one
-            // line for carol.
-            let line = format!("bob/{}\n", "z".repeat(59_995));
-            for _ in 0..300 {
-                stdin.write_all(line.as_bytes()).expect("feed alice");
-            }
-            stdin
-                .write_all(b"carol/still with me?\n")
-                .expect("feed alice");
-            stdin
-        });
+        // 18 MB for bob, more than his socket buffers and alice's bound together, then one line
+        // for carol.
+        let feeder = alice.flood("bob", 300, "carol/still with me?");
         carol.expect_line("[alice] still with me?");
         // What bob could not take is reported: refused, held, or maybe lost; never kept in
         // memory without a word.

@@ -60,6 +60,12 @@ impl Tmux {
         self.run(&["send-keys", "-t", "0", "-l", text]);
     }
 
+    /// Types `text` and presses Enter.
+    fn enter(&self, text: &str) {
+        self.type_text(text);
+        self.keys(&["Enter"]);
+    }
+
     /// The pane's text now.
     fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "0"])
@@ -138,8 +144,7 @@ fn a_half_typed_line_survives_an_incoming_message_and_a_warning() {
     });
     assert_eq!(input_line(&screen), "alice> bob/hello the", "{screen}");
 
-    tmux.type_text("re");
-    tmux.keys(&["Enter"]);
+    tmux.enter("re");
     bob.expect_line("[alice] hello there");
     tmux.wait_screen("the echo of the message", |s| {
         s.contains("[you -> bob] hello there  delivered")
@@ -158,8 +163,7 @@ fn editing_keys_history_and_tab_send_the_right_text() {
     tmux.keys(&["Tab"]);
     tmux.type_text("fix the tpyo");
     tmux.keys(&["Left", "Left", "BSpace", "Right"]);
-    tmux.type_text("p");
-    tmux.keys(&["Enter"]);
+    tmux.enter("p");
     bob.expect_line("[alice] fix the typo");
     // Multibyte characters move the cursor once each.
     tmux.type_text("bob/héllo 日本x");
@@ -168,8 +172,7 @@ fn editing_keys_history_and_tab_send_the_right_text() {
     // Home, Delete, End.
     tmux.type_text("xbob/ok");
     tmux.keys(&["Home", "DC", "End"]);
-    tmux.type_text("!");
-    tmux.keys(&["Enter"]);
+    tmux.enter("!");
     bob.expect_line("[alice] ok!");
     // Up twice, then Enter: the message two back, again.
     tmux.keys(&["Up", "Up", "Up", "Enter"]);
@@ -184,15 +187,13 @@ fn editing_keys_history_and_tab_send_the_right_text() {
     bob.expect_line("[alice] two");
 
     // /peers fits the pane: in 50 columns, the address column goes.
-    tmux.type_text("/peers");
-    tmux.keys(&["Enter"]);
+    tmux.enter("/peers");
     tmux.wait_screen("the table", |s| {
         s.contains("friend ") && s.contains("address")
     });
     tmux.run(&["resize-window", "-t", "0", "-x", "50", "-y", "32"]);
     tmux.keys(&["C-l"]);
-    tmux.type_text("/peers");
-    tmux.keys(&["Enter"]);
+    tmux.enter("/peers");
     let screen = tmux.wait_screen("the narrow table", |s| {
         s.lines()
             .any(|l| l.starts_with("friend ") && !l.contains("address"))
@@ -208,8 +209,7 @@ fn the_default_view_shows_the_chat_and_no_connection_events_until_asked() {
     let Some(tmux) = alice_in_tmux(&group, "--idle-timeout 0.5") else {
         return;
     };
-    tmux.type_text("bob/hi");
-    tmux.keys(&["Enter"]);
+    tmux.enter("bob/hi");
     bob.expect_line("[alice] hi");
     bob.send("alice/hi yourself");
     tmux.wait_screen("the chat", |s| {
@@ -237,11 +237,9 @@ fn the_default_view_shows_the_chat_and_no_connection_events_until_asked() {
         "{line}"
     );
 
-    tmux.type_text("/events");
-    tmux.keys(&["Enter"]);
+    tmux.enter("/events");
     tmux.wait_screen("the answer", |s| s.contains("connection events are shown"));
-    tmux.type_text("bob/again");
-    tmux.keys(&["Enter"]);
+    tmux.enter("bob/again");
     tmux.wait_screen("the connection events", |s| {
         s.contains("connected to bob") && s.contains("closing idle connection to bob")
     });
@@ -286,8 +284,7 @@ fn the_terminal_is_restored_after_quit_ctrl_d_and_two_ctrl_c() {
     let (group, bob) = Group::with_listener(&["alice", "bob"]);
     let holder = thread::spawn(move || bob.accept().map(|(stream, _)| stream));
     let after = terminal_after(&group, |tmux| {
-        tmux.type_text("bob/are you there?");
-        tmux.keys(&["Enter"]);
+        tmux.enter("bob/are you there?");
         tmux.wait_screen("the message on its way", |s| s.contains("sending"));
         tmux.keys(&["C-c"]);
         tmux.wait_screen("the quit", |s| s.contains("interrupted"));
@@ -312,23 +309,18 @@ fn after_ctrl_z_the_shell_has_its_terminal_back_and_after_fg_the_line_works_agai
     };
     tmux.wait_screen("the shell", |s| s.trim_start().starts_with('$'));
     let command = format!("NO_COLOR=1 {BIN} --peers {} alice", group.table.display());
-    tmux.type_text(&command);
-    tmux.keys(&["Enter"]);
+    tmux.enter(&command);
     tmux.wait_screen("the prompt", |s| s.contains("alice> "));
     tmux.type_text("bob/half");
     tmux.keys(&["C-z"]);
     tmux.wait_screen("the job stopped", |s| s.contains("Stopped"));
-    tmux.type_text("stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' ,");
-    tmux.keys(&["Enter"]);
+    tmux.enter("stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' ,");
     tmux.wait_screen("the shell's terminal settings", |s| {
         s.contains("icanon,echo,")
     });
-    tmux.type_text("fg");
-    tmux.keys(&["Enter"]);
+    tmux.enter("fg");
     tmux.wait_screen("the line back", |s| input_line(s) == "alice> bob/half");
-    tmux.type_text(" way");
-    tmux.keys(&["Enter"]);
+    tmux.enter(" way");
     bob.expect_line("[alice] half way");
-    tmux.type_text("/quit");
-    tmux.keys(&["Enter"]);
+    tmux.enter("/quit");
 }

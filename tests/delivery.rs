@@ -394,14 +394,7 @@ fn quitting_while_input_waits_on_a_frozen_friend_reports_every_message_typed() {
     alice.wait_settled("bob"); // bob has confirmed, so alice knows bob confirms
 
     signal(bob.pid(), "-STOP");
-    let mut stdin = alice.take_stdin();
-    let feeder = thread::spawn(move || {
-        let line = format!("bob/{}\n", "q".repeat(59_995));
-        for _ in 0..TYPED {
-            stdin.write_all(line.as_bytes()).expect("feed alice");
-        }
-        stdin.write_all(b"/quit\n").expect("feed alice");
-    });
+    let feeder = alice.flood("bob", TYPED, "/quit");
     let status = alice.wait_exit();
     feeder.join().expect("feeder");
     signal(bob.pid(), "-CONT");

@@ -279,17 +279,7 @@ fn a_friend_who_stops_reading_is_dropped_and_reported() {
     // "bob" accepts and then never reads.
     let holder = thread::spawn(move || listener.accept().map(|(stream, _)| stream));
     let mut alice = alice_with_bob_at(&dir, bob, &["--write-timeout", "1", "--ack-timeout", "1"]);
-    let mut stdin = alice.take_stdin();
-    let feeder = thread::spawn(move || {
-        let line = format!("bob/{}\n", "z".repeat(60_000));
-        for _ in 0..400 {
-            stdin.write_all(line.as_bytes()).expect("feed alice");
-        }
-        stdin
-            .write_all(b"alice/still responsive\n")
-            .expect("feed alice");
-        stdin
-    });
+    let feeder = alice.flood("bob", 400, "alice/still responsive");
     // Bob's outbox fills and input waits, rather than memory growing, until the write timeout
     // finds bob stalled: what went out is reported, the rest waits in the outbox...
     let dropped = alice.expect_stderr("--write-timeout");

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
@@ -185,6 +185,21 @@ impl Peer {
     /// Takes stdin, e.g. to feed it from another thread.
     pub fn take_stdin(&mut self) -> ChildStdin {
         self.stdin.take().expect("stdin is still open")
+    }
+
+    /// Types `count` messages of 60 KB to `friend`, then the line `last`, from another thread,
+    /// so a full pipe never blocks the test. The thread returns stdin, still open.
+    pub fn flood(&mut self, friend: &str, count: usize, last: &str) -> JoinHandle<ChildStdin> {
+        let mut stdin = self.take_stdin();
+        let line = format!("{friend}/{}\n", "z".repeat(60_000));
+        let last = format!("{last}\n");
+        thread::spawn(move || {
+            for _ in 0..count {
+                stdin.write_all(line.as_bytes()).expect("feed the peer");
+            }
+            stdin.write_all(last.as_bytes()).expect("feed the peer");
+            stdin
+        })
     }
 
     /// Closes stdin: end of input, which means /quit.

@@ -95,6 +95,34 @@ fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
 }
 
 #[test]
+fn a_sign_that_does_not_come_ends_the_demo_naming_it() {
+    // Stand-ins for both programs that start and listen, as far as their log says, and then
+    // show nothing: the first message is never shown, and the demo must say so and fail.
+    let dir = TempDir::new();
+    let table = write_table(&dir, &free_ports(NAMES.len()));
+    let mute = "#!/bin/sh\nfor name; do :; done\necho \"$name listening on nowhere\" >&2\nexec cat >/dev/null\n";
+    for program in ["p2p-chat", "p2p-chat-select"] {
+        let path = dir.write(program, mute);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let chat = dir.path().join("p2p-chat");
+    let args = [
+        "--peers",
+        table.to_str().unwrap(),
+        "--chat-bin",
+        chat.to_str().unwrap(),
+        "--pace",
+        "0",
+    ];
+    let out = run_demo(&dir, &args, &[], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let wanted = "gave up after 5.0 s waiting for ben to show \"[ann] hi ben, are you coming";
+    assert!(out.stderr.contains(wanted), "{}", out.stderr);
+    assert!(!out.stdout.contains("demo passed"), "{}", out.stdout);
+}
+
+#[test]
 fn a_taken_port_is_named_and_nothing_starts() {
     let dir = TempDir::new();
     // The listener that reserved cat's port keeps it taken: binding the port again here could

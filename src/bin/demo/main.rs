@@ -23,18 +23,17 @@ mod script;
 mod stage;
 mod tmux;
 
-use std::fmt;
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 use p2p_chat::peers::PeerTable;
 
-use crate::options::{Action, Options};
-use crate::stage::{Cast, Stage};
+use crate::options::Options;
+use crate::stage::Stage;
 
 /// The script needs five friends; more are started too (a broadcast reaches them), up to this.
 const MOST_FRIENDS: usize = 16;
@@ -45,97 +44,83 @@ const SELECT_PEER: usize = 3;
 /// How long the peers may take to deliver what they hold and exit at the end.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything that can end the demo unsuccessfully, with the exit code for each.
+/// Everything that can end the demo unsuccessfully, with what to print.
 #[derive(Debug)]
 pub enum Failure {
-    /// The command line is wrong: exit 2.
+    /// The command line or the peer table is wrong: exit 2.
     Usage(String),
-    /// The peer table cannot be used: exit 2.
-    Table(String),
-    /// The demo cannot run here (a port is taken, a program is missing): exit 1.
-    Setup(String),
-    /// The demo ran and something in it went wrong: exit 1.
-    Checks(Vec<String>),
+    /// The demo cannot run here (a port is taken, a program is missing), or it ran and something
+    /// went wrong: exit 1.
+    Failed(String),
     /// Ctrl-C: exit 130, as a shell reports a process ended by SIGINT.
     Interrupted,
 }
 
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Usage(message) => write!(f, "{message} (see p2p-chat-demo --help)"),
-            Failure::Table(message) | Failure::Setup(message) => write!(f, "{message}"),
-            Failure::Checks(problems) => {
-                write!(f, "{} check(s) failed:", problems.len())?;
-                problems.iter().try_for_each(|p| write!(f, "\n  - {p}"))
-            }
-            Failure::Interrupted => write!(
-                f,
-                "interrupted; every peer the demo started has been stopped"
-            ),
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    match try_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("p2p-chat-demo: {failure}");
-            ExitCode::from(match failure {
-                Failure::Usage(_) | Failure::Table(_) => 2,
-                Failure::Setup(_) | Failure::Checks(_) => 1,
-                Failure::Interrupted => 130,
-            })
-        }
-    }
+    let Err(failure) = try_main() else {
+        return ExitCode::SUCCESS;
+    };
+    let (code, message) = match failure {
+        Failure::Usage(message) => (2, message),
+        Failure::Failed(message) => (1, message),
+        Failure::Interrupted => (
+            130,
+            "interrupted; every peer the demo started has stopped".into(),
+        ),
+    };
+    eprintln!("p2p-chat-demo: {message}");
+    ExitCode::from(code)
 }
 
 fn try_main() -> Result<(), Failure> {
-    let options = match options::parse(std::env::args_os().skip(1)).map_err(Failure::Usage)? {
-        Action::Run(options) => options,
-        Action::Help => {
-            say(options::USAGE);
-            return Ok(());
-        }
+    let usage = |e| Failure::Usage(format!("{e} (see p2p-chat-demo --help)"));
+    let Some(options) = options::parse(std::env::args_os().skip(1)).map_err(usage)? else {
+        say(options::USAGE);
+        return Ok(());
     };
     let table = PeerTable::load(&options.peers_path.to_string_lossy())
-        .map_err(|e| Failure::Table(e.to_string()))?;
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     if !(5..=MOST_FRIENDS).contains(&table.len()) {
-        return Err(Failure::Table(format!(
+        return Err(Failure::Usage(format!(
             "{}: the demo needs from 5 to {MOST_FRIENDS} friends in the table; it has {}",
             options.peers_path.display(),
             table.len()
         )));
     }
     let names: Vec<String> = table.ids().map(|id| table.get(id).name.clone()).collect();
-    let mut programs = vec![program(&options, "p2p-chat")?; names.len()];
-    programs[SELECT_PEER] = program(&options, "p2p-chat-select")?;
-    // The children and tmux may run in another directory: give them an absolute path.
-    let peers_path =
-        std::fs::canonicalize(&options.peers_path).unwrap_or(options.peers_path.clone());
+    let commands = commands(&options, &names)?;
     if options.tmux {
         // tmux first: without it, or with its session already open, the ports do not matter.
         tmux::check_ready()?;
         check_ports(&table)?;
-        return tmux::run(&tmux::Panes {
-            programs: &programs,
-            peers_path: &peers_path,
-            idle_timeout: options.idle_timeout,
-            names: &names[..5],
-        });
+        return tmux::run(&names[..5], &commands[..5]);
     }
     check_ports(&table)?;
-    play(&options, &peers_path, names, programs)
+    play(&options, names, commands)
+}
+
+/// How to start each friend: the program (p2p-chat, or p2p-chat-select for one of them) and its
+/// arguments, the same for the script and for the tmux panes.
+fn commands(options: &Options, names: &[String]) -> Result<Vec<Command>, Failure> {
+    let chat = program(options, "p2p-chat")?;
+    let select = program(options, "p2p-chat-select")?;
+    // The children and tmux may run in another directory: give them an absolute path.
+    let peers = std::fs::canonicalize(&options.peers_path).unwrap_or(options.peers_path.clone());
+    let idle = options.idle_timeout.as_secs_f64().to_string();
+    let command = |(index, name): (usize, &String)| {
+        let mut command = Command::new(if index == SELECT_PEER { &select } else { &chat });
+        // -v shows connection events in a tmux pane from the start; on a pipe it changes nothing.
+        command.args(["-v", "--peers"]).arg(&peers);
+        // p2p-chat-select does not confirm, like the classic program: its friends count a
+        // message to it as sent once --ack-timeout has passed, well before the script ends.
+        command.args(["--idle-timeout", &idle, "--ack-timeout", "0.5", name]);
+        command
+    };
+    Ok(names.iter().enumerate().map(command).collect())
 }
 
 /// Starts everyone, plays the script, gives the verdict.
-fn play(
-    options: &Options,
-    peers_path: &Path,
-    names: Vec<String>,
-    programs: Vec<PathBuf>,
-) -> Result<(), Failure> {
+fn play(options: &Options, names: Vec<String>, commands: Vec<Command>) -> Result<(), Failure> {
     let started = Instant::now();
     // Ctrl-C becomes a message to the stage, which returns early; dropping the stage kills the
     // peers. A second Ctrl-C before that quits at once.
@@ -147,7 +132,7 @@ fn play(
         }
         let _ = interrupt_tx.try_send(());
     })
-    .map_err(|e| Failure::Setup(format!("cannot install the Ctrl-C handler: {e}")))?;
+    .map_err(|e| Failure::Failed(format!("cannot install the Ctrl-C handler: {e}")))?;
 
     say(&format!(
         "p2p-chat demo: {} peers from the table; each line shows seconds since the start, the peer, \
@@ -156,27 +141,14 @@ fn play(
         names.len(),
         names[SELECT_PEER]
     ));
-    let steps = script::conversation(&names, options.idle_timeout);
-    let cast = Cast {
-        names,
-        programs,
-        args: vec![
-            "--peers".to_string(),
-            peers_path.display().to_string(),
-            "--idle-timeout".to_string(),
-            options.idle_timeout.as_secs_f64().to_string(),
-            // p2p-chat-select does not confirm, like the classic program: its friends count a
-            // message to it as sent once this has passed, well before the script ends.
-            "--ack-timeout".to_string(),
-            "0.5".to_string(),
-        ],
-    };
-    let mut stage = Stage::open(cast, interrupt_rx)?;
-    script::perform(&mut stage, &steps, options.pace)?;
+    let mut stage = Stage::open(names, commands, options.pace, interrupt_rx)?;
+    script::perform(&mut stage, options.idle_timeout)?;
     stage.finish(FINISH_TIMEOUT)?;
-    let problems = script::verdict(&stage);
+    let problems = stage.verdict();
     if !problems.is_empty() {
-        return Err(Failure::Checks(problems));
+        let list: String = problems.iter().map(|p| format!("\n  - {p}")).collect();
+        let count = problems.len();
+        return Err(Failure::Failed(format!("{count} check(s) failed:{list}")));
     }
     say(&format!(
         "demo passed: all checks passed in {:.1} s (every sign the script waited for came: \
@@ -196,27 +168,21 @@ fn say(text: &str) {
 /// Before anything starts: every friend's address must be free on this machine, or that friend
 /// would fail to start and the demo with it in confusing ways. Names the friend if not.
 fn check_ports(table: &PeerTable) -> Result<(), Failure> {
-    for id in table.ids() {
-        let peer = table.get(id);
+    for peer in table.ids().map(|id| table.get(id)) {
         let addrs = peer.socket_addrs().map_err(|e| {
-            Failure::Setup(format!(
-                "cannot resolve {}'s host {:?}: {e}",
-                peer.name, peer.host
-            ))
+            let host = &peer.host;
+            Failure::Failed(format!("cannot resolve {}'s host {host:?}: {e}", peer.name))
         })?;
         for addr in addrs {
-            if let Err(e) = TcpListener::bind(addr) {
+            TcpListener::bind(addr).map_err(|e| {
                 let why = match e.kind() {
-                    std::io::ErrorKind::AddrInUse => {
-                        "the port is already in use (is a p2p-chat still running? stop it, or edit the table)".to_string()
-                    }
+                    std::io::ErrorKind::AddrInUse => "the port is already in use (is a p2p-chat \
+                        still running? stop it, or edit the table)"
+                        .to_string(),
                     _ => format!("{e} (the demo runs every friend on this machine)"),
                 };
-                return Err(Failure::Setup(format!(
-                    "cannot listen on {addr} for {}: {why}",
-                    peer.name
-                )));
-            }
+                Failure::Failed(format!("cannot listen on {addr} for {}: {why}", peer.name))
+            })?;
         }
     }
     Ok(())
@@ -227,11 +193,11 @@ fn program(options: &Options, name: &str) -> Result<PathBuf, Failure> {
     let beside = match &options.chat_bin {
         Some(chat) => chat.clone(),
         None => std::env::current_exe()
-            .map_err(|e| Failure::Setup(format!("cannot find this program's own path: {e}")))?,
+            .map_err(|e| Failure::Failed(format!("cannot find this program's own path: {e}")))?,
     };
     let path = beside.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.is_file() {
-        return Err(Failure::Setup(format!(
+        return Err(Failure::Failed(format!(
             "{} does not exist: build it with 'cargo build --release' (or 'make build'), or \
              point --chat-bin at p2p-chat",
             path.display()

@@ -13,16 +13,19 @@ checks its own transcript
 Usage: p2p-chat-demo [OPTIONS]
 
 The demo starts one p2p-chat process for every friend in the peer table (at least
-five, all on this machine) and types a conversation into the first five: direct
-messages, a note to self, a broadcast, /peers, an unknown name, an idle connection
-closed and reopened, and a friend who quits and is then written to. It prints one
+five, all on this machine; the fourth runs p2p-chat-select, the same chat as one
+poll() loop) and types a conversation into the first five: direct messages, a note
+to self, a broadcast, /peers, an unknown name, an idle connection closed and
+reopened, and a friend who quits, is written to, and comes back. It prints one
 transcript of what each peer was typed (stdin), showed (stdout) and logged
-(stderr), then checks it. At the default pace it ends by itself within 20 seconds.
+(stderr). After each step it waits for the sign that the step worked; a sign that
+does not come ends the demo, naming it. At the end every peer must exit cleanly and
+none may have logged an error. At the default pace it ends within 20 seconds.
 
 Options:
   --peers FILE          peer table, lines of NAME HOST PORT [default: peers.txt]
-  --chat-bin PATH       the p2p-chat program to run [default: the p2p-chat
-                        next to this program]
+  --chat-bin PATH       the p2p-chat program to run; p2p-chat-select must be
+                        beside it [default: the p2p-chat next to this program]
   --idle-timeout SECS   the peers' idle timeout [default: 2]; decimals allowed
   --pace MS             pause between steps of the script, in milliseconds
                         [default: 1000]; 0 runs the script as fast as it can
@@ -36,7 +39,7 @@ Environment:
   NO_COLOR   set to turn off color in the transcript
 
 Exit status: 0 when every check passed (or the tmux session was opened); 1 when a
-check failed or the demo could not run (a port is taken, p2p-chat or tmux is
+sign did not come, a check failed or the demo could not run (a port is taken, p2p-chat or tmux is
 missing); 2 on a usage or peer-table error; 130 after Ctrl-C.";
 
 /// Everything the command line decides.
@@ -50,15 +53,9 @@ pub struct Options {
     pub tmux: bool,
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Run(Options),
-    Help,
-}
-
-/// Parses the arguments after the program name. An error is a one-line message.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, String> {
+/// Parses the arguments after the program name: the options, or `None` for `--help`. An error is
+/// a one-line message.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options>, String> {
     let mut options = Options {
         peers_path: PathBuf::from("peers.txt"),
         chat_bin: None,
@@ -74,10 +71,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, String>
         let (arg, flag, inline) = word?;
         let mut value = || words.value(&flag, inline.clone());
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Action::Help),
+            "-h" | "--help" => return Ok(None),
             "--peers" => options.peers_path = PathBuf::from(value()?),
             "--chat-bin" => options.chat_bin = Some(PathBuf::from(value()?)),
-            "--idle-timeout" => options.idle_timeout = idle_timeout(&value()?)?,
+            // At most 10 s: the demo must see connections close within its run of about 20 s.
+            "--idle-timeout" => {
+                options.idle_timeout = seconds_in("--idle-timeout", &value()?, 0.0, 10.0)?
+            }
             "--pace" => options.pace = pace(&value()?)?,
             "--tmux" if inline.is_none() => options.tmux = true,
             other if other.starts_with('-') => return Err(format!("unknown option {arg}")),
@@ -88,13 +88,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action, String>
             }
         }
     }
-    Ok(Action::Run(options))
-}
-
-/// Seconds, decimals allowed, up to 10: the demo must see connections close within its run of
-/// about 20 seconds.
-fn idle_timeout(text: &str) -> Result<Duration, String> {
-    seconds_in("--idle-timeout", text, 0.0, 10.0)
+    Ok(Some(options))
 }
 
 /// Whole milliseconds, from 0 to 5000.
@@ -112,44 +106,36 @@ fn pace(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
-    fn run(args: &[&str]) -> Result<Action, String> {
+    fn run(args: &[&str]) -> Result<Option<Options>, String> {
         parse(args.iter().map(OsString::from))
     }
 
     fn options(args: &[&str]) -> Options {
-        match run(args).unwrap() {
-            Action::Run(options) => options,
-            other => panic!("expected Run, got {other:?}"),
-        }
+        run(args).unwrap().expect("options, not --help")
     }
 
     #[test]
-    fn no_arguments_take_the_defaults() {
-        let o = options(&[]);
-        assert_eq!(o.peers_path, PathBuf::from("peers.txt"));
-        assert_eq!(o.chat_bin, None);
-        assert_eq!(o.idle_timeout, Duration::from_secs(2));
-        assert_eq!(o.pace, Duration::from_millis(1000));
-        assert!(!o.tmux);
-    }
-
-    #[test]
-    fn options_take_values_with_a_space_or_equals_sign() {
+    fn defaults_and_values_with_a_space_or_equals_sign() {
+        let defaults = options(&[]);
+        assert_eq!(defaults.peers_path, PathBuf::from("peers.txt"));
+        assert_eq!((defaults.chat_bin, defaults.tmux), (None, false));
+        assert_eq!(
+            (defaults.idle_timeout, defaults.pace),
+            (Duration::from_secs(2), Duration::from_secs(1))
+        );
         let o = options(&[
             "--peers=t.txt",
             "--chat-bin",
             "/bin/chat",
             "--idle-timeout",
             "0.5",
-            "--pace=0",
-            "--tmux",
         ]);
         assert_eq!(o.peers_path, PathBuf::from("t.txt"));
         assert_eq!(o.chat_bin, Some(PathBuf::from("/bin/chat")));
         assert_eq!(o.idle_timeout, Duration::from_millis(500));
-        assert_eq!(o.pace, Duration::ZERO);
-        assert!(o.tmux);
-        assert_eq!(run(&["--pace", "1", "-h"]).unwrap(), Action::Help);
+        let o = options(&["--pace=0", "--tmux"]);
+        assert_eq!((o.pace, o.tmux), (Duration::ZERO, true));
+        assert_eq!(run(&["--pace", "1", "-h"]).unwrap(), None);
     }
 
     #[test]
@@ -159,14 +145,13 @@ mod tests {
         assert_eq!(err(&["--tmux=yes"]), "unknown option --tmux=yes");
         assert!(err(&["alice"]).starts_with("unexpected argument \"alice\""));
         assert_eq!(err(&["--peers"]), "--peers needs a value");
-        for bad in ["0", "11", "abc", "NaN", "-1"] {
-            assert!(
-                err(&["--idle-timeout", bad]).starts_with("--idle-timeout"),
-                "{bad}"
-            );
-        }
-        for bad in ["-1", "1.5", "soon", "5001"] {
-            assert!(err(&["--pace", bad]).starts_with("--pace"), "{bad}");
+        for (option, bad) in [
+            ("--idle-timeout", ["0", "11", "NaN", "-1"]),
+            ("--pace", ["-1", "1.5", "soon", "5001"]),
+        ] {
+            for bad in bad {
+                assert!(err(&[option, bad]).starts_with(option), "{option} {bad}");
+            }
         }
         assert!(!err(&["--pace", "x"]).contains('\n'));
     }

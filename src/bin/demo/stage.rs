@@ -1,5 +1,6 @@
 //! The stage: the peers as child processes, and the transcript of what they were typed, showed
-//! and logged. It runs on the demo's main thread, the only one that prints.
+//! and logged. It runs on the demo's main thread, the only one that prints. The script names the
+//! peers as the table does, types into them and waits for [`Sign`]s that a step worked.
 //!
 //! Each child's stdout and stderr are read by a thread of their own (the project's shared
 //! `read_lines`), which sends every line, labelled and timestamped, over one channel. Whenever
@@ -10,8 +11,8 @@
 //! dropped, whatever way the demo ends; the children run in a process group of their own, so a
 //! Ctrl-C at the terminal reaches the demo alone.
 
-use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ use crate::process::{KillOnDrop, read_lines};
 /// How often a wait for a process to end looks again: `try_wait` has no channel to select on.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
+/// How long a sign may take before the demo gives up on it, and a peer to start or to quit.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -31,26 +35,54 @@ pub enum Source {
     Stderr,
     /// The process ended; the text says how.
     Exit,
-    /// The demo's own narration.
-    Narration,
 }
 
-/// One line of the transcript.
-#[derive(Debug, Clone)]
+/// One line of the transcript. A log line is kept without its clock: the transcript has its own.
 pub struct Line {
-    pub at: Instant,
-    /// The peer's index in the table; `None` for narration.
-    pub peer: Option<usize>,
+    /// The peer's index in the table.
+    pub peer: usize,
     pub source: Source,
     pub text: String,
 }
 
-/// How to start each peer.
-pub struct Cast {
-    pub names: Vec<String>,
-    /// The program for each peer, in table order, and the arguments before the name.
-    pub programs: Vec<PathBuf>,
-    pub args: Vec<String>,
+impl Line {
+    fn new(peer: usize, source: Source, text: String) -> Line {
+        Line { peer, source, text }
+    }
+}
+
+/// A sign that a step worked: a line from `peer`'s `source` that contains `text`.
+pub struct Sign {
+    pub peer: String,
+    pub source: Source,
+    pub text: String,
+}
+
+impl Sign {
+    /// `to` shows the message `text` from `from`.
+    pub fn shown(to: &str, from: &str, text: &str) -> Sign {
+        let (peer, text) = (to.to_string(), format!("[{from}] {text}"));
+        Sign {
+            peer,
+            source: Source::Stdout,
+            text,
+        }
+    }
+
+    /// `peer` logs a line (or prints a report on stderr) that contains `text`.
+    pub fn logged(peer: &str, text: &str) -> Sign {
+        let (peer, text) = (peer.to_string(), text.to_string());
+        Sign {
+            peer,
+            source: Source::Stderr,
+            text,
+        }
+    }
+
+    /// Whether `line` is this sign; `peer` is the index of the sign's peer.
+    fn is(&self, line: &Line, peer: usize) -> bool {
+        line.peer == peer && line.source == self.source && line.text.contains(&self.text)
+    }
 }
 
 struct Child {
@@ -60,184 +92,203 @@ struct Child {
 }
 
 pub struct Stage {
-    cast: Cast,
+    names: Vec<String>,
+    /// How to start each peer; a `Command` can be spawned again to restart one.
+    commands: Vec<Command>,
     children: Vec<Child>,
     lines: Vec<Line>,
-    /// Where the reader threads send lines; `None` once no peer will start again.
-    sender: Option<Sender<Line>>,
+    /// Where the reader threads send lines, and where the stage receives them.
+    sender: Sender<Line>,
     receiver: Receiver<Line>,
     interrupt: Receiver<()>,
     start: Instant,
     color: bool,
-    /// Waits that timed out, named.
-    pub problems: Vec<String>,
+    /// The pause after each step that acts, to read along.
+    pace: Duration,
 }
 
 impl Stage {
-    /// Starts every peer of the cast.
-    pub fn open(cast: Cast, interrupt: Receiver<()>) -> Result<Stage, Failure> {
+    /// Starts one peer per command, in table order; `names` are theirs.
+    pub fn open(
+        names: Vec<String>,
+        mut commands: Vec<Command>,
+        pace: Duration,
+        interrupt: Receiver<()>,
+    ) -> Result<Stage, Failure> {
+        for command in &mut commands {
+            command
+                .env("RUST_LOG", log_filter())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0);
+        }
         let (sender, receiver) = unbounded();
+        let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let children = Vec::new();
+        let (lines, start) = (Vec::new(), Instant::now());
         let mut stage = Stage {
-            cast,
-            children: Vec::new(),
-            lines: Vec::new(),
-            sender: Some(sender),
+            names,
+            commands,
+            children,
+            lines,
+            sender,
             receiver,
             interrupt,
-            start: Instant::now(),
-            color: io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-            problems: Vec::new(),
+            start,
+            color,
+            pace,
         };
-        for peer in 0..stage.cast.names.len() {
+        for peer in 0..stage.names.len() {
             stage.start(peer)?;
         }
         Ok(stage)
     }
 
-    pub fn name(&self, peer: usize) -> &str {
-        &self.cast.names[peer]
-    }
-
-    pub fn lines(&self) -> &[Line] {
-        &self.lines
+    /// Every peer's name, in table order.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Starts `peer` (again, if it has exited) and waits until it listens.
-    pub fn start(&mut self, peer: usize) -> Result<(), Failure> {
-        let name = self.cast.names[peer].clone();
-        let sender = self.sender.clone().ok_or(Failure::Interrupted)?;
-        let mut command = Command::new(&self.cast.programs[peer]);
-        command
-            .args(&self.cast.args)
-            .arg(&name)
-            .env("RUST_LOG", log_filter())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let program = self.cast.programs[peer].display().to_string();
-        let mut process = KillOnDrop(
-            command
-                .spawn()
-                .map_err(|e| Failure::Setup(format!("cannot start {program}: {e}")))?,
-        );
-        let line = move |source| {
-            move |text| Line {
-                at: Instant::now(),
-                peer: Some(peer),
-                source,
-                text,
-            }
-        };
-        let (stdout, stderr) = (process.stdout.take(), process.stderr.take());
-        read_lines(
-            format!("stdout:{name}"),
-            stdout.expect("piped"),
-            sender.clone(),
-            line(Source::Stdout),
-        );
-        read_lines(
-            format!("stderr:{name}"),
-            stderr.expect("piped"),
-            sender,
-            line(Source::Stderr),
-        );
+    fn start(&mut self, peer: usize) -> Result<(), Failure> {
+        let command = &mut self.commands[peer];
+        let mut process = KillOnDrop(command.spawn().map_err(|e| {
+            let program = command.get_program().to_string_lossy();
+            Failure::Failed(format!("cannot start {program}: {e}"))
+        })?);
+        let name = self.names[peer].clone();
+        let stdout: Box<dyn Read + Send> = Box::new(process.stdout.take().expect("piped"));
+        let stderr: Box<dyn Read + Send> = Box::new(process.stderr.take().expect("piped"));
+        for (pipe, source) in [(stdout, Source::Stdout), (stderr, Source::Stderr)] {
+            let line = move |text| Line::new(peer, source, text);
+            read_lines(
+                format!("{source:?}:{name}"),
+                pipe,
+                self.sender.clone(),
+                line,
+            );
+        }
+        let (stdin, exited) = (process.stdin.take(), false);
         let child = Child {
-            stdin: process.stdin.take(),
             process,
-            exited: false,
+            stdin,
+            exited,
         };
         match self.children.get_mut(peer) {
             Some(slot) => *slot = child,
             None => self.children.push(child),
         }
-        let mark = self.lines.len();
-        let listening = format!("{name} listening on ");
-        let listens = |stage: &Stage| {
-            stage.lines[mark..]
-                .iter()
-                .any(|l| l.peer == Some(peer) && l.text.contains(&listening))
-        };
-        // A peer that fails at start-up is noticed at once, not after the timeout.
-        let what = format!("{name} to listen");
-        self.wait_for(&what, Duration::from_secs(5), |s| {
-            listens(s) || s.children[peer].exited
-        })?;
-        if !listens(self) {
-            self.pause(EXIT_POLL * 5)?; // its last words, saying why
-            return Err(Failure::Setup(format!(
-                "{name} did not start listening (its stderr, if any, is above)"
-            )));
-        }
-        Ok(())
+        let listening = Sign::logged(&name, &format!("{name} listening on "));
+        self.wait_for_sign(self.lines.len(), &listening, PATIENCE)
     }
 
     /// Prints a line of narration.
     pub fn narrate(&mut self, text: &str) {
-        self.record(None, Source::Narration, text.to_string());
+        let seconds = self.start.elapsed().as_secs_f64();
+        crate::say(&format!(
+            "{seconds:6.2} {}",
+            paint(self.color, "1", &format!("* {text}"))
+        ));
     }
 
-    /// Types `text` into `peer`, as a person would.
-    pub fn type_line(&mut self, peer: usize, text: &str) {
-        self.record(Some(peer), Source::Stdin, text.to_string());
-        let typed = self.children[peer]
-            .stdin
-            .as_mut()
-            .map(|stdin| writeln!(stdin, "{text}").and_then(|()| stdin.flush()));
+    /// `peer` types `line`, as a person would; then each sign must appear after it.
+    pub fn type_line(&mut self, peer: &str, line: &str, signs: &[Sign]) -> Result<(), Failure> {
+        let (index, mark) = (self.index(peer), self.lines.len());
+        self.keep(index, Source::Stdin, line.to_string());
+        let stdin = self.children[index].stdin.as_mut();
+        let typed = stdin.map(|stdin| writeln!(stdin, "{line}").and_then(|()| stdin.flush()));
         if !matches!(typed, Some(Ok(()))) {
-            let problem = format!("could not type {text:?} into {}", self.name(peer));
-            self.problems.push(problem);
+            return Err(Failure::Failed(format!(
+                "could not type {line:?} into {peer}"
+            )));
         }
+        for sign in signs {
+            self.wait_for_sign(mark, sign, PATIENCE)?;
+        }
+        self.pause(self.pace)
     }
 
-    /// Closes `peer`'s stdin, which p2p-chat takes as quit, and waits for it to exit.
-    pub fn close(&mut self, peer: usize, timeout: Duration) -> Result<(), Failure> {
-        self.children[peer].stdin = None;
-        let what = format!("{} to exit", self.name(peer));
-        self.wait_for(&what, timeout, |stage| stage.children[peer].exited)?;
-        Ok(())
+    /// Waits up to `within` for `sign` anywhere in the transcript: for a sign that may have come
+    /// during earlier steps.
+    pub fn await_sign(&mut self, sign: &Sign, within: Duration) -> Result<(), Failure> {
+        self.wait_for_sign(0, sign, within)
+    }
+
+    /// `peer` ends its input, which p2p-chat takes as quit, and exits.
+    pub fn quit(&mut self, peer: &str) -> Result<(), Failure> {
+        let index = self.index(peer);
+        self.children[index].stdin = None;
+        let exited = |stage: &Stage| stage.children[index].exited;
+        self.wait_for(&format!("{peer} to exit"), PATIENCE, exited)?;
+        self.pause(self.pace)
+    }
+
+    /// `peer` starts again.
+    pub fn restart(&mut self, peer: &str) -> Result<(), Failure> {
+        self.start(self.index(peer))?;
+        self.pause(self.pace)
     }
 
     /// Closes every stdin, waits for everyone to exit and for their last lines.
     pub fn finish(&mut self, timeout: Duration) -> Result<(), Failure> {
-        self.sender = None;
         for child in &mut self.children {
             child.stdin = None;
         }
         let everyone_out = |stage: &Stage| stage.children.iter().all(|c| c.exited);
         self.wait_for("every peer to exit", timeout, everyone_out)?;
-        // Every pipe reaches end-of-file now and its reader ends: take what they still hold.
+        // Every pipe reaches end-of-file now, and its reader sends what it still holds. (The
+        // stage keeps a sender for restarts, so the channel stays open: wait for a lull.)
         while let Ok(line) = self.receiver.recv_timeout(EXIT_POLL * 5) {
-            self.keep(line);
+            self.keep(line.peer, line.source, line.text);
         }
         Ok(())
     }
 
     /// Pauses for readability, printing what arrives meanwhile.
-    pub fn pause(&mut self, length: Duration) -> Result<(), Failure> {
-        let end = Instant::now() + length;
-        self.pump(end, |_| false)?;
+    fn pause(&mut self, length: Duration) -> Result<(), Failure> {
+        self.pump(Instant::now() + length, |_| false)?;
         Ok(())
     }
 
-    /// Waits until `done` holds, at most `timeout`; a timeout is noted as a problem naming
-    /// `what`. Returns whether `done` held.
-    pub fn wait_for(
+    fn index(&self, peer: &str) -> usize {
+        let index = self.names.iter().position(|name| name == peer);
+        index.expect("the script names peers of the table")
+    }
+
+    /// Waits up to `within` for `sign` in the transcript after line `mark`. A peer that exits
+    /// meanwhile will not show it: that fails at once.
+    fn wait_for_sign(&mut self, mark: usize, sign: &Sign, within: Duration) -> Result<(), Failure> {
+        let peer = self.index(&sign.peer);
+        let seen = |stage: &Stage| stage.lines[mark..].iter().any(|line| sign.is(line, peer));
+        let what = format!("{} to show {:?}", sign.peer, sign.text);
+        self.wait_for(&what, within, |stage| {
+            seen(stage) || stage.children[peer].exited
+        })?;
+        if seen(self) {
+            return Ok(());
+        }
+        self.pause(EXIT_POLL * 5)?; // its last words, saying why
+        Err(Failure::Failed(format!(
+            "{} exited before showing {:?} (its stderr, if any, is above)",
+            sign.peer, sign.text
+        )))
+    }
+
+    /// Waits until `done` holds, at most `timeout`; after that, fails naming `what`.
+    fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
         done: impl Fn(&Stage) -> bool,
-    ) -> Result<bool, Failure> {
-        let held = self.pump(Instant::now() + timeout, done)?;
-        if !held {
-            let problem = format!(
-                "gave up after {:.1} s waiting for {what}",
+    ) -> Result<(), Failure> {
+        match self.pump(Instant::now() + timeout, done)? {
+            true => Ok(()),
+            false => Err(Failure::Failed(format!(
+                "gave up after {:.1} s waiting for {what} (the transcript is above)",
                 timeout.as_secs_f64()
-            );
-            self.narrate(&problem);
-            self.problems.push(problem);
+            ))),
         }
-        Ok(held)
     }
 
     /// Receives and prints lines, and notes exits, until `done` holds (true) or `deadline`
@@ -256,7 +307,7 @@ impl Stage {
             let timer = at(deadline.min(now + EXIT_POLL));
             select! {
                 recv(self.receiver) -> line => match line {
-                    Ok(line) => self.keep(line),
+                    Ok(line) => self.keep(line.peer, line.source, line.text),
                     Err(_) => self.receiver = never(),
                 },
                 recv(self.interrupt) -> signal => match signal {
@@ -283,25 +334,33 @@ impl Stage {
                 Err(e) => format!("cannot be waited for: {e}"),
             };
             child.exited = true;
-            self.record(Some(peer), Source::Exit, text);
+            self.keep(peer, Source::Exit, text);
         }
     }
 
-    fn record(&mut self, peer: Option<usize>, source: Source, text: String) {
-        let at = Instant::now();
-        self.keep(Line {
-            at,
-            peer,
-            source,
-            text,
-        });
+    /// Prints a line and keeps it. A closed stdout (`| head`) must not stop the demo.
+    fn keep(&mut self, peer: usize, source: Source, text: String) {
+        let text = without_clock(&text).to_string();
+        let line = Line::new(peer, source, text);
+        let seconds = self.start.elapsed().as_secs_f64();
+        crate::say(&render(&line, seconds, &self.names, self.color));
+        self.lines.push(line);
     }
 
-    /// Prints a line and keeps it. A closed stdout (`| head`) must not stop the demo.
-    fn keep(&mut self, line: Line) {
-        let text = render(&line, self.start, &self.cast.names, self.color);
-        let _ = writeln!(io::stdout().lock(), "{text}");
-        self.lines.push(line);
+    /// What went wrong by the end: a peer that did not exit cleanly, or an error any peer
+    /// logged. Empty when all is well. (A sign that did not come has ended the demo already.)
+    pub fn verdict(&self) -> Vec<String> {
+        let problem = |line: &Line| {
+            let (name, text) = (&self.names[line.peer], &line.text);
+            match line.source {
+                Source::Exit if text != "exited with status 0" => Some(format!("{name} {text}")),
+                Source::Stderr if text.starts_with("ERROR") => {
+                    Some(format!("{name} logged an error: {text}"))
+                }
+                _ => None,
+            }
+        };
+        self.lines.iter().filter_map(problem).collect()
     }
 }
 
@@ -314,23 +373,17 @@ fn log_filter() -> String {
     }
 }
 
-/// One transcript line as printed: seconds since the start, the peer, the source, the text:
-/// `  1.23 bob   stdout [alice] hi`. Log lines lose their own clock; the first column says when.
-fn render(line: &Line, start: Instant, names: &[String], color: bool) -> String {
-    let seconds = line.at.saturating_duration_since(start).as_secs_f64();
-    let paint = |code: &str, text: &str| match color {
-        true => format!("\x1b[{code}m{text}\x1b[0m"),
-        false => text.to_string(),
-    };
-    let Some(peer) = line.peer else {
-        return format!("{seconds:6.2} {}", paint("1", &format!("* {}", line.text)));
-    };
+/// One transcript line as printed `seconds` after the start: the peer, the source, the text:
+/// `  1.23 bob   stdout [alice] hi`.
+fn render(line: &Line, seconds: f64, names: &[String], color: bool) -> String {
     let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let name = format!("{:<width$}", names[line.peer]);
     let name = paint(
-        ["36", "35", "34", "33", "32", "31"][peer % 6],
-        &format!("{:<width$}", names[peer]),
+        color,
+        ["36", "35", "34", "33", "32", "31"][line.peer % 6],
+        &name,
     );
-    let text = without_clock(&line.text);
+    let text = &line.text;
     let (label, style) = match line.source {
         Source::Stdin => ("stdin ", "1"),
         Source::Stdout => ("stdout", "32"),
@@ -340,13 +393,20 @@ fn render(line: &Line, start: Instant, names: &[String], color: bool) -> String 
         Source::Stderr if text.starts_with("WARN") => ("stderr", "33"),
         Source::Stderr => ("stderr", "2"),
         Source::Exit => ("exit  ", "1"),
-        Source::Narration => ("", "0"),
     };
-    format!("{seconds:6.2} {name} {label} {}", paint(style, text))
+    format!("{seconds:6.2} {name} {label} {}", paint(color, style, text))
+}
+
+/// `text` in the terminal style `code` (SGR), when there is color.
+fn paint(color: bool, code: &str, text: &str) -> String {
+    match color {
+        true => format!("\x1b[{code}m{text}\x1b[0m"),
+        false => text.to_string(),
+    }
 }
 
 /// A log line without its leading `HH:MM:SS.mmm ` clock; other lines unchanged.
-pub fn without_clock(text: &str) -> &str {
+fn without_clock(text: &str) -> &str {
     let b = text.as_bytes();
     let clock = b.len() > 13
         && b[..12].iter().enumerate().all(|(i, c)| match i {
@@ -364,31 +424,19 @@ mod tests {
 
     #[test]
     fn lines_show_time_peer_and_source_and_log_lines_lose_their_clock() {
-        let t0 = Instant::now();
-        let names = vec!["alice".to_string(), "bob".to_string()];
-        let line = |peer, source, text: &str, ms| Line {
-            at: t0 + Duration::from_millis(ms),
-            peer,
-            source,
-            text: text.to_string(),
+        let names = ["alice", "bob"].map(String::from);
+        let show = |peer, source, text: &str, seconds| {
+            let text = without_clock(text).to_string();
+            render(&Line::new(peer, source, text), seconds, &names, false)
         };
-        let show = |l: Line| render(&l, t0, &names, false);
+        let log = "12:00:01.234 INFO  [link:bob] connected";
         assert_eq!(
-            show(line(Some(1), Source::Stdout, "[alice] hi", 1234)),
+            show(1, Source::Stdout, "[alice] hi", 1.234),
             "  1.23 bob   stdout [alice] hi"
         );
         assert_eq!(
-            show(line(
-                Some(0),
-                Source::Stderr,
-                "12:00:01.234 INFO  [link:bob] connected",
-                5
-            )),
+            show(0, Source::Stderr, log, 0.005),
             "  0.01 alice stderr INFO  [link:bob] connected"
-        );
-        assert_eq!(
-            show(line(None, Source::Narration, "bob leaves", 0)),
-            "  0.00 * bob leaves"
         );
         assert_eq!(without_clock("error: no"), "error: no");
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::Failure;
-use crate::stage::{PATIENCE, Sign, Stage};
+use crate::stage::{Line, PATIENCE, Stage};
 
 /// The longest wait between two attempts to reach a friend who was away (p2p-chat's backoff).
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
@@ -17,14 +17,14 @@ fn send(stage: &mut Stage, from: &str, to: &str, text: &str) -> Result<(), Failu
     stage.type_line(
         from,
         &format!("{to}/{text}"),
-        &[Sign::shown(to, from, text)],
+        &[Line::shown(to, from, text)],
     )
 }
 
 /// Plays the conversation with the first five peers of the table; `idle` is the peers' idle
 /// timeout. The broadcast reaches every peer.
 pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
-    let names = s.names().to_vec();
+    let names = s.names();
     let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|i| names[i].as_str());
 
     s.narrate(&format!(
@@ -47,33 +47,33 @@ pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
 
     s.narrate(&format!("{e} writes to everyone with */"));
     let hello = "hello everyone, see you at 8!";
-    let heard: Vec<Sign> = names
+    let heard: Vec<Line> = names
         .iter()
         .filter(|n| *n != e)
-        .map(|n| Sign::shown(n, e, hello))
+        .map(|n| Line::shown(n, e, hello))
         .collect();
     s.type_line(e, &format!("*/{hello}"), &heard)?;
     s.narrate(&format!(
         "{c} asks who is connected with /peers (printed on stderr)"
     ));
-    s.type_line(c, "/peers", &[Sign::logged(c, "(you)")])?;
+    s.type_line(c, "/peers", &[Line::logged(c, "(you)")])?;
     let stranger = stranger(&names);
     s.narrate(&format!(
         "{d} writes to {stranger:?}, who is not in the table"
     ));
-    let unknown = Sign::logged(d, &format!("unknown friend {stranger:?}"));
+    let unknown = Line::logged(d, &format!("unknown friend {stranger:?}"));
     s.type_line(d, &format!("{stranger}/are you there?"), &[unknown])?;
 
     let idle_s = idle.as_secs_f64();
     s.narrate(&format!(
         "{a} sends {b} nothing for {idle_s:.1} s, so that connection closes; writing again reconnects"
     ));
-    let closing = Sign::logged(a, &format!("closing idle connection to {b} after"));
+    let closing = Line::logged(a, &format!("closing idle connection to {b} after"));
     s.await_sign(&closing, idle + PATIENCE)?;
     let again = format!("still there, {b}? this one goes over a new connection");
     let signs = [
-        Sign::shown(b, a, &again),
-        Sign::logged(a, &format!("connected to {b} (")),
+        Line::shown(b, a, &again),
+        Line::logged(a, &format!("connected to {b} (")),
     ];
     s.type_line(a, &format!("{b}/{again}"), &signs)?;
 
@@ -87,21 +87,21 @@ pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
     s.type_line(
         b,
         &format!("{e}/{home}"),
-        &[Sign::logged(b, "wait in their outbox")],
+        &[Line::logged(b, "wait in their outbox")],
     )?;
     s.narrate(&format!(
         "{e} starts again; {b}'s p2p-chat retries with backoff and delivers what it held"
     ));
     s.restart(e)?;
-    s.await_sign(&Sign::shown(e, b, home), MAX_RETRY_WAIT + PATIENCE)?;
+    s.await_sign(&Line::shown(e, b, home), MAX_RETRY_WAIT + PATIENCE)?;
     s.narrate(&format!(
         "{e}'s p2p-chat confirms it showed the message; {b} asks /peers, which counts it as delivered"
     ));
     s.await_sign(
-        &Sign::logged(b, &format!("{e}'s p2p-chat confirms")),
+        &Line::logged(b, &format!("{e}'s p2p-chat confirms")),
         PATIENCE,
     )?;
-    s.type_line(b, "/peers", &[Sign::logged(b, "(you)")])?;
+    s.type_line(b, "/peers", &[Line::logged(b, "(you)")])?;
     s.narrate("end of input for everyone: each peer delivers what it holds, then quits");
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The stage: the peers as child processes, and the transcript of what they were typed, showed
 //! and logged. It runs on the demo's main thread, the only one that prints. The script names the
-//! peers as the table does, types into them and waits for [`Sign`]s that a step worked.
+//! peers as the table does, types into them, and waits for the lines that show a step worked.
 //!
 //! Each child's stdout and stderr are read by a thread of their own (the project's shared
 //! `read_lines`), which sends every line, labelled and timestamped, over one channel. Whenever
@@ -37,65 +37,48 @@ pub enum Source {
     Exit,
 }
 
-/// One line of the transcript. A log line is kept without its clock: the transcript has its own.
+/// One line of the transcript: which peer, which of its pipes, and the text. A log line is kept
+/// without its clock; the transcript has its own. The sign that a step worked is a `Line` too,
+/// one the transcript must show: from that peer and pipe, containing that text.
 pub struct Line {
-    /// The peer's index in the table.
-    pub peer: usize,
-    pub source: Source,
-    pub text: String,
-}
-
-impl Line {
-    fn new(peer: usize, source: Source, text: String) -> Line {
-        Line { peer, source, text }
-    }
-}
-
-/// A sign that a step worked: a line from `peer`'s `source` that contains `text`.
-pub struct Sign {
     pub peer: String,
     pub source: Source,
     pub text: String,
 }
 
-impl Sign {
-    /// `to` shows the message `text` from `from`.
-    pub fn shown(to: &str, from: &str, text: &str) -> Sign {
-        let (peer, text) = (to.to_string(), format!("[{from}] {text}"));
-        Sign {
-            peer,
-            source: Source::Stdout,
-            text,
-        }
+impl Line {
+    fn new(peer: &str, source: Source, text: String) -> Line {
+        let peer = peer.to_string();
+        Line { peer, source, text }
     }
 
-    /// `peer` logs a line (or prints a report on stderr) that contains `text`.
-    pub fn logged(peer: &str, text: &str) -> Sign {
-        let (peer, text) = (peer.to_string(), text.to_string());
-        Sign {
-            peer,
-            source: Source::Stderr,
-            text,
-        }
+    /// The sign that `to` shows the message `text` from `from`.
+    pub fn shown(to: &str, from: &str, text: &str) -> Line {
+        Line::new(to, Source::Stdout, format!("[{from}] {text}"))
     }
 
-    /// Whether `line` is this sign; `peer` is the index of the sign's peer.
-    fn is(&self, line: &Line, peer: usize) -> bool {
-        line.peer == peer && line.source == self.source && line.text.contains(&self.text)
+    /// The sign that `peer` logs a line (or prints a report on stderr) containing `text`.
+    pub fn logged(peer: &str, text: &str) -> Line {
+        Line::new(peer, Source::Stderr, text.to_string())
+    }
+
+    /// Whether this line is the `sign`.
+    fn shows(&self, sign: &Line) -> bool {
+        self.peer == sign.peer && self.source == sign.source && self.text.contains(&sign.text)
     }
 }
 
-struct Child {
-    process: KillOnDrop,
+/// A friend on the stage: how to start them (a `Command` can be spawned again, to restart them)
+/// and, while they run, their process and the stdin the script types into.
+struct Peer {
+    name: String,
+    command: Command,
+    running: Option<KillOnDrop>,
     stdin: Option<ChildStdin>,
-    exited: bool,
 }
 
 pub struct Stage {
-    names: Vec<String>,
-    /// How to start each peer; a `Command` can be spawned again to restart one.
-    commands: Vec<Command>,
-    children: Vec<Child>,
+    peers: Vec<Peer>,
     lines: Vec<Line>,
     /// Where the reader threads send lines, and where the stage receives them.
     sender: Sender<Line>,
@@ -111,75 +94,65 @@ impl Stage {
     /// Starts one peer per command, in table order; `names` are theirs.
     pub fn open(
         names: Vec<String>,
-        mut commands: Vec<Command>,
+        commands: Vec<Command>,
         pace: Duration,
         interrupt: Receiver<()>,
     ) -> Result<Stage, Failure> {
-        for command in &mut commands {
+        let peer = |(name, mut command): (String, Command)| {
+            command.env("RUST_LOG", log_filter()).process_group(0);
             command
-                .env("RUST_LOG", log_filter())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0);
-        }
+                .stderr(Stdio::piped());
+            let (running, stdin) = (None, None);
+            Peer {
+                name,
+                command,
+                running,
+                stdin,
+            }
+        };
         let (sender, receiver) = unbounded();
-        let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let children = Vec::new();
-        let (lines, start) = (Vec::new(), Instant::now());
         let mut stage = Stage {
-            names,
-            commands,
-            children,
-            lines,
+            peers: names.into_iter().zip(commands).map(peer).collect(),
+            lines: Vec::new(),
             sender,
             receiver,
             interrupt,
-            start,
-            color,
+            start: Instant::now(),
+            color: io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             pace,
         };
-        for peer in 0..stage.names.len() {
-            stage.start(peer)?;
+        for index in 0..stage.peers.len() {
+            stage.start(index)?;
         }
         Ok(stage)
     }
 
     /// Every peer's name, in table order.
-    pub fn names(&self) -> &[String] {
-        &self.names
+    pub fn names(&self) -> Vec<String> {
+        self.peers.iter().map(|peer| peer.name.clone()).collect()
     }
 
-    /// Starts `peer` (again, if it has exited) and waits until it listens.
-    fn start(&mut self, peer: usize) -> Result<(), Failure> {
-        let command = &mut self.commands[peer];
-        let mut process = KillOnDrop(command.spawn().map_err(|e| {
-            let program = command.get_program().to_string_lossy();
+    /// Starts the peer at `index` (again, if it has exited) and waits until it listens.
+    fn start(&mut self, index: usize) -> Result<(), Failure> {
+        let peer = &mut self.peers[index];
+        let mut process = KillOnDrop(peer.command.spawn().map_err(|e| {
+            let program = peer.command.get_program().to_string_lossy();
             Failure::Failed(format!("cannot start {program}: {e}"))
         })?);
-        let name = self.names[peer].clone();
         let stdout: Box<dyn Read + Send> = Box::new(process.stdout.take().expect("piped"));
         let stderr: Box<dyn Read + Send> = Box::new(process.stderr.take().expect("piped"));
         for (pipe, source) in [(stdout, Source::Stdout), (stderr, Source::Stderr)] {
-            let line = move |text| Line::new(peer, source, text);
-            read_lines(
-                format!("{source:?}:{name}"),
-                pipe,
-                self.sender.clone(),
-                line,
-            );
+            let name = peer.name.clone();
+            let thread = format!("{source:?}:{name}");
+            let line = move |text| Line::new(&name, source, text);
+            read_lines(thread, pipe, self.sender.clone(), line);
         }
-        let (stdin, exited) = (process.stdin.take(), false);
-        let child = Child {
-            process,
-            stdin,
-            exited,
-        };
-        match self.children.get_mut(peer) {
-            Some(slot) => *slot = child,
-            None => self.children.push(child),
-        }
-        let listening = Sign::logged(&name, &format!("{name} listening on "));
+        peer.stdin = process.stdin.take();
+        peer.running = Some(process);
+        let listening = format!("{} listening on ", peer.name);
+        let listening = Line::logged(&peer.name, &listening);
         self.wait_for_sign(self.lines.len(), &listening, PATIENCE)
     }
 
@@ -192,15 +165,15 @@ impl Stage {
         ));
     }
 
-    /// `peer` types `line`, as a person would; then each sign must appear after it.
-    pub fn type_line(&mut self, peer: &str, line: &str, signs: &[Sign]) -> Result<(), Failure> {
+    /// `peer` types `text`, as a person would; then each sign must appear after it.
+    pub fn type_line(&mut self, peer: &str, text: &str, signs: &[Line]) -> Result<(), Failure> {
         let (index, mark) = (self.index(peer), self.lines.len());
-        self.keep(index, Source::Stdin, line.to_string());
-        let stdin = self.children[index].stdin.as_mut();
-        let typed = stdin.map(|stdin| writeln!(stdin, "{line}").and_then(|()| stdin.flush()));
+        self.keep(Line::new(peer, Source::Stdin, text.to_string()));
+        let stdin = self.peers[index].stdin.as_mut();
+        let typed = stdin.map(|stdin| writeln!(stdin, "{text}").and_then(|()| stdin.flush()));
         if !matches!(typed, Some(Ok(()))) {
             return Err(Failure::Failed(format!(
-                "could not type {line:?} into {peer}"
+                "could not type {text:?} into {peer}"
             )));
         }
         for sign in signs {
@@ -211,15 +184,15 @@ impl Stage {
 
     /// Waits up to `within` for `sign` anywhere in the transcript: for a sign that may have come
     /// during earlier steps.
-    pub fn await_sign(&mut self, sign: &Sign, within: Duration) -> Result<(), Failure> {
+    pub fn await_sign(&mut self, sign: &Line, within: Duration) -> Result<(), Failure> {
         self.wait_for_sign(0, sign, within)
     }
 
     /// `peer` ends its input, which p2p-chat takes as quit, and exits.
     pub fn quit(&mut self, peer: &str) -> Result<(), Failure> {
         let index = self.index(peer);
-        self.children[index].stdin = None;
-        let exited = |stage: &Stage| stage.children[index].exited;
+        self.peers[index].stdin = None;
+        let exited = |stage: &Stage| stage.peers[index].running.is_none();
         self.wait_for(&format!("{peer} to exit"), PATIENCE, exited)?;
         self.pause(self.pace)
     }
@@ -232,17 +205,38 @@ impl Stage {
 
     /// Closes every stdin, waits for everyone to exit and for their last lines.
     pub fn finish(&mut self, timeout: Duration) -> Result<(), Failure> {
-        for child in &mut self.children {
-            child.stdin = None;
+        for peer in &mut self.peers {
+            peer.stdin = None;
         }
-        let everyone_out = |stage: &Stage| stage.children.iter().all(|c| c.exited);
+        let everyone_out = |stage: &Stage| stage.peers.iter().all(|p| p.running.is_none());
         self.wait_for("every peer to exit", timeout, everyone_out)?;
         // Every pipe reaches end-of-file now, and its reader sends what it still holds. (The
         // stage keeps a sender for restarts, so the channel stays open: wait for a lull.)
         while let Ok(line) = self.receiver.recv_timeout(EXIT_POLL * 5) {
-            self.keep(line.peer, line.source, line.text);
+            self.keep(line);
         }
         Ok(())
+    }
+
+    /// What went wrong by the end: a peer that did not exit cleanly, or an error any peer
+    /// logged. Empty when all is well. (A sign that did not come has ended the demo already.)
+    pub fn verdict(&self) -> Vec<String> {
+        let problem = |line: &Line| {
+            let (name, text) = (&line.peer, &line.text);
+            match line.source {
+                Source::Exit if text != "exited with status 0" => Some(format!("{name} {text}")),
+                Source::Stderr if text.starts_with("ERROR") => {
+                    Some(format!("{name} logged an error: {text}"))
+                }
+                _ => None,
+            }
+        };
+        self.lines.iter().filter_map(problem).collect()
+    }
+
+    fn index(&self, peer: &str) -> usize {
+        let index = self.peers.iter().position(|p| p.name == peer);
+        index.expect("the script names peers of the table")
     }
 
     /// Pauses for readability, printing what arrives meanwhile.
@@ -251,20 +245,14 @@ impl Stage {
         Ok(())
     }
 
-    fn index(&self, peer: &str) -> usize {
-        let index = self.names.iter().position(|name| name == peer);
-        index.expect("the script names peers of the table")
-    }
-
     /// Waits up to `within` for `sign` in the transcript after line `mark`. A peer that exits
     /// meanwhile will not show it: that fails at once.
-    fn wait_for_sign(&mut self, mark: usize, sign: &Sign, within: Duration) -> Result<(), Failure> {
-        let peer = self.index(&sign.peer);
-        let seen = |stage: &Stage| stage.lines[mark..].iter().any(|line| sign.is(line, peer));
+    fn wait_for_sign(&mut self, mark: usize, sign: &Line, within: Duration) -> Result<(), Failure> {
+        let index = self.index(&sign.peer);
+        let seen = |stage: &Stage| stage.lines[mark..].iter().any(|line| line.shows(sign));
+        let gone = |stage: &Stage| stage.peers[index].running.is_none();
         let what = format!("{} to show {:?}", sign.peer, sign.text);
-        self.wait_for(&what, within, |stage| {
-            seen(stage) || stage.children[peer].exited
-        })?;
+        self.wait_for(&what, within, |stage| seen(stage) || gone(stage))?;
         if seen(self) {
             return Ok(());
         }
@@ -307,7 +295,7 @@ impl Stage {
             let timer = at(deadline.min(now + EXIT_POLL));
             select! {
                 recv(self.receiver) -> line => match line {
-                    Ok(line) => self.keep(line.peer, line.source, line.text),
+                    Ok(line) => self.keep(line),
                     Err(_) => self.receiver = never(),
                 },
                 recv(self.interrupt) -> signal => match signal {
@@ -319,13 +307,14 @@ impl Stage {
         }
     }
 
+    /// Notes, as a line, each peer that has ended since the last look.
     fn note_exits(&mut self) {
-        for peer in 0..self.children.len() {
-            let child = &mut self.children[peer];
-            if child.exited {
+        for index in 0..self.peers.len() {
+            let peer = &mut self.peers[index];
+            let Some(process) = &mut peer.running else {
                 continue;
-            }
-            let text = match child.process.try_wait() {
+            };
+            let text = match process.try_wait() {
                 Ok(None) => continue,
                 Ok(Some(status)) => match status.code() {
                     Some(code) => format!("exited with status {code}"),
@@ -333,34 +322,18 @@ impl Stage {
                 },
                 Err(e) => format!("cannot be waited for: {e}"),
             };
-            child.exited = true;
-            self.keep(peer, Source::Exit, text);
+            peer.running = None;
+            let exit = Line::new(&peer.name, Source::Exit, text);
+            self.keep(exit);
         }
     }
 
-    /// Prints a line and keeps it. A closed stdout (`| head`) must not stop the demo.
-    fn keep(&mut self, peer: usize, source: Source, text: String) {
-        let text = without_clock(&text).to_string();
-        let line = Line::new(peer, source, text);
+    /// Prints a line and keeps it.
+    fn keep(&mut self, mut line: Line) {
+        line.text = without_clock(&line.text).to_string();
         let seconds = self.start.elapsed().as_secs_f64();
-        crate::say(&render(&line, seconds, &self.names, self.color));
+        crate::say(&render(&line, seconds, &self.names(), self.color));
         self.lines.push(line);
-    }
-
-    /// What went wrong by the end: a peer that did not exit cleanly, or an error any peer
-    /// logged. Empty when all is well. (A sign that did not come has ended the demo already.)
-    pub fn verdict(&self) -> Vec<String> {
-        let problem = |line: &Line| {
-            let (name, text) = (&self.names[line.peer], &line.text);
-            match line.source {
-                Source::Exit if text != "exited with status 0" => Some(format!("{name} {text}")),
-                Source::Stderr if text.starts_with("ERROR") => {
-                    Some(format!("{name} logged an error: {text}"))
-                }
-                _ => None,
-            }
-        };
-        self.lines.iter().filter_map(problem).collect()
     }
 }
 
@@ -377,12 +350,9 @@ fn log_filter() -> String {
 /// `  1.23 bob   stdout [alice] hi`.
 fn render(line: &Line, seconds: f64, names: &[String], color: bool) -> String {
     let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-    let name = format!("{:<width$}", names[line.peer]);
-    let name = paint(
-        color,
-        ["36", "35", "34", "33", "32", "31"][line.peer % 6],
-        &name,
-    );
+    let hue = names.iter().position(|n| *n == line.peer).unwrap_or(0) % 6;
+    let name = format!("{:<width$}", line.peer);
+    let name = paint(color, ["36", "35", "34", "33", "32", "31"][hue], &name);
     let text = &line.text;
     let (label, style) = match line.source {
         Source::Stdin => ("stdin ", "1"),
@@ -425,17 +395,17 @@ mod tests {
     #[test]
     fn lines_show_time_peer_and_source_and_log_lines_lose_their_clock() {
         let names = ["alice", "bob"].map(String::from);
-        let show = |peer, source, text: &str, seconds| {
+        let show = |peer: &str, source, text: &str, seconds| {
             let text = without_clock(text).to_string();
             render(&Line::new(peer, source, text), seconds, &names, false)
         };
         let log = "12:00:01.234 INFO  [link:bob] connected";
         assert_eq!(
-            show(1, Source::Stdout, "[alice] hi", 1.234),
+            show("bob", Source::Stdout, "[alice] hi", 1.234),
             "  1.23 bob   stdout [alice] hi"
         );
         assert_eq!(
-            show(0, Source::Stderr, log, 0.005),
+            show("alice", Source::Stderr, log, 0.005),
             "  0.01 alice stderr INFO  [link:bob] connected"
         );
         assert_eq!(without_clock("error: no"), "error: no");

@@ -14,11 +14,8 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
 /// `from` writes `text` to `to`, who must show it.
 fn send(stage: &mut Stage, from: &str, to: &str, text: &str) -> Result<(), Failure> {
-    stage.type_line(
-        from,
-        &format!("{to}/{text}"),
-        &[Line::shown(to, from, text)],
-    )
+    let line = format!("{to}/{text}");
+    stage.type_line(from, &line, &[Line::shown(to, from, text)])
 }
 
 /// Plays the conversation with the first five peers of the table; `idle` is the peers' idle
@@ -30,12 +27,8 @@ pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
     s.narrate(&format!(
         "{a} writes to {b}: the first message opens a connection"
     ));
-    send(
-        s,
-        a,
-        b,
-        &format!("hi {b}, are you coming to the demo tonight?"),
-    )?;
+    let hi = format!("hi {b}, are you coming to the demo tonight?");
+    send(s, a, b, &hi)?;
     send(s, b, a, &format!("yes! {c} is coming too"))?;
     s.narrate(&format!(
         "{c} and {d} talk; each direction has its own connection"
@@ -47,11 +40,8 @@ pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
 
     s.narrate(&format!("{e} writes to everyone with */"));
     let hello = "hello everyone, see you at 8!";
-    let heard: Vec<Line> = names
-        .iter()
-        .filter(|n| *n != e)
-        .map(|n| Line::shown(n, e, hello))
-        .collect();
+    let others = names.iter().filter(|n| *n != e);
+    let heard: Vec<Line> = others.map(|n| Line::shown(n, e, hello)).collect();
     s.type_line(e, &format!("*/{hello}"), &heard)?;
     s.narrate(&format!(
         "{c} asks who is connected with /peers (printed on stderr)"
@@ -71,10 +61,8 @@ pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
     let closing = Line::logged(a, &format!("closing idle connection to {b} after"));
     s.await_sign(&closing, idle + PATIENCE)?;
     let again = format!("still there, {b}? this one goes over a new connection");
-    let signs = [
-        Line::shown(b, a, &again),
-        Line::logged(a, &format!("connected to {b} (")),
-    ];
+    let connected = format!("connected to {b} (");
+    let signs = [Line::shown(b, a, &again), Line::logged(a, &connected)];
     s.type_line(a, &format!("{b}/{again}"), &signs)?;
 
     s.narrate(&format!("{e} leaves with /quit"));
@@ -84,11 +72,8 @@ pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
         "{b} writes to {e}, who has left: the message waits in {e}'s outbox"
     ));
     let home = "did you get home safely?";
-    s.type_line(
-        b,
-        &format!("{e}/{home}"),
-        &[Line::logged(b, "wait in their outbox")],
-    )?;
+    let held = Line::logged(b, "wait in their outbox");
+    s.type_line(b, &format!("{e}/{home}"), &[held])?;
     s.narrate(&format!(
         "{e} starts again; {b}'s p2p-chat retries with backoff and delivers what it held"
     ));
@@ -97,10 +82,8 @@ pub fn perform(s: &mut Stage, idle: Duration) -> Result<(), Failure> {
     s.narrate(&format!(
         "{e}'s p2p-chat confirms it showed the message; {b} asks /peers, which counts it as delivered"
     ));
-    s.await_sign(
-        &Line::logged(b, &format!("{e}'s p2p-chat confirms")),
-        PATIENCE,
-    )?;
+    let confirms = Line::logged(b, &format!("{e}'s p2p-chat confirms"));
+    s.await_sign(&confirms, PATIENCE)?;
     s.type_line(b, "/peers", &[Line::logged(b, "(you)")])?;
     s.narrate("end of input for everyone: each peer delivers what it holds, then quits");
     Ok(())
@@ -124,9 +107,7 @@ mod tests {
         let table = |names: [&str; 3]| names.map(String::from);
         assert_eq!(stranger(&table(["ann", "ben", "cat"])), "zed");
         assert_eq!(stranger(&table(["zed", "ben", "cat"])), "mallory");
-        assert_eq!(
-            stranger(&table(["zed", "mallory", "nobody"])),
-            "zed-the-stranger"
-        );
+        let everyone = table(["zed", "mallory", "nobody"]);
+        assert_eq!(stranger(&everyone), "zed-the-stranger");
     }
 }

@@ -159,10 +159,8 @@ impl Stage {
     /// Prints a line of narration.
     pub fn narrate(&mut self, text: &str) {
         let seconds = self.start.elapsed().as_secs_f64();
-        crate::say(&format!(
-            "{seconds:6.2} {}",
-            paint(self.color, "1", &format!("* {text}"))
-        ));
+        let text = paint(self.color, "1", &format!("* {text}"));
+        crate::say(&format!("{seconds:6.2} {text}"));
     }
 
     /// `peer` types `text`, as a person would; then each sign must appear after it.

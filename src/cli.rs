@@ -17,7 +17,7 @@ printed on stdout as [sender] message; connection events and errors go to stderr
 In a terminal, p2p-chat edits the line you type itself: Left/Right, Home/End
 (Ctrl-A/E), Backspace, Delete, Ctrl-U/K/W to delete to the start, to the end
 or a word, Up/Down for the history, Tab to complete a friend's name, Ctrl-L to
-redraw. Incoming text is printed above the line, which stays whole. Chat lines
+clear the screen. Incoming text is printed above the line, which stays whole. Chat lines
 carry the time; your own messages are shown with what became of them. Connection
 events are hidden unless -v or /events. Ctrl-D on an empty line quits; Ctrl-C
 quits too (a half-typed line is not sent: it is shown back, marked not sent);

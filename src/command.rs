@@ -82,7 +82,7 @@ commands:
                    sent at Ctrl-C: it is shown back, marked not sent
 keys (in a terminal): Left/Right, Home/End or Ctrl-A/E, Backspace, Delete,
   Ctrl-U/K/W delete to the start/to the end/a word, Up/Down history, Tab
-  completes a friend's name, Ctrl-L redraws, Ctrl-Z stops until fg";
+  completes a friend's name, Ctrl-L clears the screen, Ctrl-Z stops until fg";
 
 /// Parses one line (without its line ending). `Ok(None)` means a blank line.
 pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {

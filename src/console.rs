@@ -89,6 +89,10 @@ fn run_terminal(console: &mut Console, screen: &Screen) {
                     screen.suspend();
                     true
                 }
+                Outcome::Clear => {
+                    screen.clear();
+                    true
+                }
                 Outcome::Choices(names) => {
                     let _ = writeln!(answers, "{}", names.join("  "));
                     true

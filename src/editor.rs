@@ -29,8 +29,8 @@ pub enum Key {
     KillEnd,
     /// Ctrl-W: delete the word before the cursor.
     KillWord,
-    /// Ctrl-L: draw the line again.
-    Redraw,
+    /// Ctrl-L: clear the screen.
+    Clear,
     /// Ctrl-D: quit on an empty line, else delete the character under the cursor.
     EndOfInput,
     /// Ctrl-Z: stop the program until `fg`.
@@ -80,7 +80,7 @@ fn decode(bytes: &[u8]) -> Option<(Key, usize)> {
         0x15 => Key::KillStart,
         0x0b => Key::KillEnd,
         0x17 => Key::KillWord,
-        0x0c => Key::Redraw,
+        0x0c => Key::Clear,
         0x04 => Key::EndOfInput,
         0x1a => Key::Suspend,
         0x1b => return escape(bytes),
@@ -146,7 +146,10 @@ pub enum Outcome {
     Submit(String),
     /// Ctrl-D on an empty line.
     Quit,
+    /// Ctrl-Z.
     Suspend,
+    /// Ctrl-L: clear the screen, keeping the line.
+    Clear,
     /// Tab found several names: they are the choices.
     Choices(Vec<String>),
 }
@@ -214,7 +217,8 @@ impl LineEditor {
             Key::Down => self.browse(1),
             Key::Tab => return self.complete(names),
             Key::Suspend => return Outcome::Suspend,
-            Key::Backspace | Key::Delete | Key::EndOfInput | Key::Redraw | Key::Other => {}
+            Key::Clear => return Outcome::Clear,
+            Key::Backspace | Key::Delete | Key::EndOfInput | Key::Other => {}
         }
         Outcome::Draw
     }
@@ -404,7 +408,7 @@ mod tests {
             [Key::Right, Key::Other, Key::Char('x')]
         );
         assert_eq!(
-            keys(b"\x01\x05\x15\x0b\x17\x04\x1a"),
+            keys(b"\x01\x05\x15\x0b\x17\x04\x1a\x0c"),
             [
                 Key::Home,
                 Key::End,
@@ -412,7 +416,8 @@ mod tests {
                 Key::KillEnd,
                 Key::KillWord,
                 Key::EndOfInput,
-                Key::Suspend
+                Key::Suspend,
+                Key::Clear
             ]
         );
     }

@@ -228,6 +228,18 @@ impl Screen {
         let _ = stdout.flush();
     }
 
+    /// Ctrl-L: clears the screen and draws the input line again, at the top.
+    pub fn clear(&self) {
+        let Some(input) = &self.input else { return };
+        let input = input.lock();
+        // Cursor to the top-left corner, then erase the whole screen.
+        let mut out = b"\x1b[H\x1b[2J".to_vec();
+        self.draw(&input, &mut out);
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(&out);
+        let _ = stdout.flush();
+    }
+
     /// The program is ending: erase the input line for good; a half-typed line is shown, marked
     /// as not sent, so it is never dropped without a word.
     pub fn close(&self) {

@@ -125,7 +125,7 @@ fn alice_in_tmux(group: &Group, extra: &str) -> Option<Tmux> {
 }
 
 #[test]
-fn a_half_typed_line_survives_an_incoming_message_and_a_warning() {
+fn a_half_typed_line_survives_an_incoming_message_a_warning_and_ctrl_l() {
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &[]);
     let Some(tmux) = alice_in_tmux(&group, "") else {
@@ -149,6 +149,18 @@ fn a_half_typed_line_survives_an_incoming_message_and_a_warning() {
     tmux.wait_screen("the echo of the message", |s| {
         s.contains("[you -> bob] hello there  delivered")
     });
+
+    // Ctrl-L clears the screen; the half-typed line is drawn again at the top and still sends.
+    tmux.type_text("bob/after the clear");
+    tmux.keys(&["C-l"]);
+    let screen = tmux.wait_screen("a cleared screen", |s| !s.contains("are you typing?"));
+    assert_eq!(
+        screen.lines().next(),
+        Some("alice> bob/after the clear"),
+        "{screen}"
+    );
+    tmux.keys(&["Enter"]);
+    bob.expect_line("[alice] after the clear");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //!                      stdin pipes (typed lines)
 //!   [main: stage] ─────────────────────────────────> p2p-chat alice, bob, carol, eve;
 //!        ^   ^                                       p2p-chat-select dave
-//!        │   └──Line── [stdout:alice] [stderr:alice] ... <───┘ (one reader thread per pipe)
+//!        │   └──Line── [Stdout:alice] [Stderr:alice] ... <───┘ (one reader thread per pipe)
 //!        └──()── Ctrl-C handler
 //! ```
 //!

@@ -12,15 +12,16 @@ checks its own transcript
 
 Usage: p2p-chat-demo [OPTIONS]
 
-The demo starts one p2p-chat process for every friend in the peer table (at least
-five, all on this machine; the fourth runs p2p-chat-select, the same chat as one
-poll() loop) and types a conversation into the first five: direct messages, a note
-to self, a broadcast, /peers, an unknown name, an idle connection closed and
-reopened, and a friend who quits, is written to, and comes back. It prints one
-transcript of what each peer was typed (stdin), showed (stdout) and logged
-(stderr). After each step it waits for the sign that the step worked; a sign that
-does not come ends the demo, naming it. At the end every peer must exit cleanly and
-none may have logged an error. At the default pace it ends within 20 seconds.
+The demo starts one p2p-chat process for every friend in the peer table (at
+least five, all on this machine; the fourth runs p2p-chat-select, the same chat
+as one poll() loop) and types a conversation into the first five: direct
+messages, a note to self, a broadcast, /peers, an unknown name, an idle
+connection closed and reopened, and a friend who quits, is written to, and
+comes back. It prints one transcript of what each peer was typed (stdin),
+showed (stdout) and logged (stderr). After each step it waits for the sign that
+the step worked; a sign that does not come ends the demo, naming it. At the end
+every peer must exit cleanly and none may have logged an error. At the default
+pace it ends within 20 seconds.
 
 Options:
   --peers FILE          peer table, lines of NAME HOST PORT [default: peers.txt]
@@ -34,13 +35,14 @@ Options:
   -h, --help            print this help
 
 Environment:
-  RUST_LOG   added to the peers' log filter (they log at info level at least, which
-             the checks need); RUST_LOG=wire=trace shows every frame's bytes
+  RUST_LOG   added to the peers' log filter (they log at info level at least,
+             which the signs need); RUST_LOG=wire=trace shows each frame's bytes
   NO_COLOR   set to turn off color in the transcript
 
-Exit status: 0 when every check passed (or the tmux session was opened); 1 when a
-sign did not come, a check failed or the demo could not run (a port is taken, p2p-chat or tmux is
-missing); 2 on a usage or peer-table error; 130 after Ctrl-C.";
+Exit status: 0 when every check passed (or the tmux session was opened); 1 when
+a sign did not come, a check failed or the demo could not run (a port is taken,
+p2p-chat or tmux is missing); 2 on a usage or peer-table error; 130 after
+Ctrl-C.";
 
 /// Everything the command line decides.
 #[derive(Debug, Clone, PartialEq)]

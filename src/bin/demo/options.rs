@@ -148,8 +148,8 @@ mod tests {
         assert!(err(&["alice"]).starts_with("unexpected argument \"alice\""));
         assert_eq!(err(&["--peers"]), "--peers needs a value");
         for (option, bad) in [
-            ("--idle-timeout", ["0", "11", "NaN", "-1"]),
-            ("--pace", ["-1", "1.5", "soon", "5001"]),
+            ("--idle-timeout", &["0", "11", "abc", "NaN", "-1"][..]),
+            ("--pace", &["-1", "1.5", "soon", "5001"][..]),
         ] {
             for bad in bad {
                 assert!(err(&[option, bad]).starts_with(option), "{option} {bad}");

@@ -159,8 +159,7 @@ impl Stage {
     /// Prints a line of narration.
     pub fn narrate(&mut self, text: &str) {
         let seconds = self.start.elapsed().as_secs_f64();
-        let text = paint(self.color, "1", &format!("* {text}"));
-        crate::say(&format!("{seconds:6.2} {text}"));
+        crate::say(&narration(text, seconds, self.color));
     }
 
     /// `peer` types `text`, as a person would; then each sign must appear after it.
@@ -365,6 +364,11 @@ fn render(line: &Line, seconds: f64, names: &[String], color: bool) -> String {
     format!("{seconds:6.2} {name} {label} {}", paint(color, style, text))
 }
 
+/// A line of the demo's own narration as printed `seconds` after the start: `  2.00 * text`.
+fn narration(text: &str, seconds: f64, color: bool) -> String {
+    format!("{seconds:6.2} {}", paint(color, "1", &format!("* {text}")))
+}
+
 /// `text` in the terminal style `code` (SGR), when there is color.
 fn paint(color: bool, code: &str, text: &str) -> String {
     match color {
@@ -407,5 +411,21 @@ mod tests {
             "  0.01 alice stderr INFO  [link:bob] connected"
         );
         assert_eq!(without_clock("error: no"), "error: no");
+        assert_eq!(narration("bob leaves", 2.0, false), "  2.00 * bob leaves");
+        assert_eq!(narration("x", 0.0, true), "  0.00 \x1b[1m* x\x1b[0m");
+    }
+
+    #[test]
+    fn a_sign_is_a_line_from_that_peer_and_pipe_containing_its_text() {
+        let warning =
+            "WARN  [dispatcher] 1 message(s) to eve (127.0.0.1:7005) wait in their outbox";
+        let line = Line::new("bob", Source::Stderr, warning.to_string());
+        assert!(line.shows(&Line::logged("bob", "wait in their outbox")));
+        assert!(!line.shows(&Line::logged("alice", "wait in their outbox")));
+        assert!(!line.shows(&Line::logged("bob", "to evelyn")));
+        let shown = Line::new("eve", Source::Stdout, "[bob] did you get home?".to_string());
+        assert!(shown.shows(&Line::shown("eve", "bob", "did you get home?")));
+        assert!(!shown.shows(&Line::logged("eve", "[bob] did you get home?")));
+        assert!(!shown.shows(&Line::shown("eve", "alice", "did you get home?")));
     }
 }

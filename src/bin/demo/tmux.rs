@@ -144,6 +144,7 @@ mod tests {
 
     #[test]
     fn each_pane_quotes_its_command_traps_ctrl_c_and_hints_at_the_next_friend() {
+        assert_eq!(quote("plain"), "'plain'");
         assert_eq!(quote("it's a b"), r"'it'\''s a b'");
         let names = ["ann", "ben", "cat"].map(String::from);
         let mut command = Command::new("/opt/it's/p2p-chat");

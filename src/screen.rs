@@ -206,11 +206,7 @@ impl Screen {
         let mut input = input.lock();
         input.line = line.to_vec();
         input.cursor = cursor;
-        let mut out = ERASE_ROW.as_bytes().to_vec();
-        self.draw(&input, &mut out);
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(&out);
-        let _ = stdout.flush();
+        self.redraw(&input, ERASE_ROW.as_bytes());
     }
 
     /// Ctrl-Z: erases the input line, gives the terminal back to the shell until `fg`, then
@@ -222,22 +218,15 @@ impl Screen {
         let _ = stdout.write_all(ERASE_ROW.as_bytes());
         let _ = stdout.flush();
         term::suspend();
-        let mut out = Vec::new();
-        self.draw(&input, &mut out);
-        let _ = stdout.write_all(&out);
-        let _ = stdout.flush();
+        // stdout's lock is reentrant: the redraw takes it again on this thread.
+        self.redraw(&input, b"");
     }
 
     /// Ctrl-L: clears the screen and draws the input line again, at the top.
     pub fn clear(&self) {
         let Some(input) = &self.input else { return };
-        let input = input.lock();
         // Cursor to the top-left corner, then erase the whole screen.
-        let mut out = b"\x1b[H\x1b[2J".to_vec();
-        self.draw(&input, &mut out);
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(&out);
-        let _ = stdout.flush();
+        self.redraw(&input.lock(), b"\x1b[H\x1b[2J");
     }
 
     /// The program is ending: erase the input line for good; a half-typed line is shown, marked
@@ -255,6 +244,15 @@ impl Screen {
         }
         let mut stdout = io::stdout().lock();
         let _ = stdout.write_all(out.as_bytes());
+        let _ = stdout.flush();
+    }
+
+    /// Writes `before` (an erase), then the input line with the cursor in its place, in one write.
+    fn redraw(&self, input: &InputLine, before: &[u8]) {
+        let mut out = before.to_vec();
+        self.draw(input, &mut out);
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(&out);
         let _ = stdout.flush();
     }
 

@@ -37,7 +37,7 @@ use crate::event::{
 };
 use crate::inbound::Inbound;
 use crate::link::{self, CHUNK, LinkTask, Timeouts};
-use crate::logging::NOTICE;
+use crate::logging::{NOTICE, STATE};
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
 use crate::term;
@@ -121,6 +121,14 @@ impl Outbox {
 
     fn is_full(&self) -> bool {
         self.messages >= OUTBOX_MESSAGES || self.bytes >= OUTBOX_BYTES
+    }
+
+    /// Which bound a full outbox has reached, in words.
+    fn bound(&self) -> String {
+        match self.messages >= OUTBOX_MESSAGES {
+            true => format!("{OUTBOX_MESSAGES} messages"),
+            false => format!("{} MiB", OUTBOX_BYTES >> 20),
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -313,8 +321,12 @@ impl Dispatcher {
             // While quitting, input is still taken, to be reported as not delivered.
             let holding = self.friends.iter().position(Friend::holds_up_input);
             if let Some(index) = holding.filter(|_| !input_held) {
-                let who = self.table.get(PeerId(index));
-                debug!("{who}'s outbox is full: input waits until they take more");
+                let who = &self.table.get(PeerId(index)).name;
+                let bound = self.friends[index].outbox.bound();
+                debug!(
+                    target: STATE,
+                    "{who}'s outbox is full ({bound}): input waits until they take more"
+                );
             }
             input_held = holding.is_some();
             let takes_input = self.quitting || !input_held;
@@ -534,6 +546,10 @@ impl Dispatcher {
                 let Some(handle) = friend.link.as_mut().filter(|l| l.id == link) else {
                     return; // news from a link already replaced
                 };
+                let settles = matches!(
+                    report,
+                    LinkReport::Delivered(_) | LinkReport::Sent(_) | LinkReport::Refused(_)
+                );
                 match report {
                     LinkReport::Connected => {
                         if handle.state == LinkState::Connecting {
@@ -578,6 +594,9 @@ impl Dispatcher {
 
                     LinkReport::Failed(failure) => self.failed(peer, failure),
                 }
+                if settles {
+                    self.log_if_settled(peer);
+                }
             }
             Event::Heard(peer) => {
                 let friend = &mut self.friends[peer.0];
@@ -591,6 +610,25 @@ impl Dispatcher {
                 }
             }
             Event::StdoutClosed => {}
+        }
+    }
+
+    /// Logs, as a state change, that every message handed to a friend's link so far has its
+    /// fate: the link is open, holds nothing unconfirmed, and nothing waits in the outbox.
+    fn log_if_settled(&self, peer: PeerId) {
+        let friend = &self.friends[peer.0];
+        let Some(link) = &friend.link else { return };
+        if link.state == LinkState::Open && link.outstanding == 0 && friend.outbox.is_empty() {
+            let t = &friend.tally;
+            debug!(
+                target: STATE,
+                "all {} message(s) to {} settled: {} delivered, {} sent, {} failed",
+                t.delivered + t.sent + t.failed,
+                self.table.get(peer).name,
+                t.delivered,
+                t.sent,
+                t.failed
+            );
         }
     }
 
@@ -883,13 +921,7 @@ fn ago(elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch(text: &str, count: usize) -> Batch {
-        Batch {
-            frames: text.as_bytes().to_vec(),
-            count,
-        }
-    }
+    use crate::event::batch;
 
     fn link(state: LinkState, outstanding: usize, last_used: Instant) -> LinkHandle {
         let (queue, _) = bounded(1);

@@ -88,3 +88,12 @@ impl From<io::Error> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Whether an I/O error is a socket timeout running out. A blocking read or write with a timeout
+/// set reports it as `WouldBlock` on Unix and as `TimedOut` elsewhere, so both count.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

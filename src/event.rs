@@ -245,16 +245,18 @@ impl fmt::Display for Reason {
     }
 }
 
+/// A batch of `count` messages with these frames, for unit tests.
+#[cfg(test)]
+pub(crate) fn batch(frames: &str, count: usize) -> Batch {
+    Batch {
+        frames: frames.as_bytes().to_vec(),
+        count,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch(frames: &str, count: usize) -> Batch {
-        Batch {
-            frames: frames.as_bytes().to_vec(),
-            count,
-        }
-    }
 
     #[test]
     fn split_messages_takes_whole_frames_from_the_front() {

@@ -255,13 +255,13 @@ mod tests {
     /// Whether the registry has closed the connection whose client end this is: a closed one
     /// reads end-of-file at once, an open one times out.
     fn closed(client: &mut TcpStream) -> bool {
-        use std::io::{ErrorKind, Read};
+        use std::io::Read;
         client
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         match client.read(&mut [0u8; 1]) {
             Ok(0) => true,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            Err(e) if crate::error::is_timeout(&e) => false,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, at, never, select, unbounded};
 use log::{info, log_enabled, trace};
 
+use crate::error::is_timeout;
 use crate::event::{Batch, Event, Failure, LinkId, LinkReport, Reason, ToLink};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN};
 use crate::peers::{Peer, PeerId};
@@ -298,11 +299,9 @@ impl Link<'_> {
                 let whole = batch.whole_frames_in(done + e.written);
                 let written = batch.split_messages(whole);
                 self.unconfirmed.push_back((Instant::now(), written));
-                let reason = match e.error.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                        Reason::Stalled(self.timeouts.write)
-                    }
-                    _ => Reason::Broken(e.error.to_string()),
+                let reason = match is_timeout(&e.error) {
+                    true => Reason::Stalled(self.timeouts.write),
+                    false => Reason::Broken(e.error.to_string()),
                 };
                 return Err((reason, vec![batch]));
             }
@@ -394,10 +393,7 @@ mod tests {
         let (_friend, _) = listener.accept().unwrap(); // never reads
         let big = vec![b'x'; 64 << 20];
         let err = write_within(&stream, &big, Duration::from_millis(300)).unwrap_err();
-        assert!(matches!(
-            err.error.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ));
+        assert!(is_timeout(&err.error), "{}", err.error);
         // The kernel's buffers took a part; the rest is left to be sent again.
         assert!(err.written > 0 && err.written < big.len());
     }

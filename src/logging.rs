@@ -23,6 +23,11 @@ use crate::term;
 /// The log target of info lines shown by default in a terminal: `info!(target: NOTICE, ...)`.
 pub const NOTICE: &str = "notice";
 
+/// The log target of debug lines that record a change of state worth waiting on: the tests and
+/// the demo turn it on (`RUST_LOG=info,state=debug`) to wait for the event itself instead of
+/// polling `/peers`. Hidden by default.
+pub const STATE: &str = "state";
+
 /// Whether a terminal shows connection events.
 static EVENTS: AtomicBool = AtomicBool::new(false);
 

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use log::{info, log_enabled, trace, warn};
 
+use crate::error::is_timeout;
 use crate::event::Event;
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
 use crate::inbound::{ConnId, Inbound};
@@ -78,13 +79,6 @@ enum End {
     Silent,
     Failed(io::Error),
     StdoutClosed,
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// The reader thread's body.

@@ -53,30 +53,63 @@ fn a_broadcast_reaches_every_other_friend() {
     alice.expect_line("[alice] check"); // and not the broadcast
 }
 
-#[test]
-fn a_burst_larger_than_a_friends_queue_is_slowed_down_not_dropped() {
-    // About 12 MiB of frames: more than the 8 MiB a friend's queue may hold, so unless bob keeps
-    // up, alice has to stop reading her input for a while rather than drop messages.
-    const COUNT: usize = 300_000;
+/// Types `count` messages of about `length` bytes to bob, who is frozen until alice says his
+/// outbox is full at `bound` and her input waits; then bob resumes, and every message must arrive,
+/// in order. A frozen reader makes the bound certain to be reached: the kernel's buffers fill,
+/// then the link's queue, then the outbox.
+fn a_burst_to_a_frozen_friend_waits_at(bound: &str, count: usize, length: usize) {
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &[]);
-    let mut alice = group.start("alice", &[]);
+    // Timeouts far beyond the test, so the freeze is only ever a slow reader to alice.
+    let patient = ["--write-timeout", "60", "--ack-timeout", "60"];
+    let mut alice = group.start("alice", &patient);
+    bob.signal("-STOP");
     let mut stdin = alice.take_stdin();
-    let feeder = thread::spawn(move || {
-        let mut text = String::with_capacity(COUNT * 40);
-        for i in 0..COUNT {
-            text.push_str(&format!("bob/bulk line number {i:07} of the burst\n"));
-        }
-        stdin.write_all(text.as_bytes()).expect("feed alice");
-    });
-    for i in 0..COUNT {
+    let text: String = (0..count)
+        .map(|i| format!("bob/{i:07} {}\n", "b".repeat(length)))
+        .collect();
+    let feeder = thread::spawn(move || stdin.write_all(text.as_bytes()).expect("feed alice"));
+    alice.expect_stderr(&format!("bob's outbox is full ({bound}): input waits"));
+    bob.signal("-CONT");
+    for i in 0..count {
         let line = bob.next_line();
-        let expected = format!("[alice] bulk line number {i:07} of the burst");
-        assert!(line == expected, "line {i}: {line:?}");
+        let expected = format!("[alice] {i:07} {}", "b".repeat(length));
+        assert!(line == expected, "line {i}: {line:.40?}");
     }
     feeder.join().expect("feeder thread");
     assert!(alice.wait_exit().success());
     assert_eq!(alice.stderr_count("not delivered"), 0);
+}
+
+#[test]
+fn a_burst_of_short_lines_waits_at_the_outbox_bound_of_1000_messages_and_none_is_dropped() {
+    // 12 MB in 40-byte lines: beyond the kernel's buffers, and 1,000 messages come long
+    // before 8 MiB.
+    a_burst_to_a_frozen_friend_waits_at("1000 messages", 300_000, 27);
+}
+
+#[test]
+fn a_burst_of_long_lines_waits_at_the_outbox_bound_of_8_mib_and_none_is_dropped() {
+    // 24 MB in 60 KB lines: 8 MiB is about 140 of them, long before 1,000.
+    a_burst_to_a_frozen_friend_waits_at("8 MiB", 400, 60_000);
+}
+
+#[test]
+fn the_test_ports_can_be_moved_with_an_environment_variable() {
+    assert_eq!(
+        common::parse_port_range("41000-41999"),
+        Some((41_000, 41_999))
+    );
+    for bad in [
+        "41000",
+        "41999-41000",
+        "80-1000",
+        "60000-70000",
+        "a-b",
+        "41000-41010",
+    ] {
+        assert_eq!(common::parse_port_range(bad), None, "{bad}");
+    }
 }
 
 #[test]
@@ -152,7 +185,7 @@ fn peers_lists_friends_and_connections() {
     bob.expect_line("[alice] hi");
     alice.expect_stderr("connected to bob");
     // Once bob has confirmed "hi", nothing is outstanding and the link waits to close.
-    alice.wait_settled("bob");
+    alice.wait_settled("bob", 1);
     alice.send("/peers");
     let me = alice.expect_stderr("alice (you)");
     assert!(me.contains(&format!("127.0.0.1:{}", group.port(0))), "{me}");

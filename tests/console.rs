@@ -1,7 +1,7 @@
 //! Black-box tests of the console in a real terminal: alice runs in a tmux pane of a tmux server
 //! of the test's own (`tmux -S` with a socket in the test's directory), keys are sent with `send-keys`, and the screen is read with
 //! `capture-pane`. Her friends are piped processes and raw sockets, as elsewhere. Each tmux
-//! server is killed when its test ends, pass or fail. Without tmux, the tests say so and pass.
+//! server is killed when its test ends, pass or fail. Without tmux, the tests fail and say so.
 
 mod common;
 
@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, Group, PATIENCE};
 
+/// Set to `1` to skip these tests on a machine without tmux (README says so); otherwise a missing
+/// tmux fails them, so a green run always means the console was tested.
+const SKIP_TMUX: &str = "P2P_TEST_SKIP_TMUX";
+
 /// One tmux server with one session running one command in a 120x32 pane. Its socket lives in
 /// the test's directory, so nothing of it outlives the test.
 struct Tmux {
@@ -22,7 +26,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Starts `command` (run by `sh`) in a new pane, or `None` if tmux is not installed.
+    /// Starts `command` (run by `sh`) in a new pane. Without tmux, fails the test, or returns
+    /// `None` where the user has asked to skip the console tests.
     fn start(dir: &Path, command: &str) -> Option<Tmux> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = dir.join(format!("tmux-{}", NEXT.fetch_add(1, Ordering::SeqCst)));
@@ -31,10 +36,14 @@ impl Tmux {
         match started {
             Some(out) if out.status.success() => Some(tmux),
             Some(out) => panic!("tmux new-session: {}", String::from_utf8_lossy(&out.stderr)),
-            None => {
-                eprintln!("skipped: tmux is not installed");
+            None if std::env::var_os(SKIP_TMUX).is_some_and(|v| v == "1") => {
+                eprintln!("skipped: tmux is not installed, and {SKIP_TMUX}=1 says to skip");
                 None
             }
+            None => panic!(
+                "the console tests need tmux, which is not installed: install it (on Debian, \
+                 apt-get install tmux), or set {SKIP_TMUX}=1 to skip these tests"
+            ),
         }
     }
 

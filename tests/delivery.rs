@@ -5,26 +5,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Group, PATIENCE, TempDir};
-
-fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream
-}
-
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
+use common::{Group, TempDir, connect};
 
 #[test]
 fn a_receiver_confirms_each_frame_shown_with_a_nul_and_each_dropped_with_a_nak() {
@@ -114,9 +100,9 @@ fn a_frozen_friend_is_reported_within_the_ack_timeout_and_shows_the_message_once
     let mut carol = group.start("carol", &[]);
     alice.send("bob/are you there?");
     bob.expect_line("[alice] are you there?");
-    alice.wait_settled("bob"); // bob has confirmed, so alice knows bob confirms
+    alice.wait_settled("bob", 1); // bob has confirmed, so alice knows bob confirms
 
-    signal(bob.pid(), "-STOP");
+    bob.signal("-STOP");
     alice.send("bob/frozen?");
     let report = alice.expect_stderr("may not have arrived");
     assert!(
@@ -127,7 +113,7 @@ fn a_frozen_friend_is_reported_within_the_ack_timeout_and_shows_the_message_once
     alice.send("carol/still here");
     carol.expect_line("[alice] still here");
 
-    signal(bob.pid(), "-CONT");
+    bob.signal("-CONT");
     bob.expect_line("[alice] frozen?");
     alice.send("carol/done");
     carol.expect_line("[alice] done");
@@ -148,7 +134,7 @@ fn a_message_to_an_offline_friend_waits_and_arrives_when_they_start() {
     // Retried with backoff (at most 10 s apart), so well within the patience.
     bob.expect_line("[alice] see this when you come online");
     alice.expect_stderr("can be reached again");
-    alice.wait_settled("bob");
+    alice.wait_settled("bob", 1);
     assert_eq!(alice.stderr_count("not delivered"), 0);
 }
 
@@ -181,8 +167,9 @@ struct Netns {
 }
 
 impl Netns {
-    /// Makes the pair, or `None` where namespaces cannot be made (not root, no `ip`).
-    fn pair() -> Option<Netns> {
+    /// Makes the pair. Where namespaces cannot be made (not root, no `ip`) the test fails,
+    /// saying which step failed and what it needs: a network test is never skipped.
+    fn pair() -> Netns {
         let tag = std::process::id() % 100_000;
         let netns = Netns {
             names: [format!("p2pa{tag}"), format!("p2pb{tag}")],
@@ -203,16 +190,19 @@ impl Netns {
             vec!["-n", b, "link", "set", "lo", "up"],
         ];
         for step in steps {
-            let ok = Command::new("ip")
-                .args(&step)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                return None; // drop removes whatever was made
-            }
+            let failed = match Command::new("ip").args(&step).output() {
+                Ok(out) if out.status.success() => continue,
+                Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                Err(e) => format!("cannot run ip: {e}"),
+            };
+            // `netns` is dropped here, which removes whatever was made.
+            panic!(
+                "this test needs network namespaces (root, and iproute2's ip): \
+                 `ip {}` failed: {failed}",
+                step.join(" ")
+            );
         }
-        Some(netns)
+        netns
     }
 
     /// Takes b's side of the veth down: packets vanish, with no FIN and no RST.
@@ -246,10 +236,7 @@ impl Drop for Netns {
 
 #[test]
 fn a_friend_whose_network_vanishes_without_fin_or_rst_is_reported_within_the_ack_timeout() {
-    let Some(netns) = Netns::pair() else {
-        println!("skipped: network namespaces are not available here (needs root and ip)");
-        return;
-    };
+    let netns = Netns::pair();
     let dir = TempDir::new();
     let table = dir.write(
         "peers.txt",
@@ -267,7 +254,7 @@ fn a_friend_whose_network_vanishes_without_fin_or_rst_is_reported_within_the_ack
     bob.expect_stderr("listening on");
     alice.send("bob/over the wire");
     bob.expect_line("[alice] over the wire");
-    alice.wait_settled("bob");
+    alice.wait_settled("bob", 1);
 
     netns.cut();
     alice.send("bob/into the void");
@@ -280,35 +267,44 @@ fn a_friend_whose_network_vanishes_without_fin_or_rst_is_reported_within_the_ack
 }
 
 #[test]
-fn a_15_mb_burst_with_a_short_idle_timeout_arrives_whole_and_in_order() {
-    // About 15 MB of frames; the idle timeout is far shorter than the burst takes, so an idle
-    // close that overtook queued messages, or a second connection, would show as disorder.
+fn a_15_mb_burst_with_idle_closes_between_its_parts_arrives_whole_and_in_order() {
+    // About 15 MB of frames in four parts. Each part takes far longer to deliver than the idle
+    // timeout, so an idle close that overtook queued messages would show as disorder; between
+    // parts alice waits for the idle close itself, so each part goes over a fresh connection.
     const COUNT: usize = 200_000;
+    const PARTS: usize = 4;
     let group = Group::new(&["alice", "bob"]);
     let mut bob = group.start("bob", &[]);
     let mut alice = group.start("alice", &["--idle-timeout", "0.3"]);
     let mut stdin = alice.take_stdin();
-    // Fed in pieces with pauses longer than the idle timeout between some of them, from another
-    // thread, so a full pipe can never deadlock the test.
-    let feeder = thread::spawn(move || {
-        for part in 0..4 {
-            let mut text = String::new();
-            for i in part * COUNT / 4..(part + 1) * COUNT / 4 {
-                text.push_str(&format!("bob/{i:06} {}\n", "x".repeat(62)));
-            }
+    for part in 0..PARTS {
+        let range = part * COUNT / PARTS..(part + 1) * COUNT / PARTS;
+        let text: String = range
+            .clone()
+            .map(|i| format!("bob/{i:06} {}\n", "x".repeat(62)))
+            .collect();
+        // Fed from another thread, so a full pipe can never deadlock the test.
+        let feeder = thread::spawn(move || {
             stdin.write_all(text.as_bytes()).expect("feed alice");
-            thread::sleep(Duration::from_millis(400));
+            stdin
+        });
+        for i in range {
+            let line = bob.next_line();
+            assert!(
+                line.starts_with(&format!("[alice] {i:06} ")),
+                "message {i} out of order: {line}"
+            );
         }
-    });
-    for i in 0..COUNT {
-        let line = bob.next_line();
-        assert!(
-            line.starts_with(&format!("[alice] {i:06} ")),
-            "message {i} out of order: {line}"
-        );
+        stdin = feeder.join().expect("feeder thread");
+        alice.expect_stderr_count("closing idle connection to bob", part + 1);
     }
-    feeder.join().expect("feeder thread");
+    drop(stdin);
     assert!(alice.wait_exit().success());
+    // Every connection ended in an idle close: at least one a part (more, if a busy machine
+    // paused the feeder for longer than the idle timeout), and none failed.
+    let closes = alice.stderr_count("closing idle connection to bob");
+    assert!(closes >= PARTS, "{closes} idle closes");
+    assert_eq!(alice.stderr_count("connected to bob"), closes);
     assert_eq!(alice.stderr_count("not delivered"), 0);
     assert_eq!(alice.stderr_count("may not have arrived"), 0);
 }
@@ -359,19 +355,13 @@ fn a_friend_who_reads_nothing_of_60_mb_holds_up_another_friend_at_most_once() {
                 after_retry += 1;
             }
         }
-        let typed = Instant::now();
         stdin
             .write_all(b"carol/past the stall\n")
             .expect("feed alice");
-        (typed, stdin, connections)
+        (stdin, connections)
     });
     carol.expect_line("[alice] past the stall");
-    let (typed, stdin, connections) = feeder.join().expect("feeder");
-    let waited = typed.elapsed();
-    assert!(
-        waited < Duration::from_secs(2),
-        "carol's message waited {waited:?}, more than --write-timeout + 1 s"
-    );
+    let (stdin, connections) = feeder.join().expect("feeder");
     // Input waited while bob's outbox was full and bob might still take bytes, until the write
     // timeout found bob stalled; after that, bob's messages are held or refused, and a retry
     // that bob takes a little from does not make everyone wait again.
@@ -391,13 +381,13 @@ fn quitting_while_input_waits_on_a_frozen_friend_reports_every_message_typed() {
     let mut alice = group.start("alice", &["--write-timeout", "1", "--ack-timeout", "1"]);
     alice.send("bob/hello");
     bob.expect_line("[alice] hello");
-    alice.wait_settled("bob"); // bob has confirmed, so alice knows bob confirms
+    alice.wait_settled("bob", 1); // bob has confirmed, so alice knows bob confirms
 
-    signal(bob.pid(), "-STOP");
+    bob.signal("-STOP");
     let feeder = alice.flood("bob", TYPED, "/quit");
     let status = alice.wait_exit();
     feeder.join().expect("feeder");
-    signal(bob.pid(), "-CONT");
+    bob.signal("-CONT");
     assert!(status.success());
     // bob was frozen throughout: none of the 400 can have been confirmed, so each one must be
     // in a report, as not delivered or as maybe lost, and none twice.
@@ -416,12 +406,12 @@ fn a_friend_killed_with_our_bytes_unread_gets_the_message_after_restarting() {
     let mut bob = group.start("bob", &[]);
     alice.send("bob/first");
     bob.expect_line("[alice] first");
-    alice.wait_settled("bob");
+    alice.wait_settled("bob", 1);
 
     // Frozen, bob's kernel takes the bytes but bob never reads them; killed, bob's kernel
     // answers with a reset. Whether the reset meets alice's write or her wait for the
     // confirmation, the message was not confirmed, so it is held and sent again.
-    signal(bob.pid(), "-STOP");
+    bob.signal("-STOP");
     alice.send("bob/unread when you crashed");
     bob.kill();
     let mut bob = group.start("bob", &[]);
@@ -435,7 +425,7 @@ fn a_friend_killed_with_our_bytes_unread_gets_the_message_after_restarting() {
             alice.drain_stderr()
         );
     }
-    alice.wait_settled("bob");
+    alice.wait_settled("bob", 2);
     alice.send("bob/after");
     bob.expect_line("[alice] after");
     bob.stdout_now();

@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -24,14 +24,12 @@ struct Outcome {
     status: ExitStatus,
     stdout: String,
     stderr: String,
-    took: Duration,
 }
 
 /// Runs the demo with `args` in `dir`; the shared [`Peer`] reads its output on other threads, so
 /// it never blocks on a full pipe, and kills it if the test fails. Fails the test if it runs past
 /// `timeout`.
 fn run_demo(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Outcome {
-    let start = Instant::now();
     let mut command = Command::new(DEMO);
     command.env_remove("RUST_LOG");
     for (key, value) in envs {
@@ -43,7 +41,6 @@ fn run_demo(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], timeout: Durati
         status,
         stdout: demo.out_seen.join("\n"),
         stderr: demo.err_seen.join("\n"),
-        took: start.elapsed(),
     }
 }
 
@@ -84,7 +81,6 @@ fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
     }
     // With colors off (stdout is a pipe), no escape sequences reach the transcript.
     assert!(!out.stdout.contains('\x1b'), "{all}");
-    assert!(out.took < Duration::from_secs(30), "took {:?}", out.took);
     // The departed friend's port is free again: nothing the demo started is still running.
     for port in ports {
         assert!(

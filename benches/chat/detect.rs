@@ -6,10 +6,9 @@
 //! veth between network namespaces for the real thing, which needs root). Then bob is resumed,
 //! shows the message once, and the cycle repeats on a fresh connection.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{TempDir, free_ports, write_table};
+use crate::common::{TempDir, free_ports, signal, write_table};
 use crate::harness::Process;
 use crate::route::{CHAT, start_peer};
 
@@ -39,12 +38,12 @@ pub fn measure() -> Detection {
         bob.output.wait_lines(1, SLACK);
         wait_confirmed(&mut alice);
 
-        signal(&bob, "-STOP");
+        signal(bob.pid(), "-STOP");
         let sent = Instant::now();
         alice.send(format!("bob/into the freeze {round}\n").as_bytes());
         let report = alice.log.wait_for("may not have arrived", SLACK);
         after_send.push(report.at - sent);
-        signal(&bob, "-CONT");
+        signal(bob.pid(), "-CONT");
         bob.output.wait_lines(1, SLACK);
     }
     Detection {
@@ -64,12 +63,4 @@ fn wait_confirmed(alice: &mut Process) {
         }
     }
     panic!("bob never confirmed");
-}
-
-fn signal(process: &Process, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &process.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} {} failed", process.name);
 }

@@ -11,7 +11,7 @@ mod process;
 pub use process::*;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
@@ -127,7 +127,9 @@ impl Peer {
         filter: &str,
     ) -> Peer {
         let mut command = Command::new(program);
-        command.env("RUST_LOG", filter).env_remove("NO_COLOR");
+        command
+            .env("RUST_LOG", with_state(filter))
+            .env_remove("NO_COLOR");
         Peer::spawn_command(command, args, dir, stdin)
     }
 
@@ -136,7 +138,9 @@ impl Peer {
     pub fn spawn_in_netns(netns: &str, args: &[&str], dir: &Path) -> Peer {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", netns, BIN]);
-        command.env("RUST_LOG", "info").env_remove("NO_COLOR");
+        command
+            .env("RUST_LOG", with_state("info"))
+            .env_remove("NO_COLOR");
         Peer::spawn_command(command, args, dir, Stdio::piped())
     }
 
@@ -254,17 +258,6 @@ impl Peer {
         wait_for_within(&self.stdout, &mut self.out_seen, timeout, |l| l == expected).is_some()
     }
 
-    /// Whether a stderr line containing `needle` was seen or arrives within `timeout`.
-    pub fn stderr_shows_within(&mut self, needle: &str, timeout: Duration) -> bool {
-        if self.err_seen.iter().any(|l| l.contains(needle)) {
-            return true;
-        }
-        wait_for_within(&self.stderr, &mut self.err_seen, timeout, |l| {
-            l.contains(needle)
-        })
-        .is_some()
-    }
-
     /// Waits until `count` stderr lines containing `needle` have been seen.
     pub fn expect_stderr_count(&mut self, needle: &str, count: usize) {
         let deadline = Instant::now() + PATIENCE;
@@ -327,34 +320,21 @@ impl Peer {
         }
     }
 
-    /// Waits until every message to `friend` is settled (confirmed or counted as sent), by
-    /// asking `/peers` until the friend's row shows the link waiting for its idle close.
-    pub fn wait_settled(&mut self, friend: &str) {
-        let row_start = format!("{friend} ");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            self.send("/peers");
-            let row = self.expect_stderr(&row_start);
-            if row.contains("idle, close in") {
-                return;
-            }
-            // Forget this answer, so the next /peers is read afresh.
-            self.err_seen.retain(|l| l != &row);
-            assert!(
-                Instant::now() < deadline,
-                "messages to {friend} never settled: {row}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+    /// Waits until all `total` messages typed to `friend` so far are settled (delivered,
+    /// counted as sent, or failed), as the dispatcher's state line says. `total` makes the wait
+    /// exact: a line from an earlier, smaller total does not end it.
+    pub fn wait_settled(&mut self, friend: &str, total: usize) {
+        self.expect_stderr(&format!("all {total} message(s) to {friend} settled"));
     }
 
     /// Sends SIGINT, as Ctrl-C in a terminal would.
     pub fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        self.signal("-INT");
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        process::signal(self.pid(), signal);
     }
 
     /// Kills the process at once (a crash, from the friends' point of view).
@@ -369,6 +349,22 @@ impl Peer {
             .map(|dir| dir.count())
             .unwrap_or(0)
     }
+}
+
+/// A log filter with the state lines added, which [`Peer::wait_settled`] waits on.
+fn with_state(filter: &str) -> String {
+    format!("{filter},state=debug")
+}
+
+/// Connects to a peer's port on loopback, as a raw client: no Nagle delay, and reads that give
+/// up after [`PATIENCE`] rather than block forever.
+pub fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_nodelay(true).expect("set TCP_NODELAY");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("set a read timeout");
+    stream
 }
 
 /// A pipe's lines, read on a thread of its own.

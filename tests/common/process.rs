@@ -76,6 +76,15 @@ pub fn read_lines<T: Send + 'static>(
         .expect("cannot start a thread to read a pipe");
 }
 
+/// Sends `signal` (`-STOP`, `-CONT`, `-INT`, ...) to the process `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
 /// A directory of its own under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -111,10 +120,11 @@ impl Drop for TempDir {
 
 /// `n` distinct loopback ports that were free a moment ago.
 ///
-/// They are taken from 20000-31999, below the kernel's range for ephemeral ports (32768 and up on
-/// Linux): a port from `bind(0)` could be handed, between our check and the peer's own bind, to
-/// an outgoing connection of a test running alongside, and that peer would fail to start.
-/// Successive calls step through the range, so tests in one process do not pick the same port.
+/// They are taken from [`port_range`], by default 20000-31999, below the kernel's range for
+/// ephemeral ports (32768 and up on Linux): a port from `bind(0)` could be handed, between our
+/// check and the peer's own bind, to an outgoing connection of a test running alongside, and that
+/// peer would fail to start. Successive calls step through the range, so tests in one process do
+/// not pick the same port.
 pub fn free_ports(n: usize) -> Vec<u16> {
     reserve_ports(n)
         .iter()
@@ -126,17 +136,20 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 /// to stay taken (a squatter) keeps its listener instead of binding the port again, which could
 /// race with anything else on the machine.
 pub fn reserve_ports(n: usize) -> Vec<TcpListener> {
-    const FIRST: usize = 20_000;
-    const SPAN: usize = 12_000;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let (first, last) = port_range();
+    let span = last - first + 1;
+    // A step that shares no factor with the span visits every port of the range once.
+    let step = (37..)
+        .find(|s| gcd(*s, span) == 1)
+        .expect("some step is coprime");
     let start = std::process::id() as usize * 7919;
     let mut held = Vec::new();
-    for _ in 0..SPAN {
+    for _ in 0..span {
         if held.len() == n {
             break;
         }
-        // 37 and SPAN share no factor, so this visits every port of the range once.
-        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::SeqCst) * 37) % SPAN;
+        let port = first + (start + NEXT.fetch_add(1, Ordering::SeqCst) * step) % span;
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
             held.push(listener);
         }
@@ -144,10 +157,38 @@ pub fn reserve_ports(n: usize) -> Vec<TcpListener> {
     assert_eq!(
         held.len(),
         n,
-        "no {n} free ports in {FIRST}-{}",
-        FIRST + SPAN - 1
+        "no {n} free ports in {first}-{last} (set {PORTS_VARIABLE}=FIRST-LAST to use others)"
     );
     held
+}
+
+/// The environment variable that moves the ports the harness uses, e.g. `41000-41999`.
+pub const PORTS_VARIABLE: &str = "P2P_TEST_PORTS";
+
+/// The loopback ports the harness may use, inclusive: [`PORTS_VARIABLE`] if set, else
+/// 20000-31999. A malformed value stops the run with a message saying how to write it.
+pub fn port_range() -> (usize, usize) {
+    let Ok(text) = std::env::var(PORTS_VARIABLE) else {
+        return (20_000, 31_999);
+    };
+    parse_port_range(&text).unwrap_or_else(|| {
+        panic!(
+            "{PORTS_VARIABLE}={text:?} is not a port range: write FIRST-LAST, two ports from \
+             1024 to 65535 with at least 16 between them, e.g. 41000-41999"
+        )
+    })
+}
+
+/// `FIRST-LAST` as two ports from 1024 to 65535, with at least 16 ports in the range.
+pub fn parse_port_range(text: &str) -> Option<(usize, usize)> {
+    let (first, last) = text.trim().split_once('-')?;
+    let first: usize = first.trim().parse().ok()?;
+    let last: usize = last.trim().parse().ok()?;
+    (1024 <= first && first + 15 <= last && last <= 65_535).then_some((first, last))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Writes `peers.txt` in `dir`, naming each friend on 127.0.0.1 at its port; returns its path.

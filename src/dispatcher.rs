@@ -921,7 +921,7 @@ fn ago(elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::batch;
+    use crate::frame::batch;
 
     fn link(state: LinkState, outstanding: usize, last_used: Instant) -> LinkHandle {
         let (queue, _) = bounded(1);

@@ -16,51 +16,8 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+pub use crate::frame::Batch;
 use crate::peers::PeerId;
-
-/// Encoded frames for one friend, and how many messages they hold.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Batch {
-    pub frames: Vec<u8>,
-    pub count: usize,
-}
-
-impl Batch {
-    /// Appends another batch: one write for both.
-    pub fn append(&mut self, other: Batch) {
-        self.frames.extend_from_slice(&other.frames);
-        self.count += other.count;
-    }
-
-    /// Splits off the first `n` messages, leaving the rest in `self`. Frames end with `\n`.
-    pub fn split_messages(&mut self, n: usize) -> Batch {
-        if n >= self.count {
-            return std::mem::take(self);
-        }
-        if n == 0 {
-            return Batch::default();
-        }
-        let end = self
-            .frames
-            .iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == b'\n')
-            .nth(n - 1)
-            .map_or(0, |(i, _)| i + 1);
-        let rest = self.frames.split_off(end);
-        let first = Batch {
-            frames: std::mem::replace(&mut self.frames, rest),
-            count: n,
-        };
-        self.count -= n;
-        first
-    }
-
-    /// How many whole frames the first `len` bytes hold.
-    pub fn whole_frames_in(&self, len: usize) -> usize {
-        self.frames[..len].iter().filter(|&&b| b == b'\n').count()
-    }
-}
 
 /// What the console asks of the dispatcher.
 #[derive(Debug)]
@@ -245,37 +202,9 @@ impl fmt::Display for Reason {
     }
 }
 
-/// A batch of `count` messages with these frames, for unit tests.
-#[cfg(test)]
-pub(crate) fn batch(frames: &str, count: usize) -> Batch {
-    Batch {
-        frames: frames.as_bytes().to_vec(),
-        count,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_messages_takes_whole_frames_from_the_front() {
-        let mut b = batch("a/one\na/two\na/three\n", 3);
-        assert_eq!(b.split_messages(0), Batch::default());
-        assert_eq!(b.split_messages(1), batch("a/one\n", 1));
-        assert_eq!(b, batch("a/two\na/three\n", 2));
-        assert_eq!(b.split_messages(5), batch("a/two\na/three\n", 2));
-        assert_eq!(b, Batch::default());
-    }
-
-    #[test]
-    fn whole_frames_in_counts_only_finished_frames() {
-        let b = batch("a/one\na/two\n", 2);
-        assert_eq!(b.whole_frames_in(0), 0);
-        assert_eq!(b.whole_frames_in(5), 0);
-        assert_eq!(b.whole_frames_in(6), 1);
-        assert_eq!(b.whole_frames_in(12), 2);
-    }
 
     #[test]
     fn only_a_closed_or_broken_connection_proves_unconfirmed_messages_unseen() {

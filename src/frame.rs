@@ -39,6 +39,59 @@ pub fn encoded_len(sender: &str, message: &str) -> usize {
     sender.len() + 1 + message.len()
 }
 
+/// Encoded frames for one friend, and how many messages they hold.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub frames: Vec<u8>,
+    pub count: usize,
+}
+
+impl Batch {
+    /// Appends another batch: one write for both.
+    pub fn append(&mut self, other: Batch) {
+        self.frames.extend_from_slice(&other.frames);
+        self.count += other.count;
+    }
+
+    /// Splits off the first `n` messages, leaving the rest in `self`. Frames end with `\n`.
+    pub fn split_messages(&mut self, n: usize) -> Batch {
+        if n >= self.count {
+            return std::mem::take(self);
+        }
+        if n == 0 {
+            return Batch::default();
+        }
+        let end = self
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(n - 1)
+            .map_or(0, |(i, _)| i + 1);
+        let rest = self.frames.split_off(end);
+        let first = Batch {
+            frames: std::mem::replace(&mut self.frames, rest),
+            count: n,
+        };
+        self.count -= n;
+        first
+    }
+
+    /// How many frames start within the first `len` bytes: the ones a connection cut after
+    /// `len` bytes has sent whole or in part.
+    pub fn frames_started_in(&self, len: usize) -> usize {
+        match len.min(self.frames.len()) {
+            0 => 0,
+            len => {
+                1 + self.frames[..len - 1]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            }
+        }
+    }
+}
+
 /// What the decoder found next in the byte stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded<'a> {
@@ -142,9 +195,38 @@ impl FrameDecoder {
     }
 }
 
+/// A batch of `count` messages with these frames, for unit tests.
+#[cfg(test)]
+pub(crate) fn batch(frames: &str, count: usize) -> Batch {
+    Batch {
+        frames: frames.as_bytes().to_vec(),
+        count,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_messages_takes_whole_frames_from_the_front() {
+        let mut b = batch("a/one\na/two\na/three\n", 3);
+        assert_eq!(b.split_messages(0), Batch::default());
+        assert_eq!(b.split_messages(1), batch("a/one\n", 1));
+        assert_eq!(b, batch("a/two\na/three\n", 2));
+        assert_eq!(b.split_messages(5), batch("a/two\na/three\n", 2));
+        assert_eq!(b, Batch::default());
+    }
+
+    #[test]
+    fn frames_started_in_counts_frames_sent_whole_or_in_part() {
+        let b = batch("a/one\na/two\n", 2);
+        assert_eq!(b.frames_started_in(0), 0);
+        assert_eq!(b.frames_started_in(1), 1);
+        assert_eq!(b.frames_started_in(6), 1);
+        assert_eq!(b.frames_started_in(7), 2);
+        assert_eq!(b.frames_started_in(99), 2);
+    }
 
     /// Decodes everything `chunks` holds, pushing one chunk at a time, as owned strings.
     fn decode_chunks(chunks: &[&[u8]]) -> Vec<String> {

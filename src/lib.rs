@@ -57,6 +57,7 @@ pub mod acceptor;
 pub mod cli;
 pub mod command;
 pub mod console;
+pub mod conversation;
 pub mod dispatcher;
 pub mod echo;
 pub mod editor;

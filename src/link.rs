@@ -296,7 +296,7 @@ impl Link<'_> {
             if let Err(e) =
                 write_within(&self.stream, &batch.frames[done..end], self.timeouts.write)
             {
-                let whole = batch.whole_frames_in(done + e.written);
+                let whole = batch.frames_started_in(done + e.written);
                 let written = batch.split_messages(whole);
                 self.unconfirmed.push_back((Instant::now(), written));
                 let reason = match is_timeout(&e.error) {

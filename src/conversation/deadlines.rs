@@ -1,0 +1,123 @@
+//! Every deadline of a conversation, in one place: time is an argument, so each rule is tested
+//! with made-up instants, and a driver waits for exactly the instant [`Conversation::tick`]
+//! returns, with no polling tick.
+
+use std::time::{Duration, Instant};
+
+use super::{Conn, Conversation, Kind, Output, Reason};
+
+/// The time limits, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Half-close a connection this long after the last message was written.
+    pub idle: Duration,
+    /// A friend who confirms and has confirmed nothing for this long gets a warning; a friend
+    /// who never has, whose kernel took all our bytes this long ago, does not confirm.
+    pub ack: Duration,
+    /// Give up on a connection that has confirmed nothing for this long.
+    pub give_up: Duration,
+    /// A connection that took none of our bytes for this long is stalled.
+    pub write: Duration,
+}
+
+impl Conversation {
+    /// Time has passed: acts on every deadline that is due at `now` and returns the next one.
+    pub fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let limits = self.limits;
+        let mut next = Next::default();
+        match &mut self.conn {
+            Conn::Connecting => {}
+            Conn::Down => {
+                if self.outbox.messages > 0 && !self.quitting {
+                    match &self.outage {
+                        Some(outage) if outage.retry_at > now => next.at(outage.retry_at),
+                        _ => {
+                            self.conn = Conn::Connecting;
+                            self.outputs.push_back(Output::Connect);
+                        }
+                    }
+                }
+            }
+            Conn::Open(link) if link.closing.is_some() => {}
+            Conn::Open(link) => {
+                let unconfirmed: usize = self.flight.iter().map(|f| f.batch.count).sum();
+                if link.written < link.handed && !link.stalled {
+                    let at = link.progress + limits.write;
+                    if next.due(at, now) {
+                        link.stalled = true;
+                        self.outputs.push_back(Output::Stalled);
+                    }
+                }
+                // Silence counts from the last confirmation or the oldest unconfirmed write.
+                let oldest = self.flight.front().and_then(|f| f.written_at);
+                let silent_since = oldest.map(|t| link.confirmed_at.map_or(t, |c| c.max(t)));
+                if let Some(since) = silent_since.filter(|_| self.kind != Kind::Classic) {
+                    if next.due(since + limits.give_up, now) {
+                        link.closing = Some(Some(Reason::GaveUp(limits.give_up)));
+                        self.outputs.push_back(Output::Close);
+                        return None;
+                    }
+                    if self.kind == Kind::Confirms
+                        && !link.warned
+                        && next.due(since + limits.ack, now)
+                    {
+                        link.warned = true;
+                        let silent = now.saturating_duration_since(since);
+                        let count = unconfirmed;
+                        self.outputs
+                            .push_back(Output::Unconfirmed { count, silent });
+                    }
+                    if self.kind == Kind::Unknown && link.written == link.handed {
+                        let asked = link.asked_at.map_or(since, |a| a.max(since));
+                        if next.due(asked + limits.ack, now) {
+                            link.asked_at = Some(now);
+                            self.outputs.push_back(Output::AskUnacked);
+                        }
+                    }
+                }
+                let all_written = link.written == link.handed && self.outbox.messages == 0;
+                match link.half_closed_at {
+                    None if all_written => {
+                        let at = match self.quitting && unconfirmed == 0 {
+                            true => now,
+                            false => link.last_handed + limits.idle,
+                        };
+                        if next.due(at, now) {
+                            link.half_closed_at = Some(now);
+                            self.outputs.push_back(Output::HalfClose);
+                        }
+                    }
+                    Some(half) if unconfirmed == 0 => {
+                        // Their end normally comes at once; do not wait for it forever.
+                        let at = half + limits.ack;
+                        if next.due(at, now) {
+                            link.closing = Some(None);
+                            self.outputs.push_back(Output::Close);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        next.0
+    }
+}
+
+/// The earliest of some deadlines.
+#[derive(Default)]
+struct Next(Option<Instant>);
+
+impl Next {
+    fn at(&mut self, at: Instant) {
+        self.0 = Some(self.0.map_or(at, |t| t.min(at)));
+    }
+
+    /// Whether `at` is due at `now`; if not, it becomes a candidate for the next deadline.
+    fn due(&mut self, at: Instant, now: Instant) -> bool {
+        if at <= now {
+            return true;
+        }
+        self.at(at);
+        false
+    }
+}

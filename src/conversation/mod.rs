@@ -1,0 +1,609 @@
+//! What we know about one friend, and the one place where a message's fate is decided.
+//!
+//! A [`Conversation`] is a pure model: no sockets, no threads, no clock. A driver feeds it events
+//! (a message typed, the connection is up, bytes were written, confirmation bytes arrived, the
+//! connection ended, time passed) and carries out the [`Output`]s it queues: connect, half-close,
+//! close, ask the kernel a question, and report a fate. p2p-chat's dispatcher drives one per
+//! friend from channels; p2p-chat-select's poll() loop drives the same model from readiness. The
+//! lesson compares the two drivers, because the model is the same.
+//!
+//! Every message queued for a friend gets an id, counting up from 0, and the ids move through
+//! four runs, always in order:
+//!
+//! ```text
+//!    settled      | sent (may still be confirmed) | in flight on this connection | outbox
+//!   0 .. sent_from    sent_from .. flight_from      flight_from .. outbox_from     .. next_id
+//! ```
+//!
+//! A message leaves the outbox when the driver takes it for the connection ([`take_chunk`]), and
+//! leaves the flight with exactly one fate ([`Output::Settled`]): delivered or refused (a
+//! confirmation byte), sent (a friend who does not confirm: its bytes were written), may not have
+//! arrived (it left, and then the connection ended or we gave up), or not delivered (it never
+//! left). Bytes that certainly never left when a connection ended go back to the front of the
+//! outbox and are sent again on the next connection, ahead of newer messages.
+//!
+//! [`take_chunk`]: Conversation::take_chunk
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use crate::frame::{ACK_DROPPED, ACK_SHOWN, Batch};
+
+mod deadlines;
+mod outbox;
+mod report;
+
+pub use deadlines::Limits;
+pub use outbox::{CHUNK, OUTBOX_BYTES, OUTBOX_MESSAGES};
+pub use report::{Fate, Output, Reason, Rejection, Tally};
+
+use outbox::{Flight, Outbox};
+
+/// The wait before the second attempt to reach a friend; it doubles after each failure...
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// ...up to this.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What a friend's program is, as far as we have learned in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Nothing written to them has been settled yet.
+    Unknown,
+    /// Their p2p-chat confirms each message it shows.
+    Confirms,
+    /// Their program (the classic C version, netcat) never confirms: a message counts as sent
+    /// once its bytes are written.
+    Classic,
+}
+
+/// A friend who cannot be reached at the moment.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    pub reason: Reason,
+    pub retry_at: Instant,
+    /// The wait after the next failure.
+    backoff: Duration,
+}
+
+/// The state of our connection to the friend, as `/peers` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkView {
+    None,
+    Connecting,
+    /// Open, with this many messages not yet settled.
+    Busy(usize),
+    /// Open and idle: it closes at this instant.
+    Idle(Instant),
+    Closing,
+}
+
+/// One open connection.
+#[derive(Debug)]
+struct Link {
+    /// Bytes taken for this connection so far, and how many of them were written.
+    handed: u64,
+    written: u64,
+    /// Frames whose bytes were all written, and confirmations read: never more than that.
+    frames_written: usize,
+    confirmations: usize,
+    /// When a message was last taken: the idle close counts from here.
+    last_handed: Instant,
+    /// The last time a write made progress, or unwritten bytes appeared.
+    progress: Instant,
+    stalled: bool,
+    /// The last confirmation: silence counts from here, or from the oldest unconfirmed write.
+    confirmed_at: Option<Instant>,
+    warned: bool,
+    asked_at: Option<Instant>,
+    half_closed_at: Option<Instant>,
+    /// We asked the driver to close, for this reason (`None`: a normal close).
+    closing: Option<Option<Reason>>,
+}
+
+#[derive(Debug)]
+enum Conn {
+    Down,
+    Connecting,
+    Open(Link),
+}
+
+/// Everything we know about one friend. See the module documentation.
+#[derive(Debug)]
+pub struct Conversation {
+    limits: Limits,
+    kind: Kind,
+    outbox: Outbox,
+    flight: VecDeque<Flight>,
+    sent_from: u64,
+    flight_from: u64,
+    outbox_from: u64,
+    next_id: u64,
+    conn: Conn,
+    outage: Option<Outage>,
+    /// Messages refused at the door since the outbox last filled.
+    rejected: usize,
+    quitting: bool,
+    tally: Tally,
+    outputs: VecDeque<Output>,
+}
+
+impl Conversation {
+    pub fn new(limits: Limits) -> Conversation {
+        Conversation {
+            limits,
+            kind: Kind::Unknown,
+            outbox: Outbox::default(),
+            flight: VecDeque::new(),
+            sent_from: 0,
+            flight_from: 0,
+            outbox_from: 0,
+            next_id: 0,
+            conn: Conn::Down,
+            outage: None,
+            rejected: 0,
+            quitting: false,
+            tally: Tally::default(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The next thing for the driver to do or report, oldest first.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    // ----- Events -----
+
+    /// Messages typed for this friend. Returns the ids they were queued under, or `None` when
+    /// they were refused at the door (an [`Output::Rejected`] says so).
+    pub fn send(&mut self, batch: Batch) -> Option<Range<u64>> {
+        let why = match () {
+            _ if self.quitting => Some(Rejection::Quitting),
+            _ if self.refuses() => Some(Rejection::OutboxFull),
+            _ => None,
+        };
+        if let Some(why) = why {
+            self.rejected += batch.count;
+            self.tally.failed += batch.count;
+            self.outputs.push_back(Output::Rejected {
+                count: batch.count,
+                why,
+            });
+            return None;
+        }
+        let ids = self.next_id..self.next_id + batch.count as u64;
+        self.next_id = ids.end;
+        self.outbox.push_back(batch);
+        if let Some(outage) = self.outage.as_ref().filter(|_| !self.is_connected()) {
+            let reason = outage.reason.clone();
+            self.outputs.push_back(Output::Waiting {
+                ids: ids.clone(),
+                reason,
+            });
+        }
+        Some(ids)
+    }
+
+    /// The connection asked for with [`Output::Connect`] is up.
+    pub fn connected(&mut self, now: Instant) {
+        if !matches!(self.conn, Conn::Connecting) {
+            return;
+        }
+        self.conn = Conn::Open(Link {
+            handed: 0,
+            written: 0,
+            frames_written: 0,
+            confirmations: 0,
+            last_handed: now,
+            progress: now,
+            stalled: false,
+            confirmed_at: None,
+            warned: false,
+            asked_at: None,
+            half_closed_at: None,
+            closing: None,
+        });
+    }
+
+    /// The connection asked for could not be made.
+    pub fn connect_failed(&mut self, reason: Reason, now: Instant) {
+        if matches!(self.conn, Conn::Connecting) {
+            self.conn = Conn::Down;
+            self.hold(reason, false, now);
+        }
+    }
+
+    /// The driver has room for more bytes on the open connection: the next messages to write,
+    /// if there are any and the connection takes them.
+    pub fn take_chunk(&mut self, now: Instant) -> Option<Batch> {
+        let Conn::Open(link) = &mut self.conn else {
+            return None;
+        };
+        if link.half_closed_at.is_some() || link.closing.is_some() {
+            return None;
+        }
+        let batch = self.outbox.pop_chunk()?;
+        if link.written == link.handed {
+            link.progress = now;
+        }
+        link.handed += batch.frames.len() as u64;
+        link.last_handed = now;
+        self.outbox_from += batch.count as u64;
+        self.flight.push_back(Flight {
+            batch: batch.clone(),
+            end: link.handed,
+            written_at: None,
+        });
+        Some(batch)
+    }
+
+    /// `n` more bytes of what was taken have been written to the connection.
+    pub fn wrote(&mut self, n: usize, now: Instant) {
+        let Conn::Open(link) = &mut self.conn else {
+            return;
+        };
+        let (from, to) = (link.written, (link.written + n as u64).min(link.handed));
+        link.written = to;
+        link.progress = now;
+        link.stalled = false;
+        // Count the frames these bytes finish: each may now be confirmed.
+        for flight in self.flight.iter_mut().skip_while(|f| f.end <= from) {
+            let start = flight.start();
+            if start >= to {
+                break;
+            }
+            let written = (from.max(start) - start) as usize..(to.min(flight.end) - start) as usize;
+            link.frames_written += flight.batch.frames[written]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            if flight.end <= to {
+                flight.written_at = Some(now);
+            }
+        }
+        if self.kind == Kind::Classic {
+            self.settle_written_as_sent();
+        }
+    }
+
+    /// Confirmation bytes from the friend, in the order they came; other bytes are ignored. A
+    /// confirmation for a message not yet written is a protocol error: the connection is closed.
+    pub fn confirmations(&mut self, bytes: &[u8], now: Instant) {
+        let Conn::Open(link) = &mut self.conn else {
+            return;
+        };
+        let is_ack = |b: &&u8| **b == ACK_SHOWN || **b == ACK_DROPPED;
+        let count = bytes.iter().filter(is_ack).count();
+        if link.closing.is_some() || count == 0 {
+            return;
+        }
+        if link.confirmations + count > link.frames_written {
+            link.closing = Some(Some(Reason::Protocol));
+            self.outputs.push_back(Output::Close);
+            return;
+        }
+        link.confirmations += count;
+        link.confirmed_at = Some(now);
+        link.warned = false;
+        if self.kind != Kind::Confirms {
+            self.kind = Kind::Confirms;
+            self.outputs.push_back(Output::Learned(Kind::Confirms));
+        }
+        // One run of equal bytes at a time: first for messages counted as sent while we took
+        // them for a classic friend, then for messages in flight.
+        let mut acks = bytes.iter().filter(is_ack).peekable();
+        while let Some(&byte) = acks.next() {
+            let mut run = 1;
+            while acks.next_if(|&&b| b == byte).is_some() {
+                run += 1;
+            }
+            let fate = match byte {
+                ACK_DROPPED => Fate::Refused,
+                _ => Fate::Delivered,
+            };
+            let revised = ((self.flight_from - self.sent_from) as usize).min(run);
+            if revised > 0 {
+                let ids = self.sent_from..self.sent_from + revised as u64;
+                self.sent_from = ids.end;
+                self.tally.sent -= revised;
+                self.tally.count(&fate, revised);
+                self.outputs.push_back(Output::Revised {
+                    ids,
+                    fate: fate.clone(),
+                });
+            }
+            self.settle_front(run - revised, fate);
+        }
+        self.reachable();
+    }
+
+    /// The answer to [`Output::AskUnacked`]: how many written bytes the friend's kernel has not
+    /// acknowledged. None, with nothing confirmed for the ack timeout: their program does not
+    /// confirm.
+    pub fn unacked(&mut self, bytes: usize, now: Instant) {
+        let Conn::Open(link) = &mut self.conn else {
+            return;
+        };
+        link.asked_at = Some(now);
+        if bytes == 0 && self.kind == Kind::Unknown && link.written == link.handed {
+            self.kind = Kind::Classic;
+            self.outputs.push_back(Output::Learned(Kind::Classic));
+            self.settle_written_as_sent();
+        }
+    }
+
+    /// The connection has ended. `unsent` bytes at its end were never sent (still in our queue,
+    /// or never written): those messages are held and sent again. `reason` is `None` when it
+    /// ended as asked: after our close, or with the friend's end after our half-close.
+    pub fn ended(&mut self, unsent: u64, reason: Option<Reason>, now: Instant) {
+        if !matches!(self.conn, Conn::Open(_)) {
+            return;
+        }
+        let Conn::Open(link) = std::mem::replace(&mut self.conn, Conn::Down) else {
+            unreachable!("matched just above");
+        };
+        let reason = match (link.closing, reason) {
+            (Some(ours), _) => ours,
+            (None, None) if link.half_closed_at.is_some() => None,
+            (None, None) => Some(Reason::ClosedByFriend),
+            (None, theirs) => theirs,
+        };
+        // Whole messages in the unsent tail go back to the front of the outbox, in order.
+        let cut = link.handed.saturating_sub(unsent);
+        while let Some(mut last) = self.flight.pop_back() {
+            if last.end <= cut {
+                self.flight.push_back(last);
+                break;
+            }
+            let started = match cut.checked_sub(last.start()) {
+                Some(len) if len > 0 => last.batch.frames_started_in(len as usize),
+                _ => 0,
+            };
+            let sent = last.batch.split_messages(started);
+            if last.batch.count > 0 {
+                self.outbox_from -= last.batch.count as u64;
+                self.outbox.push_front(last.batch);
+            }
+            if sent.count > 0 {
+                last.batch = sent;
+                self.flight.push_back(last);
+                break;
+            }
+        }
+        self.sent_from = self.flight_from;
+        let unconfirmed: usize = self.flight.iter().map(|f| f.batch.count).sum();
+        let why = reason.clone().unwrap_or(Reason::ClosedByFriend);
+        self.settle_front(unconfirmed, Fate::MaybeLost(why));
+        match reason {
+            None if link.half_closed_at.is_some() => self.outputs.push_back(Output::ClosedIdle),
+            None => {}
+            Some(reason) => self.hold(reason, true, now),
+        }
+    }
+
+    /// The friend spoke to us: they are up, so try them now rather than at the backoff.
+    pub fn heard(&mut self, now: Instant) {
+        if let Some(outage) = &mut self.outage {
+            outage.retry_at = now;
+        }
+    }
+
+    /// Quitting: deliver what can be delivered; what waits for an unreachable friend is not
+    /// delivered; nothing new is taken.
+    pub fn quit(&mut self) {
+        self.quitting = true;
+        if matches!(self.conn, Conn::Down) {
+            let reason = self
+                .outage
+                .as_ref()
+                .map_or(Reason::Quitting, |o| o.reason.clone());
+            self.drop_outbox(reason);
+        }
+    }
+
+    /// Quitting took too long: every message not yet settled gets its fate now, and the
+    /// connection is closed.
+    pub fn abandon(&mut self) {
+        self.quitting = true;
+        let written: usize = self
+            .flight
+            .iter()
+            .filter(|f| f.written_at.is_some())
+            .map(|f| f.batch.count)
+            .sum();
+        self.settle_front(written, Fate::MaybeLost(Reason::Quitting));
+        let unwritten: usize = self.flight.iter().map(|f| f.batch.count).sum();
+        self.settle_front(unwritten, Fate::NotDelivered(Reason::Quitting));
+        self.drop_outbox(Reason::Quitting);
+        self.sent_from = self.flight_from;
+        self.conn = Conn::Down;
+    }
+
+    // ----- What the driver reads -----
+
+    /// Whether the driver should offer bytes to the connection: it is open, takes more, and
+    /// messages wait.
+    pub fn wants_to_write(&self) -> bool {
+        match &self.conn {
+            Conn::Open(link) => {
+                link.half_closed_at.is_none() && link.closing.is_none() && self.outbox.messages > 0
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether input should wait for this friend: they are reachable, taking our bytes, and
+    /// their outbox is full.
+    pub fn holds_up_input(&self) -> bool {
+        !self.refuses_when_full() && !matches!(self.conn, Conn::Down) && self.outbox.is_full()
+    }
+
+    /// Whether everything typed for them has its fate and no connection is open.
+    pub fn is_done(&self) -> bool {
+        matches!(self.conn, Conn::Down) && self.flight_from == self.next_id
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn tally(&self) -> Tally {
+        self.tally
+    }
+
+    pub fn outage(&self) -> Option<&Outage> {
+        self.outage.as_ref()
+    }
+
+    /// Messages waiting in the outbox.
+    pub fn waiting(&self) -> usize {
+        self.outbox.messages
+    }
+
+    /// Which bound a full outbox has reached, in words.
+    pub fn outbox_bound(&self) -> String {
+        match self.outbox.messages >= OUTBOX_MESSAGES {
+            true => format!("{OUTBOX_MESSAGES} messages"),
+            false => format!("{} MiB", OUTBOX_BYTES >> 20),
+        }
+    }
+
+    /// Every message taken so far is settled and nothing waits.
+    pub fn is_settled(&self) -> bool {
+        self.flight.is_empty() && self.outbox.messages == 0
+    }
+
+    /// The connection, as `/peers` shows it.
+    pub fn link_view(&self) -> LinkView {
+        match &self.conn {
+            Conn::Down => LinkView::None,
+            Conn::Connecting => LinkView::Connecting,
+            Conn::Open(link) if link.half_closed_at.is_some() || link.closing.is_some() => {
+                LinkView::Closing
+            }
+            Conn::Open(_) if !self.flight.is_empty() => {
+                LinkView::Busy(self.flight.iter().map(|f| f.batch.count).sum())
+            }
+            Conn::Open(link) => LinkView::Idle(link.last_handed + self.limits.idle),
+        }
+    }
+
+    // ----- Inside -----
+
+    fn refuses(&self) -> bool {
+        self.refuses_when_full() && self.outbox.is_full()
+    }
+
+    /// The friend cannot be reached, or takes nothing: a full outbox refuses rather than waits.
+    fn refuses_when_full(&self) -> bool {
+        match &self.conn {
+            Conn::Open(link) => link.stalled,
+            _ => self.outage.is_some(),
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        matches!(self.conn, Conn::Open(_))
+    }
+
+    /// Settles the `n` oldest messages in flight with `fate`.
+    fn settle_front(&mut self, mut n: usize, fate: Fate) {
+        if n == 0 {
+            return;
+        }
+        let first = self.flight_from;
+        while n > 0 {
+            let Some(front) = self.flight.front_mut() else {
+                break;
+            };
+            let take = front.batch.count.min(n);
+            front.batch.split_messages(take);
+            if front.batch.count == 0 {
+                self.flight.pop_front();
+            }
+            n -= take;
+            self.flight_from += take as u64;
+        }
+        let count = (self.flight_from - first) as usize;
+        self.tally.count(&fate, count);
+        // Only a run of sent messages can still change (a late confirmation); any other fate
+        // comes after that run is over.
+        if fate != Fate::Sent {
+            self.sent_from = self.flight_from;
+        }
+        let ids = first..self.flight_from;
+        self.outputs.push_back(Output::Settled { ids, fate });
+    }
+
+    /// A classic friend's messages count as sent once written.
+    fn settle_written_as_sent(&mut self) {
+        let written: usize = self
+            .flight
+            .iter()
+            .take_while(|f| f.written_at.is_some())
+            .map(|f| f.batch.count)
+            .sum();
+        if written > 0 {
+            self.settle_front(written, Fate::Sent);
+            self.reachable();
+        }
+    }
+
+    /// A message got through: any outage is over.
+    fn reachable(&mut self) {
+        if self.outage.take().is_some() {
+            self.rejected = 0;
+            self.outputs.push_back(Output::Reachable);
+        }
+    }
+
+    /// The outbox's messages will not be delivered.
+    fn drop_outbox(&mut self, reason: Reason) {
+        let count = self.outbox.messages;
+        if count > 0 {
+            self.outbox.clear();
+            let ids = self.outbox_from..self.outbox_from + count as u64;
+            debug_assert!(
+                self.flight.is_empty(),
+                "the outbox is dropped after the flight"
+            );
+            self.outbox_from = ids.end;
+            self.flight_from = ids.end;
+            self.sent_from = ids.end;
+            self.tally.count(&Fate::NotDelivered(reason.clone()), count);
+            let fate = Fate::NotDelivered(reason);
+            self.outputs.push_back(Output::Settled { ids, fate });
+        }
+    }
+
+    /// A connection attempt failed, or a connection ended for `reason`: what waits is held for
+    /// a retry (at once after a connection that was up, then later each time), or dropped when
+    /// quitting.
+    fn hold(&mut self, reason: Reason, was_up: bool, now: Instant) {
+        if self.quitting {
+            return self.drop_outbox(reason);
+        }
+        if self.outbox.messages == 0 {
+            return;
+        }
+        let (wait, backoff) = match &self.outage {
+            None if was_up => (Duration::ZERO, FIRST_BACKOFF),
+            None => (FIRST_BACKOFF, FIRST_BACKOFF * 2),
+            Some(o) => (o.backoff, (o.backoff * 2).min(MAX_BACKOFF)),
+        };
+        if !wait.is_zero() {
+            let ids = self.outbox_from..self.next_id;
+            let reason = reason.clone();
+            self.outputs.push_back(Output::Waiting { ids, reason });
+        }
+        self.outage = Some(Outage {
+            reason,
+            retry_at: now + wait,
+            backoff,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -29,12 +29,15 @@ Options:
   --idle-timeout SECS      close an outbound connection after SECS without
                            sending [default: 30]; decimals allowed, e.g. 0.5
   --connect-timeout SECS   give up connecting to a friend after SECS [default: 3]
-  --write-timeout SECS     a friend who takes none of our next 64 KiB for SECS
-                           is stalled: their messages wait in their outbox and
-                           nobody else waits for them [default: 5]
-  --ack-timeout SECS       a friend's p2p-chat confirms every message it shows;
-                           no confirmation for SECS means frozen or gone, and
-                           the messages are reported [default: 5]
+  --write-timeout SECS     a friend who takes none of our bytes for SECS is
+                           stalled: nobody else's input waits for them any
+                           more [default: 5]
+  --ack-timeout SECS       a friend's p2p-chat confirms every message it shows:
+                           silence for SECS gets a warning; a friend who has
+                           never confirmed, and whose machine took our bytes,
+                           runs a program that does not confirm [default: 5]
+  --give-up SECS           close a connection that confirmed nothing for SECS
+                           and report its messages [default: 60]
   --max-inbound N          most inbound connections at once [default: 4 per
                            friend in the table, at least 16]
   -v, --verbose            in a terminal, show connection events from the start
@@ -61,6 +64,7 @@ pub struct Options {
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
     pub ack_timeout: Duration,
+    pub give_up: Duration,
     /// `None` means "derive it from the table size".
     pub max_inbound: Option<usize>,
     /// In a terminal: show connection events from the start.
@@ -87,6 +91,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
         connect_timeout: Duration::from_secs(3),
         write_timeout: Duration::from_secs(5),
         ack_timeout: Duration::from_secs(5),
+        give_up: Duration::from_secs(60),
         max_inbound: None,
         verbose: false,
         clock: true,
@@ -105,6 +110,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
             "--connect-timeout" => options.connect_timeout = seconds(&flag, &value()?)?,
             "--write-timeout" => options.write_timeout = seconds(&flag, &value()?)?,
             "--ack-timeout" => options.ack_timeout = seconds(&flag, &value()?)?,
+            "--give-up" => options.give_up = seconds(&flag, &value()?)?,
             "--max-inbound" => {
                 let text = value()?;
                 let n = text
@@ -252,6 +258,7 @@ mod tests {
         assert_eq!(o.connect_timeout, Duration::from_secs(3));
         assert_eq!(o.write_timeout, Duration::from_secs(5));
         assert_eq!(o.ack_timeout, Duration::from_secs(5));
+        assert_eq!(o.give_up, Duration::from_secs(60));
         assert_eq!(o.max_inbound, None);
         assert!(!o.verbose && o.clock);
         let o = options(&["-v", "--no-time", "alice"]);
@@ -270,6 +277,7 @@ mod tests {
             "--write-timeout=1.5",
             "--ack-timeout",
             "0.25",
+            "--give-up=12",
             "--max-inbound",
             "3",
         ]);
@@ -279,6 +287,7 @@ mod tests {
         assert_eq!(o.connect_timeout, Duration::from_secs(2));
         assert_eq!(o.write_timeout, Duration::from_millis(1500));
         assert_eq!(o.ack_timeout, Duration::from_millis(250));
+        assert_eq!(o.give_up, Duration::from_secs(12));
         assert_eq!(o.max_inbound, Some(3));
     }
 

@@ -8,10 +8,10 @@
 //! ```text
 //!   stdin ──> [console] ──ConsoleEvent──┐ (rendezvous)
 //!                                       v
-//!   Ctrl-C ─> (ctrlc handler) ──()──> [dispatcher] ══ToLink══> [link:bob] ═══TCP═══> bob
-//!                                      ^   ^   │ owns outboxes,  (bounded  │ connects, writes,
-//!        at(next idle close or retry) ─┘   │   │ links, idle      queue)   │ waits for the
-//!                                          │   │ timestamps                │ confirmations
+//!   Ctrl-C ─> (ctrlc handler) ──()──> [dispatcher] ══Batch══> [link:bob] ═══TCP═══> bob
+//!                                      ^   ^   │ one Conversation (bounded  │ connects, writes,
+//!      at(the models' next deadline) ──┘   │   │ per friend:       queue)   │ half-closes; reports
+//!                                          │   │ the model   ──Control──>   │ what its I/O did
 //!                                          │   │                 [acks:bob] <──NUL per frame──
 //!                 Event (link reports, a friend spoke, stdout gone)
 //!                                          │
@@ -24,10 +24,14 @@
 //! * [`reader`]: one per inbound connection; decodes frames, prints them, confirms them.
 //! * [`console`]: reads stdin lines (or, in a terminal, keys for the [`editor`]), answers
 //!   mistakes, hands messages to the dispatcher.
-//! * [`dispatcher`]: owns every friend's outbox, link and idle deadline; routes, retries,
-//!   expires. It never touches a socket.
-//! * [`link`]: one per friend we write to, owning that connection; connects, writes, and (with
-//!   its ack reader thread) settles each message as delivered, sent or failed.
+//! * [`conversation`]: the pure model of what we know about one friend: outbox, flight, kind,
+//!   deadlines, and the one place a message's fate is decided. Time is an argument.
+//! * [`dispatcher`]: owns one conversation per friend and the link carrying out its I/O; moves
+//!   events into the models and carries their outputs out. It never touches a socket.
+//!   [`narrator`] says what the models report (log lines, echoes); [`roster`] draws `/peers`.
+//! * [`link`]: one per connection we open, owning it; connects, writes, half-closes, and (with
+//!   its ack reader thread) passes on the friend's confirmations. It decides nothing; [`sendq`]
+//!   asks the kernel what is still in the connection's send queue.
 //! * [`event`]: the types that cross threads. Thread modules import it, never each other.
 //! * [`screen`]: the one way to the terminal. Safe display of what arrives, and in a terminal
 //!   the input line at the bottom, behind one lock that every printing thread takes, so
@@ -38,9 +42,9 @@
 //!   messages with their fates), [`cli`] (the command line).
 //!
 //! Every message ends in one state the user can see: delivered (the friend's p2p-chat confirmed
-//! it), sent (the friend's program does not confirm; the bytes went out and the connection held
-//! for `--ack-timeout`), or reported as not delivered or as possibly lost, with a count. Messages
-//! for a friend who cannot be reached wait in their outbox and are retried.
+//! it), sent (the friend's program does not confirm; the bytes were written), or reported as not
+//! delivered or as possibly lost, with a count. Messages for a friend who cannot be reached wait
+//! in their outbox and are retried.
 //!
 //! Flow control is bounded channels: the console hands over to the dispatcher at a rendezvous,
 //! each link's queue holds two batches, and an outbox holds 1,000 messages or 8 MiB. While a
@@ -48,8 +52,9 @@
 //! nothing for `--write-timeout` is stalled and holds nobody up after that.
 //!
 //! Shutdown order (on `/quit`, end of input or Ctrl-C): the dispatcher takes no more input and
-//! reports what waits for friends who cannot be reached; every link delivers what its outbox
-//! holds, waits for the confirmations, closes and reports; then the dispatcher closes every
+//! reports what waits for friends who cannot be reached; every model has its link deliver what
+//! its outbox holds, waits for the confirmations (not from a friend who does not confirm, nor a
+//! stalled one), then closes; then the dispatcher closes every
 //! inbound connection and [`run`] stops the acceptor, prints a half-typed line back as not
 //! sent, restores the terminal and returns. Every message typed is delivered, sent, or reported.
 
@@ -67,9 +72,12 @@ pub mod frame;
 pub mod inbound;
 pub mod link;
 pub mod logging;
+pub mod narrator;
 pub mod peers;
 pub mod reader;
+pub mod roster;
 pub mod screen;
+pub mod sendq;
 pub mod term;
 
 use std::net::TcpListener;
@@ -82,10 +90,10 @@ use log::info;
 
 use crate::acceptor::Acceptor;
 use crate::cli::Options;
+use crate::conversation::Limits;
 use crate::dispatcher::{Dispatcher, Inputs, Settings};
 use crate::error::{Error, Result};
 use crate::inbound::Inbound;
-use crate::link::Timeouts;
 use crate::peers::{PeerId, PeerTable};
 use crate::reader::ReaderContext;
 use crate::screen::Screen;
@@ -180,12 +188,13 @@ pub fn run(
         table,
         me,
         Settings {
-            idle_timeout: options.idle_timeout,
-            timeouts: Timeouts {
-                connect: options.connect_timeout,
-                write: options.write_timeout,
+            limits: Limits {
+                idle: options.idle_timeout,
                 ack: options.ack_timeout,
+                give_up: options.give_up,
+                write: options.write_timeout,
             },
+            connect_timeout: options.connect_timeout,
         },
         inbound,
         events_tx,
@@ -208,9 +217,9 @@ pub fn run(
     Ok(())
 }
 
-/// How long an inbound connection may stay silent before we close it: well beyond the idle
-/// timeout after which a friend closes an unused connection themselves, so only a stuck or
-/// abandoned connection is ever closed by us. Ten times the idle timeout, at least a second.
+/// How long an inbound connection that has not said who it is may stay silent before we close
+/// it: ten times the idle timeout, at least a second. A friend's connection is never closed for
+/// silence (see `reader`).
 pub fn silence_limit(idle_timeout: Duration) -> Duration {
     (idle_timeout * 10).max(Duration::from_secs(1))
 }

@@ -16,8 +16,9 @@
 //! read, the first confirmation waits up to [`FIRST_CONFIRMATION_WAIT`] for more bytes. Netcat
 //! and telnet users get NUL bytes, which a terminal does not show.
 //!
-//! The connection ends at end-of-file, on an error, when it has been silent for the silence limit,
-//! or when the registry closes it; a failure here ends this connection only.
+//! The connection ends at end-of-file, on an error, when it has been silent for the silence limit
+//! before saying who it is, or when the registry closes it; a failure here ends this connection
+//! only. A friend's connection is never closed for silence (see `Connection::silence_limit`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -141,6 +142,17 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
+    /// How long the connection may stay silent: a connection that has not said who it is, for
+    /// the silence limit; a friend's, for ever. A friend's program closes its own connection
+    /// when it is done (the classic one never does, and it spins if we close it), and the
+    /// registry's cap bounds how many connections a friend can hold open.
+    fn silence_limit(&self) -> Option<Duration> {
+        match self.friend {
+            None => Some(self.context.silence_limit),
+            Some(_) => None,
+        }
+    }
+
     fn serve(&mut self, mut stream: &TcpStream) -> End {
         let mut decoder = FrameDecoder::new();
         let mut chunk = vec![0u8; READ_CHUNK];
@@ -154,7 +166,7 @@ impl Connection<'_> {
             }
             let read = stream.read(&mut chunk);
             if waiting {
-                let _ = stream.set_read_timeout(Some(self.context.silence_limit));
+                let _ = stream.set_read_timeout(self.silence_limit());
             }
             let n = match read {
                 Ok(0) => return End::Eof,
@@ -178,6 +190,7 @@ impl Connection<'_> {
             } else if waiting {
                 self.confirming = Confirming::Yes;
             }
+            let known = self.friend.is_some();
             decoder.push(bytes);
             while let Some(item) = decoder.next_frame() {
                 let shown = match item {
@@ -205,6 +218,9 @@ impl Connection<'_> {
                     self.confirmations
                         .push(if shown { ACK_SHOWN } else { ACK_DROPPED });
                 }
+            }
+            if !known && self.friend.is_some() {
+                let _ = stream.set_read_timeout(self.silence_limit());
             }
             if !lines.is_empty() {
                 if self.context.screen.show(&lines).is_err() {

@@ -2,8 +2,8 @@
 //!
 //! This is the program's one use of `nix` (already compiled for `ctrlc`): termios to turn the
 //! terminal's own line editing and echo off while the console edits the line itself, an ioctl for
-//! the window's width and `localtime_r` for the clock on chat lines. The library's two `unsafe`
-//! calls are here and nowhere else.
+//! the window's width and `localtime_r` for the clock on chat lines. Its two `unsafe` calls are
+//! here; the only others are the two send-queue ioctls in `sendq`.
 //!
 //! Raw mode is always undone. [`RawMode`] restores the saved settings when dropped (a normal quit,
 //! an error), and [`restore`] does it from anywhere else: the panic hook, the second Ctrl-C, the

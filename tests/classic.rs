@@ -152,6 +152,8 @@ fn a_friend_who_reads_nothing_holds_up_no_one_else() {
         // for carol.
         let feeder = alice.flood("bob", 300, "carol/still with me?");
         carol.expect_line("[alice] still with me?");
+        let mut stdin = feeder.join().expect("feeder");
+        writeln!(stdin, "/quit").expect("alice takes input");
         // What bob could not take is reported: refused, held, or maybe lost; never kept in
         // memory without a word.
         let told = [
@@ -161,7 +163,6 @@ fn a_friend_who_reads_nothing_holds_up_no_one_else() {
         ];
         let report = alice.expect_stderr("message(s) to bob");
         assert!(told.iter().any(|t| report.contains(t)), "{report}");
-        drop(feeder.join().expect("feeder"));
         drop(holder);
     });
 }

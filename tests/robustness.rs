@@ -265,7 +265,7 @@ fn when_every_slot_is_a_friend_a_newcomer_is_refused() {
 }
 
 #[test]
-fn a_silent_inbound_connection_is_closed() {
+fn a_silent_inbound_connection_that_never_says_who_it_is_is_closed() {
     let group = Group::new(&["alice", "bob"]);
     // Idle timeout 0.1 s: silence limit is 10 x that, at least 1 s.
     let mut bob = group.start("bob", &["--idle-timeout", "0.1"]);
@@ -279,27 +279,57 @@ fn a_silent_inbound_connection_is_closed() {
 }
 
 #[test]
-fn a_friend_who_stops_reading_is_dropped_and_reported() {
+fn a_classic_senders_silent_connection_is_kept_past_15_times_the_idle_timeout() {
+    let group = Group::new(&["alice", "bob"]);
+    // Idle timeout 0.1 s; the classic C program sends and never closes its connection, and its
+    // loop spins if we close it. 15 x 0.1 s = 1.5 s of its silence must pass with it still open.
+    let mut bob = group.start("bob", &["--idle-timeout", "0.1"]);
+    let mut raw = connect(group.port(1));
+    raw.write_all(b"alice/hello from C\n\0").unwrap();
+    bob.expect_line("[alice] hello from C");
+    raw.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let read = raw.read(&mut buf);
+    assert!(
+        read.as_ref().is_err_and(p2p_chat::error::is_timeout),
+        "bob ended or wrote to the connection: {read:?}"
+    );
+    assert_eq!(bob.stderr_count("nothing received"), 0);
+    // Still open, and still shown.
+    raw.write_all(b"alice/still here\n\0").unwrap();
+    bob.expect_line("[alice] still here");
+}
+
+#[test]
+fn a_friend_who_stops_reading_is_reported_stalled_and_holds_up_no_one() {
+    const TYPED: usize = 400;
     let dir = TempDir::new();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let bob = listener.local_addr().unwrap();
     // "bob" accepts and then never reads.
     let holder = thread::spawn(move || listener.accept().map(|(stream, _)| stream));
     let mut alice = alice_with_bob_at(&dir, bob, &["--write-timeout", "1", "--ack-timeout", "1"]);
-    let feeder = alice.flood("bob", 400, "alice/still responsive");
+    let feeder = alice.flood("bob", TYPED, "alice/still responsive");
     // Bob's outbox fills and input waits, rather than memory growing, until the write timeout
-    // finds bob stalled: what went out is reported, the rest waits in the outbox...
-    let dropped = alice.expect_stderr("--write-timeout");
+    // finds bob stalled...
+    let stalled = alice.expect_stderr("--write-timeout");
     assert!(
-        dropped.contains("to bob") && dropped.contains("may not have arrived"),
-        "{dropped}"
+        stalled.contains("bob has taken none of our bytes"),
+        "{stalled}"
     );
-    alice.expect_stderr("wait in their outbox");
-    // ...and beyond its bound is refused, while everyone else's messages flow.
+    // ...then beyond its bound is refused, while everyone else's messages flow.
     alice.expect_stderr("outbox is full");
     alice.expect_stdout("[alice] still responsive");
     drop(feeder.join().expect("feeder"));
     assert!(alice.wait_exit().success());
+    // Every message to bob is in a report, once: refused, not delivered or maybe lost.
+    assert_eq!(
+        common::reported(&alice.err_seen, "bob"),
+        TYPED,
+        "{:#?}",
+        alice.err_seen
+    );
     drop(holder.join());
 }
 

@@ -1,7 +1,7 @@
 //! Figure 5, how soon a frozen or vanished friend is noticed: alice runs with `--ack-timeout 1`,
 //! bob confirms a first message, then bob's process is stopped (SIGSTOP) and alice sends one
-//! more. The figure is the time from that send until alice reports the message as "may not have
-//! arrived". A stopped process is what a vanished machine looks like from alice's side, minus the
+//! more. The figure is the time from that send until alice warns that bob "has confirmed nothing"
+//! (she keeps the connection and goes on trying until `--give-up`). A stopped process is what a vanished machine looks like from alice's side, minus the
 //! kernel: bob's kernel still takes the bytes, but no confirmation comes (tests/delivery.rs cuts a
 //! veth between network namespaces for the real thing, which needs root). Then bob is resumed,
 //! shows the message once, and the cycle repeats on a fresh connection.
@@ -22,7 +22,7 @@ const SLACK: Duration = Duration::from_secs(10);
 
 pub struct Detection {
     pub timeout: Duration,
-    /// From the send to a stopped bob until alice's report.
+    /// From the send to a stopped bob until alice's warning.
     pub after_send: Vec<Duration>,
 }
 
@@ -41,7 +41,7 @@ pub fn measure() -> Detection {
         signal(bob.pid(), "-STOP");
         let sent = Instant::now();
         alice.send(format!("bob/into the freeze {round}\n").as_bytes());
-        let report = alice.log.wait_for("may not have arrived", SLACK);
+        let report = alice.log.wait_for("has confirmed nothing for", SLACK);
         after_send.push(report.at - sent);
         signal(bob.pid(), "-CONT");
         bob.output.wait_lines(1, SLACK);
@@ -52,7 +52,8 @@ pub fn measure() -> Detection {
     }
 }
 
-/// Asks alice's `/peers` until bob's row shows the link idle: every message confirmed.
+/// Asks alice's `/peers` until bob's row shows the link idle: every message confirmed (after a
+/// resume, the message from the freeze too, on the same connection).
 fn wait_confirmed(alice: &mut Process) {
     let deadline = Instant::now() + SLACK;
     while Instant::now() < deadline {

@@ -8,7 +8,7 @@
 //! 3. [`idle`]: how close to `--idle-timeout` an unused connection is closed.
 //! 4. [`mesh`]: threads, open files and resident memory per peer in full meshes of 5, 20 and 50
 //!    peers, and start-up time.
-//! 5. [`detect`]: how soon a friend who stops confirming (a stopped process) is reported, against
+//! 5. [`detect`]: how soon a friend who stops confirming (a stopped process) is warned about, against
 //!    `--ack-timeout`.
 //! 6. [`handoff`]: the cost of one hand-off between two threads over a channel, measured in the
 //!    same run: what each hop inside p2p-chat costs and the poll() loop does not pay.

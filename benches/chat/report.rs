@@ -21,7 +21,7 @@ use crate::throughput::{self, Throughput};
 const THROUGHPUT_TARGET: f64 = 0.5;
 /// Median latency at most this multiple of the relay's.
 const LATENCY_TARGET: f64 = 1.5;
-/// A friend who stops confirming is reported within this of `--ack-timeout`.
+/// A friend who stops confirming is warned about within this of `--ack-timeout`.
 const DETECT_TARGET: Duration = Duration::from_millis(100);
 /// An idle connection closes within this of its timeout.
 const IDLE_TARGET: Duration = Duration::from_millis(20);
@@ -135,7 +135,7 @@ fn headline(out: &mut String, r: &Results) {
     let worst = worst_ms(&d.after_send, d.timeout);
     let _ = writeln!(
         out,
-        "| a friend who stops confirming reported, --ack-timeout {} s (median of {}), from the send | {} | no confirmations | - | - | - | within {} ms | {} |",
+        "| a friend who stops confirming warned about, --ack-timeout {} s (median of {}), from the send | {} | no confirmations | - | - | - | within {} ms | {} |",
         d.timeout.as_secs_f64(),
         detect::ROUNDS,
         error_text(&d.after_send, d.timeout),

@@ -48,6 +48,12 @@ impl Conversation {
                         self.outputs.push_back(Output::Stalled);
                     }
                 }
+                // Quitting does not wait for a friend who takes nothing.
+                if link.stalled && self.quitting {
+                    link.closing = Some(Some(Reason::Stalled(limits.write)));
+                    self.outputs.push_back(Output::Close);
+                    return None;
+                }
                 // Silence counts from the last confirmation or the oldest unconfirmed write.
                 let oldest = self.flight.front().and_then(|f| f.written_at);
                 let silent_since = oldest.map(|t| link.confirmed_at.map_or(t, |c| c.max(t)));

@@ -64,6 +64,8 @@ pub struct Outage {
     pub retry_at: Instant,
     /// The wait after the next failure.
     backoff: Duration,
+    /// Whether the driver has been told that messages wait (once per outage).
+    told: bool,
 }
 
 /// The state of our connection to the friend, as `/peers` shows it.
@@ -121,7 +123,7 @@ pub struct Conversation {
     next_id: u64,
     conn: Conn,
     outage: Option<Outage>,
-    /// Messages refused at the door since the outbox last filled.
+    /// Messages refused at a full outbox in this outage, not yet reported as a run.
     rejected: usize,
     quitting: bool,
     tally: Tally,
@@ -164,23 +166,24 @@ impl Conversation {
             _ => None,
         };
         if let Some(why) = why {
-            self.rejected += batch.count;
+            let first = self.rejected == 0;
+            if why == Rejection::OutboxFull {
+                self.rejected += batch.count;
+            }
             self.tally.failed += batch.count;
-            self.outputs.push_back(Output::Rejected {
-                count: batch.count,
-                why,
-            });
+            let count = batch.count;
+            self.outputs
+                .push_back(Output::Rejected { count, why, first });
             return None;
         }
         let ids = self.next_id..self.next_id + batch.count as u64;
         self.next_id = ids.end;
         self.outbox.push_back(batch);
         if let Some(outage) = self.outage.as_ref().filter(|_| !self.is_connected()) {
-            let reason = outage.reason.clone();
-            self.outputs.push_back(Output::Waiting {
-                ids: ids.clone(),
-                reason,
-            });
+            let (reason, first) = (outage.reason.clone(), false);
+            let ids = ids.clone();
+            self.outputs
+                .push_back(Output::Waiting { ids, reason, first });
         }
         Some(ids)
     }
@@ -246,7 +249,9 @@ impl Conversation {
         let (from, to) = (link.written, (link.written + n as u64).min(link.handed));
         link.written = to;
         link.progress = now;
-        link.stalled = false;
+        // A stall ends when the friend has caught up with everything, outbox and all, not when
+        // their kernel takes another buffer's worth: input would wait and flow by turns.
+        link.stalled &= to < link.handed || self.outbox.messages > 0;
         // Count the frames these bytes finish: each may now be confirmed.
         for flight in self.flight.iter_mut().skip_while(|f| f.end <= from) {
             let start = flight.start();
@@ -371,14 +376,23 @@ impl Conversation {
                 break;
             }
         }
+        // Their program read to our end of file and closed without a confirmation: a p2p-chat
+        // confirms before it closes, so this one does not confirm.
+        let read_to_our_end = reason.is_none() && link.half_closed_at.is_some();
+        if read_to_our_end && self.kind == Kind::Unknown && !self.flight.is_empty() {
+            self.kind = Kind::Classic;
+            self.outputs.push_back(Output::Learned(Kind::Classic));
+            self.settle_written_as_sent();
+        }
         self.sent_from = self.flight_from;
         let unconfirmed: usize = self.flight.iter().map(|f| f.batch.count).sum();
         let why = reason.clone().unwrap_or(Reason::ClosedByFriend);
         self.settle_front(unconfirmed, Fate::MaybeLost(why));
-        match reason {
-            None if link.half_closed_at.is_some() => self.outputs.push_back(Output::ClosedIdle),
-            None => {}
-            Some(reason) => self.hold(reason, true, now),
+        self.outputs.push_back(Output::Closed {
+            reason: reason.clone(),
+        });
+        if let Some(reason) = reason {
+            self.hold(reason, true, now);
         }
     }
 
@@ -393,6 +407,7 @@ impl Conversation {
     /// delivered; nothing new is taken.
     pub fn quit(&mut self) {
         self.quitting = true;
+        self.end_refusals();
         if matches!(self.conn, Conn::Down) {
             let reason = self
                 .outage
@@ -553,8 +568,16 @@ impl Conversation {
     /// A message got through: any outage is over.
     fn reachable(&mut self) {
         if self.outage.take().is_some() {
-            self.rejected = 0;
             self.outputs.push_back(Output::Reachable);
+            self.end_refusals();
+        }
+    }
+
+    /// A run of refusals at a full outbox is over: its count is reported once.
+    fn end_refusals(&mut self) {
+        let count = std::mem::take(&mut self.rejected);
+        if count > 0 {
+            self.outputs.push_back(Output::RefusedRun { count });
         }
     }
 
@@ -592,15 +615,18 @@ impl Conversation {
             None => (FIRST_BACKOFF, FIRST_BACKOFF * 2),
             Some(o) => (o.backoff, (o.backoff * 2).min(MAX_BACKOFF)),
         };
+        let told = self.outage.as_ref().is_some_and(|o| o.told);
         if !wait.is_zero() {
-            let ids = self.outbox_from..self.next_id;
+            let (ids, first) = (self.outbox_from..self.next_id, !told);
             let reason = reason.clone();
-            self.outputs.push_back(Output::Waiting { ids, reason });
+            self.outputs
+                .push_back(Output::Waiting { ids, reason, first });
         }
         self.outage = Some(Outage {
             reason,
             retry_at: now + wait,
             backoff,
+            told: told || !wait.is_zero(),
         });
     }
 }

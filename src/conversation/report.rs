@@ -24,6 +24,8 @@ pub enum Reason {
     },
     /// Nothing was confirmed for the give-up time: frozen, or their machine is gone.
     GaveUp(Duration),
+    /// They took none of our bytes for the write timeout, and we are quitting.
+    Stalled(Duration),
     /// The friend closed our connection while messages were unconfirmed.
     ClosedByFriend,
     /// The connection broke (reset, or any other error).
@@ -51,6 +53,7 @@ impl Reason {
             } => "no answer".to_string(),
             Reason::Connect { error, .. } => error.clone(),
             Reason::GaveUp(_) => "no confirmation: frozen or gone".to_string(),
+            Reason::Stalled(_) => "stalled".to_string(),
             Reason::ClosedByFriend => "they quit".to_string(),
             Reason::Broken(_) => "connection broke".to_string(),
             Reason::Protocol => "bad confirmations".to_string(),
@@ -87,6 +90,11 @@ impl fmt::Display for Reason {
             Reason::GaveUp(limit) => write!(
                 f,
                 "nothing confirmed for {:.1} s (--give-up): frozen, or their machine is gone",
+                secs(limit)
+            ),
+            Reason::Stalled(limit) => write!(
+                f,
+                "they took none of our bytes for {:.1} s (--write-timeout): stalled or frozen",
                 secs(limit)
             ),
             Reason::ClosedByFriend => write!(f, "they closed the connection (quit or restarted?)"),
@@ -132,10 +140,22 @@ pub enum Output {
     /// (delivered or refused).
     Revised { ids: Range<u64>, fate: Fate },
     /// Messages refused at the door, never queued: the outbox was full while the friend could
-    /// not be reached, or we are quitting.
-    Rejected { count: usize, why: Rejection },
-    /// These messages wait in the outbox, for this reason, to be tried again.
-    Waiting { ids: Range<u64>, reason: Reason },
+    /// not be reached, or we are quitting. `first`: the first of a run.
+    Rejected {
+        count: usize,
+        why: Rejection,
+        first: bool,
+    },
+    /// A run of refusals at a full outbox is over (the friend is back, or we quit): `count`
+    /// messages in all.
+    RefusedRun { count: usize },
+    /// These messages wait in the outbox, for this reason, to be tried again. `first`: the
+    /// first time in this outage.
+    Waiting {
+        ids: Range<u64>,
+        reason: Reason,
+        first: bool,
+    },
     /// A friend who confirms has confirmed nothing for `silent`: `count` messages unconfirmed.
     /// We keep trying until the give-up time.
     Unconfirmed { count: usize, silent: Duration },
@@ -146,8 +166,9 @@ pub enum Output {
     /// The friend has taken none of our bytes for the write timeout: they no longer hold up
     /// anyone's input, and messages beyond a full outbox are refused.
     Stalled,
-    /// An idle connection closed normally, after this long without messages.
-    ClosedIdle,
+    /// The connection has closed: as asked (`None`), or for this reason. Any message it
+    /// carried has been settled or held before this.
+    Closed { reason: Option<Reason> },
 }
 
 /// Why new messages were refused at the door.

@@ -59,7 +59,7 @@ fn a_confirmed_message_is_delivered_and_the_idle_connection_half_closes_then_clo
     c.tick(t0 + 35 * S);
     assert_eq!(outputs(&mut c), [Output::Close]);
     c.ended(0, None, t0 + 35 * S);
-    assert_eq!(outputs(&mut c), [Output::ClosedIdle]);
+    assert_eq!(outputs(&mut c), [Output::Closed { reason: None }]);
     assert!(c.is_done());
     assert_eq!(c.tally().delivered, 1);
 }
@@ -95,17 +95,20 @@ fn confirmations_for_messages_not_written_close_the_connection_and_count_nothing
     c.ended(0, None, t0);
     assert_eq!(c.tally(), Tally::default());
     c.tick(t0);
-    assert_eq!(outputs(&mut c), [Output::Connect]);
+    let reason = Some(Reason::Protocol);
+    assert_eq!(
+        outputs(&mut c),
+        [Output::Closed { reason }, Output::Connect]
+    );
 
     // One written message, two confirmations: the same.
     let mut c = open_with(1, t0);
     c.confirmations(&[ACK_SHOWN, ACK_SHOWN], t0);
     assert_eq!(outputs(&mut c), [Output::Close]);
     c.ended(0, None, t0);
-    assert_eq!(
-        outputs(&mut c),
-        [settled(0..1, Fate::MaybeLost(Reason::Protocol))]
-    );
+    let lost = settled(0..1, Fate::MaybeLost(Reason::Protocol));
+    let reason = Some(Reason::Protocol);
+    assert_eq!(outputs(&mut c), [lost, Output::Closed { reason }]);
 }
 
 #[test]
@@ -147,7 +150,11 @@ fn silence_until_the_give_up_time_closes_and_reports_what_left_as_maybe_lost() {
     assert_eq!(outputs(&mut c), [Output::Close]);
     c.ended(0, None, t0 + 60 * S);
     let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
-    assert_eq!(outputs(&mut c), [settled(1..2, lost)]);
+    let reason = Some(Reason::GaveUp(60 * S));
+    assert_eq!(
+        outputs(&mut c),
+        [settled(1..2, lost), Output::Closed { reason }]
+    );
     assert!(c.is_done());
 }
 
@@ -160,8 +167,13 @@ fn bytes_that_never_left_are_sent_again_first_and_bytes_that_left_are_reported()
     // The connection breaks with the last 7 bytes (all of "a/2\n" and part of "a/1\n")
     // still in our queue: a/1 may have been partly sent, so only a/2 certainly was not.
     c.ended(7, Some(Reason::Broken("reset".into())), t0 + S);
-    let lost = Fate::MaybeLost(Reason::Broken("reset".into()));
-    assert_eq!(outputs(&mut c), [settled(0..2, lost)]);
+    let reason = Reason::Broken("reset".into());
+    let lost = Fate::MaybeLost(reason.clone());
+    let reason = Some(reason);
+    assert_eq!(
+        outputs(&mut c),
+        [settled(0..2, lost), Output::Closed { reason }]
+    );
     assert_eq!(c.waiting(), 3);
     // A connection that was up: tried again at once, and a/2 goes ahead of a/3 and a/4.
     c.tick(t0 + S);
@@ -222,7 +234,15 @@ fn an_unreachable_friend_is_retried_with_backoff_and_at_once_when_heard() {
     outputs(&mut c);
     c.connect_failed(Reason::ClosedByFriend, t0);
     let reason = Reason::ClosedByFriend;
-    assert_eq!(outputs(&mut c), [Output::Waiting { ids: 0..1, reason }]);
+    let first = true;
+    assert_eq!(
+        outputs(&mut c),
+        [Output::Waiting {
+            ids: 0..1,
+            reason,
+            first
+        }]
+    );
     let mut at = t0;
     for wait in [500, 1000, 2000, 4000, 8000, 10_000, 10_000] {
         assert_eq!(c.tick(at), Some(at + Duration::from_millis(wait)));
@@ -250,8 +270,15 @@ fn a_full_outbox_refuses_only_while_they_cannot_be_reached_and_reachable_ends_it
     assert!(!c.holds_up_input());
     outputs(&mut c);
     assert_eq!(c.send(batch("a/y\n", 1)), None);
-    let why = Rejection::OutboxFull;
-    assert_eq!(outputs(&mut c), [Output::Rejected { count: 1, why }]);
+    let (why, first) = (Rejection::OutboxFull, true);
+    assert_eq!(
+        outputs(&mut c),
+        [Output::Rejected {
+            count: 1,
+            why,
+            first
+        }]
+    );
     c.tick(t0 + S);
     c.connected(t0 + S);
     let chunk = c.take_chunk(t0 + S).unwrap();
@@ -259,6 +286,7 @@ fn a_full_outbox_refuses_only_while_they_cannot_be_reached_and_reachable_ends_it
     c.confirmations(&[ACK_SHOWN], t0 + S);
     let all = outputs(&mut c);
     assert!(all.contains(&Output::Reachable), "{all:?}");
+    assert!(all.contains(&Output::RefusedRun { count: 1 }), "{all:?}");
     assert_eq!(c.tally().failed, 1);
 }
 
@@ -280,9 +308,19 @@ fn a_friend_who_takes_nothing_is_stalled_and_then_holds_up_no_input() {
     assert_eq!(outputs(&mut c), [Output::Stalled]);
     assert!(!c.holds_up_input());
     assert_eq!(c.send(batch("a/y\n", 1)), None);
-    // Progress ends the stall.
+    // Taking what was handed over does not end the stall while the outbox is full: their
+    // kernel may take another buffer's worth, and input would wait and flow by turns.
     c.wrote(4, t0 + 6 * S);
-    assert!(c.holds_up_input());
+    assert!(!c.holds_up_input());
+    // Quitting closes a stalled connection rather than wait for it.
+    c.take_chunk(t0 + 7 * S).unwrap();
+    outputs(&mut c);
+    c.tick(t0 + 12 * S);
+    assert_eq!(outputs(&mut c), [], "one report per stall");
+    c.quit();
+    c.tick(t0 + 12 * S);
+    let refused = Output::RefusedRun { count: 1 };
+    assert_eq!(outputs(&mut c), [refused, Output::Close]);
 }
 
 #[test]
@@ -298,8 +336,15 @@ fn quitting_reports_what_waits_for_an_unreachable_friend_and_refuses_new_message
     assert_eq!(outputs(&mut c), [settled(0..2, fate)]);
     assert!(c.is_done());
     assert_eq!(c.send(batch("a/2\n", 1)), None);
-    let why = Rejection::Quitting;
-    assert_eq!(outputs(&mut c), [Output::Rejected { count: 1, why }]);
+    let (why, first) = (Rejection::Quitting, true);
+    assert_eq!(
+        outputs(&mut c),
+        [Output::Rejected {
+            count: 1,
+            why,
+            first
+        }]
+    );
     assert_eq!(c.tally().failed, 3);
 }
 
@@ -609,4 +654,22 @@ fn in_any_sequence_of_events_every_message_ends_in_exactly_one_fate_in_order() {
         world.finish();
         world.check(seed);
     }
+}
+
+#[test]
+fn a_friend_who_closes_after_our_end_without_confirming_is_classic_and_got_everything() {
+    let t0 = Instant::now();
+    let mut c = open_with(2, t0);
+    c.tick(t0 + 30 * S);
+    assert_eq!(outputs(&mut c), [Output::AskUnacked, Output::HalfClose]);
+    // They read to our end of file and closed: no confirmation ever came.
+    c.ended(0, None, t0 + 30 * S);
+    assert_eq!(
+        outputs(&mut c),
+        [
+            Output::Learned(Kind::Classic),
+            settled(0..2, Fate::Sent),
+            Output::Closed { reason: None }
+        ]
+    );
 }

@@ -323,8 +323,9 @@ impl Peer {
     /// Waits until all `total` messages typed to `friend` so far are settled (delivered,
     /// counted as sent, or failed), as the dispatcher's state line says. `total` makes the wait
     /// exact: a line from an earlier, smaller total does not end it.
-    pub fn wait_settled(&mut self, friend: &str, total: usize) {
-        self.expect_stderr(&format!("all {total} message(s) to {friend} settled"));
+    /// Returns the line, which says how many were delivered, sent and failed.
+    pub fn wait_settled(&mut self, friend: &str, total: usize) -> String {
+        self.expect_stderr(&format!("all {total} message(s) to {friend} settled"))
     }
 
     /// Sends SIGINT, as Ctrl-C in a terminal would.
@@ -430,4 +431,18 @@ pub fn run_to_end(args: &[&str], dir: &Path, stdin: &[u8]) -> (ExitStatus, Strin
     let out = peer.out_seen.join("\n");
     let err = peer.err_seen.join("\n");
     (status, out, err)
+}
+
+/// The sum of the counts a peer reported (in `lines`, its stderr) as not delivered or maybe lost for `friend`.
+pub fn reported(lines: &[String], friend: &str) -> usize {
+    let to = format!(" message(s) to {friend} ");
+    lines
+        .iter()
+        .filter(|l| l.contains("not delivered") || l.contains("may not have arrived"))
+        .filter_map(|l| {
+            let at = l.find(&to)?;
+            let count = l[..at].rsplit(' ').next()?;
+            count.parse::<usize>().ok()
+        })
+        .sum()
 }

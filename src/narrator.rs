@@ -1,0 +1,213 @@
+//! Says what the conversations report: each [`Output`] that is news becomes a log line on stderr
+//! and, in a terminal, the fate in the echo of the message it is about. The dispatcher hands
+//! every report here, so the words a user reads are in one place and decide nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{Level, debug, error, info, log, warn};
+
+use crate::conversation::{
+    Conversation, Fate, Kind, Limits, MAX_BACKOFF, Output, Reason, Rejection,
+};
+use crate::echo::{self, Echoes};
+use crate::event::Typed;
+use crate::logging::{NOTICE, STATE};
+use crate::peers::{PeerId, PeerTable};
+use crate::screen::Screen;
+
+pub struct Narrator {
+    table: Arc<PeerTable>,
+    me: PeerId,
+    limits: Limits,
+    /// Our own messages on their way, for their echoes in a terminal.
+    echoes: Echoes,
+    screen: Screen,
+}
+
+impl Narrator {
+    pub fn new(table: Arc<PeerTable>, me: PeerId, limits: Limits, screen: &Screen) -> Narrator {
+        let echoes = Echoes::new(table.len());
+        Narrator {
+            table,
+            me,
+            limits,
+            echoes,
+            screen: screen.clone(),
+        }
+    }
+
+    /// A message was typed in a terminal: its echo follows it.
+    pub fn typed(&mut self, typed: Typed, now: Instant) {
+        self.echoes.typed(typed, now);
+    }
+
+    /// Prints the echoes that are due; returns when the next one will be.
+    pub fn print_echoes(&mut self, now: Instant) -> Option<Instant> {
+        let table = &self.table;
+        for line in self.echoes.lines(now, |id| table.get(id).name.clone()) {
+            self.screen.above(format!("{line}\n").as_bytes());
+        }
+        self.echoes.next_due()
+    }
+
+    /// A friend's name as `/peers` shows it: ours is marked.
+    pub fn name_of(&self, id: PeerId) -> String {
+        match id == self.me {
+            true => format!("{} (you)", self.table.get(id).name),
+            false => self.table.get(id).name.clone(),
+        }
+    }
+
+    /// A friend spoke to us for the first time in this run.
+    pub fn online(&self, peer: PeerId) {
+        if peer != self.me {
+            info!(target: NOTICE, "{} is online", self.table.get(peer).name);
+        }
+    }
+
+    /// The idle close begins: the model half-closes exactly `idle` after the last message.
+    pub fn closing_idle(&self, peer: PeerId, idle: Duration) {
+        let name = &self.table.get(peer).name;
+        info!(
+            "closing idle connection to {name} after {:.1} s",
+            idle.as_secs_f64()
+        );
+    }
+
+    /// Says what a friend's model reported.
+    pub fn tell(&mut self, peer: PeerId, output: &Output, talk: &Conversation, quitting: bool) {
+        let who = self.table.get(peer);
+        match output {
+            Output::Settled { ids, fate } => {
+                let n = (ids.end - ids.start) as usize;
+                self.echoes.oldest(peer, n, &echo_fate(fate));
+                match fate {
+                    Fate::Delivered | Fate::Sent => {}
+                    Fate::Refused => error!(
+                        "{n} message(s) to {who} not delivered: their p2p-chat dropped them \
+                         (does their peer table give {} this machine's address?)",
+                        self.table.get(self.me).name
+                    ),
+                    Fate::MaybeLost(reason) => {
+                        error!("{n} message(s) to {who} may not have arrived: {reason}")
+                    }
+                    Fate::NotDelivered(reason) if quitting => error!(
+                        "{n} message(s) to {who} not delivered: quitting while they cannot be \
+                         reached ({reason})"
+                    ),
+                    Fate::NotDelivered(reason) => {
+                        error!("{n} message(s) to {who} not delivered: {reason}")
+                    }
+                }
+                if talk.is_settled() {
+                    let t = talk.tally();
+                    debug!(
+                        target: STATE,
+                        "all {} message(s) to {} settled: {} delivered, {} sent, {} failed",
+                        t.delivered + t.sent + t.failed,
+                        who.name,
+                        t.delivered,
+                        t.sent,
+                        t.failed
+                    );
+                }
+            }
+            Output::Revised { ids, fate } => {
+                let what = match fate {
+                    Fate::Delivered => "delivered",
+                    _ => "dropped by their p2p-chat",
+                };
+                let n = ids.end - ids.start;
+                info!("{n} message(s) to {who} counted as sent were confirmed after all: {what}");
+            }
+            Output::Rejected { count, why, first } => {
+                let reason = match why {
+                    Rejection::OutboxFull => "their outbox is full",
+                    Rejection::Quitting => "p2p-chat is quitting",
+                };
+                let fate = echo::Fate::NotDelivered(reason.to_string());
+                self.echoes.newest(peer, *count, &fate);
+                match why {
+                    Rejection::Quitting => {
+                        error!("{count} message(s) to {who} not delivered: p2p-chat is quitting")
+                    }
+                    Rejection::OutboxFull if *first => error!(
+                        "{who}'s outbox is full ({} messages wait while they cannot be reached \
+                         or take nothing): new messages to them are refused; the count follows \
+                         when they are back",
+                        talk.waiting()
+                    ),
+                    Rejection::OutboxFull => {}
+                }
+            }
+            Output::RefusedRun { count } => error!(
+                "{count} message(s) to {who} not delivered: refused while their outbox was full"
+            ),
+            Output::Waiting { reason, first, .. } => {
+                self.echoes.all(peer, &echo::Fate::Waiting(reason.short()));
+                if *first {
+                    // In a terminal the echo of each message already says it waits, and why.
+                    let level = match self.screen.is_terminal() {
+                        true => Level::Info,
+                        false => Level::Warn,
+                    };
+                    log!(
+                        level,
+                        "{} message(s) to {who} wait in their outbox: {reason}; trying again every \
+                         {:.0} s at most, and at once when they connect to us",
+                        talk.waiting(),
+                        MAX_BACKOFF.as_secs_f64()
+                    );
+                }
+            }
+            Output::Unconfirmed { count, silent } => {
+                let fate = echo::Fate::Waiting("unconfirmed, still trying".to_string());
+                self.echoes.all(peer, &fate);
+                warn!(
+                    "{} has confirmed nothing for {:.1} s: {count} message(s) unconfirmed, still \
+                     trying for up to {:.0} s (--give-up)",
+                    who.name,
+                    silent.as_secs_f64(),
+                    self.limits.give_up.as_secs_f64()
+                );
+            }
+            Output::Learned(Kind::Confirms) => {
+                info!("{}'s p2p-chat confirms the messages it shows", who.name)
+            }
+            Output::Learned(Kind::Classic) => info!(
+                "{}'s program does not confirm: messages to them count as sent once written",
+                who.name
+            ),
+            Output::Learned(Kind::Unknown) => {}
+            Output::Reachable => info!(target: NOTICE, "{who} can be reached again"),
+            Output::Stalled => warn!(
+                "{} has taken none of our bytes for {:.1} s (--write-timeout): stalled or frozen; \
+                 nobody else's input waits for them",
+                who.name,
+                self.limits.write.as_secs_f64()
+            ),
+            Output::Closed { reason: None } => {
+                debug!(target: STATE, "connection to {} closed", who.name)
+            }
+            Output::Closed {
+                reason: Some(Reason::ClosedByFriend),
+            } if talk.is_settled() => info!("{} closed our idle connection to them", who.name),
+            Output::Closed {
+                reason: Some(reason),
+            } => info!("our connection to {} ended: {reason}", who.name),
+            Output::Connect | Output::HalfClose | Output::Close | Output::AskUnacked => {}
+        }
+    }
+}
+
+/// A model's fate as the echo of a message says it.
+fn echo_fate(fate: &Fate) -> echo::Fate {
+    match fate {
+        Fate::Delivered => echo::Fate::Delivered,
+        Fate::Sent => echo::Fate::Sent,
+        Fate::Refused => echo::Fate::NotDelivered("their p2p-chat dropped it".to_string()),
+        Fate::MaybeLost(reason) => echo::Fate::MaybeLost(reason.short()),
+        Fate::NotDelivered(reason) => echo::Fate::NotDelivered(reason.short()),
+    }
+}

@@ -1,0 +1,86 @@
+//! `/peers`: every friend with what we know of them, as a table fitted to a width. Pure: the
+//! dispatcher gathers the rows from the conversations and prints what this returns.
+
+/// The columns, in order.
+pub const HEADER: [&str; 9] = [
+    "friend", "address", "outbound", "wait", "deliv", "sent", "fail", "in", "heard",
+];
+
+/// The columns to drop, in this order, until the table fits: the least needed first.
+const DROP_ORDER: [usize; 6] = [1, 8, 7, 5, 6, 4];
+
+/// One friend's cells, in [`HEADER`]'s order.
+pub type Row = [String; 9];
+
+/// The table, one line per friend under a header, within `width` columns where dropping
+/// columns can make it fit; then a line for inbound connections not yet known, if any.
+pub fn render(rows: &[Row], width: usize, unknown: usize) -> String {
+    let header: Row = HEADER.map(String::from);
+    let all: Vec<&Row> = std::iter::once(&header).chain(rows).collect();
+    let widths: Vec<usize> = (0..HEADER.len())
+        .map(|c| {
+            all.iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut shown: Vec<usize> = (0..HEADER.len()).collect();
+    for drop in DROP_ORDER {
+        let total: usize = shown.iter().map(|&c| widths[c] + 1).sum();
+        if total <= width {
+            break;
+        }
+        shown.retain(|&c| c != drop);
+    }
+    let mut out = String::new();
+    for row in all {
+        let cells: Vec<String> = shown
+            .iter()
+            .map(|&c| {
+                let w = widths[c];
+                // Text columns to the left, counts to the right.
+                match c {
+                    0..=2 => format!("{:<w$}", row[c]),
+                    _ => format!("{:>w$}", row[c]),
+                }
+            })
+            .collect();
+        out.push_str(cells.join(" ").trim_end());
+        out.push('\n');
+    }
+    if unknown > 0 {
+        out.push_str(&format!(
+            "{unknown} inbound connection(s) have not said who they are yet\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str) -> Row {
+        [name, "127.0.0.1:7002", "-", "0", "1", "0", "0", "1", "3s"].map(String::from)
+    }
+
+    #[test]
+    fn a_wide_table_keeps_every_column_and_a_narrow_one_drops_the_least_needed_first() {
+        let rows = [row("bob"), row("carol")];
+        let wide = render(&rows, usize::MAX, 0);
+        assert!(wide.starts_with("friend address"), "{wide}");
+        assert!(wide.contains("bob    127.0.0.1:7002 -"), "{wide}");
+        let narrow = render(&rows, 30, 2);
+        let lines: Vec<&str> = narrow.lines().collect();
+        assert_eq!(lines[0], "friend outbound wait deliv");
+        assert!(
+            lines.iter().take(3).all(|l| l.chars().count() <= 30),
+            "{narrow}"
+        );
+        assert_eq!(
+            lines[3],
+            "2 inbound connection(s) have not said who they are yet"
+        );
+    }
+}

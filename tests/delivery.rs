@@ -418,7 +418,7 @@ fn a_friend_killed_with_our_bytes_unread_is_told_once_and_shown_nothing_twice() 
     let settled = alice.wait_settled("bob", 3);
     let shown = before_after == ["[alice] unread when you crashed"];
     assert!(shown || before_after.is_empty(), "{before_after:#?}");
-    let reported = alice.stderr_count("1 message(s) to bob (127.0.0.1");
+    let reported = common::reported(&alice.err_seen, "bob");
     assert_eq!(usize::from(shown) + reported, 1, "{:#?}", alice.err_seen);
     let expected = match shown {
         true => "3 delivered, 0 sent, 0 failed",

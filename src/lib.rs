@@ -70,6 +70,7 @@ pub mod error;
 pub mod event;
 pub mod frame;
 pub mod inbound;
+pub mod incoming;
 pub mod link;
 pub mod logging;
 pub mod narrator;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-pub const USAGE: &str = "\
+/// `p2p-chat --help`: what p2p-chat is, then [`OPTIONS`].
+pub const ABOUT: &str = "\
 p2p-chat: peer-to-peer terminal chat for a small group of friends
 
 Usage: p2p-chat [OPTIONS] <NAME>
@@ -24,6 +25,10 @@ quits too (a half-typed line is not sent: it is shown back, marked not sent);
 Ctrl-Z stops p2p-chat until fg. With stdin or stdout a pipe or a file, none of
 this: lines in, [sender] message lines out, every log line on stderr.
 
+";
+
+/// The options and what follows them, the same for both programs.
+pub const OPTIONS: &str = "\
 Options:
   --peers FILE             peer table, lines of NAME HOST PORT [default: peers.txt]
   --idle-timeout SECS      close an outbound connection after SECS without

@@ -61,6 +61,7 @@
 pub mod acceptor;
 pub mod cli;
 pub mod command;
+pub mod compose;
 pub mod console;
 pub mod conversation;
 pub mod dispatcher;
@@ -69,6 +70,7 @@ pub mod editor;
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod friends;
 pub mod inbound;
 pub mod incoming;
 pub mod link;

@@ -28,7 +28,7 @@ fn try_main() -> Result<()> {
     let options = match cli::parse(std::env::args_os().skip(1))? {
         Action::Run(options) => options,
         Action::Help => {
-            println!("{}", cli::USAGE);
+            println!("{}{}", cli::ABOUT, cli::OPTIONS);
             return Ok(());
         }
         Action::Version => {

@@ -66,6 +66,13 @@ impl Narrator {
         }
     }
 
+    /// Input stops being taken: this friend is reachable and their outbox is full.
+    pub fn input_waits(&self, peer: PeerId, talk: &Conversation) {
+        let who = &self.table.get(peer).name;
+        let bound = talk.outbox_bound();
+        debug!(target: STATE, "{who}'s outbox is full ({bound}): input waits until they take more");
+    }
+
     /// The idle close begins: the model half-closes exactly `idle` after the last message.
     pub fn closing_idle(&self, peer: PeerId, idle: Duration) {
         let name = &self.table.get(peer).name;
@@ -93,8 +100,8 @@ impl Narrator {
                         error!("{n} message(s) to {who} may not have arrived: {reason}")
                     }
                     Fate::NotDelivered(reason) if quitting => error!(
-                        "{n} message(s) to {who} not delivered: quitting while they cannot be \
-                         reached ({reason})"
+                        "{n} message(s) to {who} not delivered: quitting before they could take \
+                         them ({reason})"
                     ),
                     Fate::NotDelivered(reason) => {
                         error!("{n} message(s) to {who} not delivered: {reason}")
@@ -128,22 +135,22 @@ impl Narrator {
                 };
                 let fate = echo::Fate::NotDelivered(reason.to_string());
                 self.echoes.newest(peer, *count, &fate);
-                match why {
-                    Rejection::Quitting => {
-                        error!("{count} message(s) to {who} not delivered: p2p-chat is quitting")
-                    }
-                    Rejection::OutboxFull if *first => error!(
+                if why == &Rejection::OutboxFull && *first {
+                    error!(
                         "{who}'s outbox is full ({} messages wait while they cannot be reached \
                          or take nothing): new messages to them are refused; the count follows \
                          when they are back",
                         talk.waiting()
-                    ),
-                    Rejection::OutboxFull => {}
+                    );
                 }
             }
-            Output::RefusedRun { count } => error!(
-                "{count} message(s) to {who} not delivered: refused while their outbox was full"
-            ),
+            Output::RefusedRun { count, why } => {
+                let reason = match why {
+                    Rejection::OutboxFull => "refused while their outbox was full",
+                    Rejection::Quitting => "p2p-chat is quitting",
+                };
+                error!("{count} message(s) to {who} not delivered: {reason}");
+            }
             Output::Waiting { reason, first, .. } => {
                 self.echoes.all(peer, &echo::Fate::Waiting(reason.short()));
                 if *first {

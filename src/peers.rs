@@ -258,6 +258,16 @@ impl PeerTable {
         names.join(", ")
     }
 
+    /// The socket addresses the friend's host resolved to at start-up: empty if it did not, or
+    /// if the table was only parsed. For a loop that must never wait on a lookup.
+    pub fn resolved_addrs(&self, id: PeerId) -> Vec<SocketAddr> {
+        let port = self.peers[id.0].port;
+        self.ips[id.0]
+            .iter()
+            .map(|&ip| SocketAddr::new(ip, port))
+            .collect()
+    }
+
     /// Whether `ip` is one of the addresses the friend's host resolved to. A table that was only
     /// parsed, not resolved, knows no addresses and vouches for nobody.
     pub fn is_address_of(&self, id: PeerId, ip: IpAddr) -> bool {

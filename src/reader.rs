@@ -1,7 +1,7 @@
 //! A reader thread: the "client socket is readable" branch of a select() loop, one thread per
 //! inbound connection.
 //!
-//! It owns its socket and a [`FrameDecoder`]. Each `read` may hold several frames or part of one;
+//! It owns its socket. Each `read` may hold several frames or part of one;
 //! the reader decodes every complete frame in its buffer, checks the sender against the peer
 //! table, formats the lot into one buffer and shows it with a single write to stdout. Printing
 //! needs no routing state, so the reader does it itself instead of handing each message to the

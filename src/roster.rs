@@ -1,5 +1,10 @@
-//! `/peers`: every friend with what we know of them, as a table fitted to a width. Pure: the
-//! dispatcher gathers the rows from the conversations and prints what this returns.
+//! `/peers`: every friend with what we know of them, as a table fitted to a width. Pure: each
+//! program makes a [`row`] per friend from its conversation and prints what [`render`] returns.
+
+use std::time::{Duration, Instant};
+
+use crate::conversation::{Conversation, LinkView};
+use crate::peers::Peer;
 
 /// The columns, in order.
 pub const HEADER: [&str; 9] = [
@@ -11,6 +16,30 @@ const DROP_ORDER: [usize; 6] = [1, 8, 7, 5, 6, 4];
 
 /// One friend's cells, in [`HEADER`]'s order.
 pub type Row = [String; 9];
+
+/// One friend's row: `name` as it should read, what their conversation says, how many inbound
+/// connections speak for them, and when they last sent us something.
+pub fn row(
+    name: String,
+    peer: &Peer,
+    talk: &Conversation,
+    inbound: usize,
+    last_heard: Option<Instant>,
+    now: Instant,
+) -> Row {
+    let t = talk.tally();
+    [
+        name,
+        format!("{}:{}", peer.host, peer.port),
+        outbound(talk, now),
+        talk.waiting().to_string(),
+        t.delivered.to_string(),
+        t.sent.to_string(),
+        t.failed.to_string(),
+        inbound.to_string(),
+        last_heard.map_or("-".to_string(), |at| ago(now - at)),
+    ]
+}
 
 /// The table, one line per friend under a header, within `width` columns where dropping
 /// columns can make it fit; then a line for inbound connections not yet known, if any.
@@ -55,6 +84,35 @@ pub fn render(rows: &[Row], width: usize, unknown: usize) -> String {
         ));
     }
     out
+}
+
+/// The outbound column of `/peers`: what our connection to a friend is doing.
+fn outbound(talk: &Conversation, now: Instant) -> String {
+    match talk.link_view() {
+        LinkView::Connecting => "connecting".to_string(),
+        LinkView::Closing => "closing".to_string(),
+        LinkView::Busy(n) => format!("{n} unconfirmed"),
+        LinkView::Idle(at) => format!(
+            "idle, close in {:.1}s",
+            at.saturating_duration_since(now).as_secs_f64()
+        ),
+        LinkView::None => match talk.outage() {
+            Some(outage) => format!(
+                "unreachable, retry {:.0}s",
+                outage.retry_at.saturating_duration_since(now).as_secs_f64()
+            ),
+            None => "-".to_string(),
+        },
+    }
+}
+
+/// `12s`, `3m`, `2h`: how long ago, for `/peers`.
+fn ago(elapsed: Duration) -> String {
+    match elapsed.as_secs() {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
+    }
 }
 
 #[cfg(test)]

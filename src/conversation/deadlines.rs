@@ -20,6 +20,14 @@ pub struct Limits {
     pub write: Duration,
 }
 
+impl Limits {
+    /// How long quitting waits for the links before it reports what they still hold: a connect,
+    /// a write and a confirmation's time, and a second more.
+    pub fn quit_wait(&self, connect: Duration) -> Duration {
+        connect + self.write + self.ack + Duration::from_secs(1)
+    }
+}
+
 impl Conversation {
     /// Time has passed: acts on every deadline that is due at `now` and returns the next one.
     pub fn tick(&mut self, now: Instant) -> Option<Instant> {
@@ -41,7 +49,8 @@ impl Conversation {
             Conn::Open(link) if link.closing.is_some() => {}
             Conn::Open(link) => {
                 let unconfirmed: usize = self.flight.iter().map(|f| f.batch.count).sum();
-                if link.written < link.handed && !link.stalled {
+                let waiting = link.written < link.handed || self.outbox.messages > 0;
+                if waiting && link.half_closed_at.is_none() && !link.stalled {
                     let at = link.progress + limits.write;
                     if next.due(at, now) {
                         link.stalled = true;

@@ -91,7 +91,7 @@ struct Link {
     confirmations: usize,
     /// When a message was last taken: the idle close counts from here.
     last_handed: Instant,
-    /// The last time a write made progress, or unwritten bytes appeared.
+    /// The last time a write made progress, or bytes began to wait to be written.
     progress: Instant,
     stalled: bool,
     /// The last confirmation: silence counts from here, or from the oldest unconfirmed write.
@@ -123,8 +123,10 @@ pub struct Conversation {
     next_id: u64,
     conn: Conn,
     outage: Option<Outage>,
-    /// Messages refused at a full outbox in this outage, not yet reported as a run.
+    /// Messages refused at the door in this run of refusals (for `rejected_why`), not yet
+    /// reported.
     rejected: usize,
+    rejected_why: Rejection,
     quitting: bool,
     tally: Tally,
     outputs: VecDeque<Output>,
@@ -144,6 +146,7 @@ impl Conversation {
             conn: Conn::Down,
             outage: None,
             rejected: 0,
+            rejected_why: Rejection::OutboxFull,
             quitting: false,
             tally: Tally::default(),
             outputs: VecDeque::new(),
@@ -159,17 +162,19 @@ impl Conversation {
 
     /// Messages typed for this friend. Returns the ids they were queued under, or `None` when
     /// they were refused at the door (an [`Output::Rejected`] says so).
-    pub fn send(&mut self, batch: Batch) -> Option<Range<u64>> {
+    pub fn send(&mut self, batch: Batch, now: Instant) -> Option<Range<u64>> {
         let why = match () {
             _ if self.quitting => Some(Rejection::Quitting),
             _ if self.refuses() => Some(Rejection::OutboxFull),
             _ => None,
         };
         if let Some(why) = why {
-            let first = self.rejected == 0;
-            if why == Rejection::OutboxFull {
-                self.rejected += batch.count;
+            if why != self.rejected_why {
+                self.end_refusals();
+                self.rejected_why = why;
             }
+            let first = self.rejected == 0;
+            self.rejected += batch.count;
             self.tally.failed += batch.count;
             let count = batch.count;
             self.outputs
@@ -178,6 +183,12 @@ impl Conversation {
         }
         let ids = self.next_id..self.next_id + batch.count as u64;
         self.next_id = ids.end;
+        if let Conn::Open(link) = &mut self.conn
+            && link.written == link.handed
+            && self.outbox.messages == 0
+        {
+            link.progress = now; // bytes wait to be written from now
+        }
         self.outbox.push_back(batch);
         if let Some(outage) = self.outage.as_ref().filter(|_| !self.is_connected()) {
             let (reason, first) = (outage.reason.clone(), false);
@@ -417,6 +428,11 @@ impl Conversation {
         }
     }
 
+    /// The program ends: the count of messages refused while quitting is reported.
+    pub fn finish(&mut self) {
+        self.end_refusals();
+    }
+
     /// Quitting took too long: every message not yet settled gets its fate now, and the
     /// connection is closed.
     pub fn abandon(&mut self) {
@@ -573,11 +589,12 @@ impl Conversation {
         }
     }
 
-    /// A run of refusals at a full outbox is over: its count is reported once.
+    /// A run of refusals is over: its count is reported once.
     fn end_refusals(&mut self) {
         let count = std::mem::take(&mut self.rejected);
         if count > 0 {
-            self.outputs.push_back(Output::RefusedRun { count });
+            let why = self.rejected_why;
+            self.outputs.push_back(Output::RefusedRun { count, why });
         }
     }
 

@@ -122,7 +122,7 @@ pub enum Fate {
 }
 
 /// What the model asks of its driver, and what it reports. Drained with
-/// [`Conversation::poll_output`].
+/// [`Conversation::poll_output`](super::Conversation::poll_output).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Open a connection to the friend, then call `connected` or `connect_failed`.
@@ -146,9 +146,9 @@ pub enum Output {
         why: Rejection,
         first: bool,
     },
-    /// A run of refusals at a full outbox is over (the friend is back, or we quit): `count`
-    /// messages in all.
-    RefusedRun { count: usize },
+    /// A run of refusals is over (the friend is back, we quit, or the program ends): `count`
+    /// messages in all were refused, for this reason.
+    RefusedRun { count: usize, why: Rejection },
     /// These messages wait in the outbox, for this reason, to be tried again. `first`: the
     /// first time in this outage.
     Waiting {

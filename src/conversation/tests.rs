@@ -26,7 +26,7 @@ fn settled(ids: Range<u64>, fate: Fate) -> Output {
 fn open_with(n: usize, t0: Instant) -> Conversation {
     let mut c = Conversation::new(limits());
     for i in 0..n {
-        c.send(batch(&format!("a/{i}\n"), 1));
+        c.send(batch(&format!("a/{i}\n"), 1), t0);
     }
     assert_eq!(c.tick(t0), None);
     assert_eq!(outputs(&mut c), [Output::Connect]);
@@ -82,7 +82,7 @@ fn a_nak_then_a_nul_settle_one_refused_then_one_delivered() {
 fn confirmations_for_messages_not_written_close_the_connection_and_count_nothing() {
     let t0 = Instant::now();
     let mut c = Conversation::new(limits());
-    c.send(batch("a/x\n", 1));
+    c.send(batch("a/x\n", 1), t0);
     c.tick(t0);
     c.connected(t0);
     outputs(&mut c);
@@ -119,7 +119,7 @@ fn a_frozen_friend_who_confirms_gets_a_warning_then_everything_once_on_resuming(
     outputs(&mut c);
     // Frozen: three more are written and nothing comes back.
     for i in 0..3 {
-        c.send(batch(&format!("a/{i}\n"), 1));
+        c.send(batch(&format!("a/{i}\n"), 1), t0);
     }
     let t1 = t0 + S;
     let chunk = c.take_chunk(t1).unwrap();
@@ -163,7 +163,7 @@ fn bytes_that_never_left_are_sent_again_first_and_bytes_that_left_are_reported()
     let t0 = Instant::now();
     let mut c = open_with(3, t0);
     // Two more typed after the first three went out.
-    c.send(batch("a/3\na/4\n", 2));
+    c.send(batch("a/3\na/4\n", 2), t0);
     // The connection breaks with the last 7 bytes (all of "a/2\n" and part of "a/1\n")
     // still in our queue: a/1 may have been partly sent, so only a/2 certainly was not.
     c.ended(7, Some(Reason::Broken("reset".into())), t0 + S);
@@ -201,7 +201,7 @@ fn a_friend_who_never_confirms_is_learned_classic_and_a_late_confirmation_upgrad
         [Output::Learned(Kind::Classic), settled(0..2, Fate::Sent)]
     );
     // From now on a message counts as sent as soon as it is written.
-    c.send(batch("a/2\n", 1));
+    c.send(batch("a/2\n", 1), t0);
     let chunk = c.take_chunk(t0 + 11 * S).unwrap();
     c.wrote(chunk.frames.len(), t0 + 11 * S);
     assert_eq!(outputs(&mut c), [settled(2..3, Fate::Sent)]);
@@ -229,7 +229,7 @@ fn a_friend_who_never_confirms_is_learned_classic_and_a_late_confirmation_upgrad
 fn an_unreachable_friend_is_retried_with_backoff_and_at_once_when_heard() {
     let t0 = Instant::now();
     let mut c = Conversation::new(limits());
-    c.send(batch("a/0\n", 1));
+    c.send(batch("a/0\n", 1), t0);
     c.tick(t0);
     outputs(&mut c);
     c.connect_failed(Reason::ClosedByFriend, t0);
@@ -262,14 +262,14 @@ fn a_full_outbox_refuses_only_while_they_cannot_be_reached_and_reachable_ends_it
     let t0 = Instant::now();
     let mut c = Conversation::new(limits());
     for _ in 0..OUTBOX_MESSAGES {
-        assert!(c.send(batch("a/x\n", 1)).is_some());
+        assert!(c.send(batch("a/x\n", 1), t0).is_some());
     }
     c.tick(t0);
     assert!(c.holds_up_input(), "connecting: input waits");
     c.connect_failed(Reason::ClosedByFriend, t0);
     assert!(!c.holds_up_input());
     outputs(&mut c);
-    assert_eq!(c.send(batch("a/y\n", 1)), None);
+    assert_eq!(c.send(batch("a/y\n", 1), t0), None);
     let (why, first) = (Rejection::OutboxFull, true);
     assert_eq!(
         outputs(&mut c),
@@ -286,7 +286,13 @@ fn a_full_outbox_refuses_only_while_they_cannot_be_reached_and_reachable_ends_it
     c.confirmations(&[ACK_SHOWN], t0 + S);
     let all = outputs(&mut c);
     assert!(all.contains(&Output::Reachable), "{all:?}");
-    assert!(all.contains(&Output::RefusedRun { count: 1 }), "{all:?}");
+    assert!(
+        all.contains(&Output::RefusedRun {
+            count: 1,
+            why: Rejection::OutboxFull
+        }),
+        "{all:?}"
+    );
     assert_eq!(c.tally().failed, 1);
 }
 
@@ -294,20 +300,20 @@ fn a_full_outbox_refuses_only_while_they_cannot_be_reached_and_reachable_ends_it
 fn a_friend_who_takes_nothing_is_stalled_and_then_holds_up_no_input() {
     let t0 = Instant::now();
     let mut c = Conversation::new(limits());
-    c.send(batch("a/x\n", 1));
+    c.send(batch("a/x\n", 1), t0);
     c.tick(t0);
     c.connected(t0);
     outputs(&mut c);
     c.take_chunk(t0).unwrap(); // never written
     for _ in 0..OUTBOX_MESSAGES {
-        c.send(batch("a/x\n", 1));
+        c.send(batch("a/x\n", 1), t0);
     }
     assert!(c.holds_up_input());
     assert_eq!(c.tick(t0 + S), Some(t0 + 5 * S));
     c.tick(t0 + 5 * S);
     assert_eq!(outputs(&mut c), [Output::Stalled]);
     assert!(!c.holds_up_input());
-    assert_eq!(c.send(batch("a/y\n", 1)), None);
+    assert_eq!(c.send(batch("a/y\n", 1), t0), None);
     // Taking what was handed over does not end the stall while the outbox is full: their
     // kernel may take another buffer's worth, and input would wait and flow by turns.
     c.wrote(4, t0 + 6 * S);
@@ -319,7 +325,10 @@ fn a_friend_who_takes_nothing_is_stalled_and_then_holds_up_no_input() {
     assert_eq!(outputs(&mut c), [], "one report per stall");
     c.quit();
     c.tick(t0 + 12 * S);
-    let refused = Output::RefusedRun { count: 1 };
+    let refused = Output::RefusedRun {
+        count: 1,
+        why: Rejection::OutboxFull,
+    };
     assert_eq!(outputs(&mut c), [refused, Output::Close]);
 }
 
@@ -327,7 +336,7 @@ fn a_friend_who_takes_nothing_is_stalled_and_then_holds_up_no_input() {
 fn quitting_reports_what_waits_for_an_unreachable_friend_and_refuses_new_messages() {
     let t0 = Instant::now();
     let mut c = Conversation::new(limits());
-    c.send(batch("a/0\na/1\n", 2));
+    c.send(batch("a/0\na/1\n", 2), t0);
     c.tick(t0);
     c.connect_failed(Reason::ClosedByFriend, t0);
     outputs(&mut c);
@@ -335,7 +344,7 @@ fn quitting_reports_what_waits_for_an_unreachable_friend_and_refuses_new_message
     let fate = Fate::NotDelivered(Reason::ClosedByFriend);
     assert_eq!(outputs(&mut c), [settled(0..2, fate)]);
     assert!(c.is_done());
-    assert_eq!(c.send(batch("a/2\n", 1)), None);
+    assert_eq!(c.send(batch("a/2\n", 1), t0), None);
     let (why, first) = (Rejection::Quitting, true);
     assert_eq!(
         outputs(&mut c),
@@ -345,16 +354,27 @@ fn quitting_reports_what_waits_for_an_unreachable_friend_and_refuses_new_message
             first
         }]
     );
-    assert_eq!(c.tally().failed, 3);
+    c.send(batch("a/3\n", 1), t0);
+    let first = false;
+    let rejected = Output::Rejected {
+        count: 1,
+        why,
+        first,
+    };
+    assert_eq!(outputs(&mut c), [rejected]);
+    // The count of what was refused while quitting is told once, at the end.
+    c.finish();
+    assert_eq!(outputs(&mut c), [Output::RefusedRun { count: 2, why }]);
+    assert_eq!(c.tally().failed, 4);
 }
 
 #[test]
 fn abandoning_settles_written_as_maybe_lost_and_the_rest_as_not_delivered() {
     let t0 = Instant::now();
     let mut c = open_with(1, t0);
-    c.send(batch("a/1\n", 1));
+    c.send(batch("a/1\n", 1), t0);
     c.take_chunk(t0).unwrap(); // taken, not written
-    c.send(batch("a/2\n", 1));
+    c.send(batch("a/2\n", 1), t0);
     c.abandon();
     let q = Reason::Quitting;
     assert_eq!(
@@ -503,7 +523,7 @@ impl World {
                 for id in self.typed..self.typed + k {
                     frames.push_str(&format!("a/{id}\n"));
                 }
-                if let Some(ids) = self.c.send(batch(&frames, k as usize)) {
+                if let Some(ids) = self.c.send(batch(&frames, k as usize), self.now) {
                     assert_eq!(ids, self.typed..self.typed + k);
                     self.typed += k;
                 }

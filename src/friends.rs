@@ -1,0 +1,184 @@
+//! Every friend's [`Conversation`], and what the user is told about them: the model both
+//! programs drive. p2p-chat's dispatcher holds one and carries its actions out with link threads;
+//! p2p-chat-select's loop holds one and carries them out with non-blocking sockets. Neither
+//! decides anything about a message: they move events in ([`Friends::talk`] gives the friend's
+//! model), and take actions out ([`Friends::next_action`]), while the reports are said by the
+//! [`Narrator`] on the way.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::conversation::{Conversation, Limits, Output};
+use crate::event::{Batch, Typed};
+use crate::narrator::Narrator;
+use crate::peers::{PeerId, PeerTable};
+use crate::roster;
+use crate::screen::Screen;
+
+/// What a model asks of its driver: the outputs that need I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Open a connection, then tell the model `connected` or `connect_failed`.
+    Connect,
+    /// Shut down the writing side of the connection.
+    HalfClose,
+    /// Close the connection gracefully, then tell the model `ended`.
+    Close,
+    /// Ask the kernel how many written bytes the friend's kernel has not acknowledged, and tell
+    /// the model `unacked`.
+    AskUnacked,
+}
+
+pub struct Friends {
+    table: Arc<PeerTable>,
+    limits: Limits,
+    talks: Vec<Conversation>,
+    last_heard: Vec<Option<Instant>>,
+    narrator: Narrator,
+    quitting: bool,
+    /// Input waits for a friend: said once each time it starts.
+    input_held: bool,
+}
+
+impl Friends {
+    pub fn new(table: Arc<PeerTable>, me: PeerId, limits: Limits, screen: &Screen) -> Friends {
+        Friends {
+            talks: table.ids().map(|_| Conversation::new(limits)).collect(),
+            last_heard: vec![None; table.len()],
+            narrator: Narrator::new(table.clone(), me, limits, screen),
+            table,
+            limits,
+            quitting: false,
+            input_held: false,
+        }
+    }
+
+    /// A friend's model, to give it an event.
+    pub fn talk(&mut self, peer: PeerId) -> &mut Conversation {
+        &mut self.talks[peer.0]
+    }
+
+    /// A friend's model, to read.
+    pub fn get(&self, peer: PeerId) -> &Conversation {
+        &self.talks[peer.0]
+    }
+
+    /// The next thing a friend's model asks of the driver, saying every report before it.
+    /// Call it until `None` after each event given to that model.
+    pub fn next_action(&mut self, peer: PeerId) -> Option<Action> {
+        while let Some(output) = self.talks[peer.0].poll_output() {
+            let action = match output {
+                Output::Connect => Action::Connect,
+                Output::HalfClose => {
+                    if !self.quitting {
+                        self.narrator.closing_idle(peer, self.limits.idle);
+                    }
+                    Action::HalfClose
+                }
+                Output::Close => Action::Close,
+                Output::AskUnacked => Action::AskUnacked,
+                report => {
+                    let talk = &self.talks[peer.0];
+                    self.narrator.tell(peer, &report, talk, self.quitting);
+                    continue;
+                }
+            };
+            return Some(action);
+        }
+        None
+    }
+
+    /// Lets every model act on what is due at `now` and prints the echoes due. Returns the
+    /// earliest next deadline; then the driver takes each friend's actions.
+    pub fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let mut next = self.narrator.print_echoes(now);
+        for talk in &mut self.talks {
+            if let Some(at) = talk.tick(now) {
+                next = Some(next.map_or(at, |n: Instant| n.min(at)));
+            }
+        }
+        next
+    }
+
+    /// Whether to take input now: not while a reachable friend's outbox is full (they are
+    /// taking bytes and will catch up or stall), except when quitting, when what comes is
+    /// reported as not delivered.
+    pub fn take_input(&mut self) -> bool {
+        let holding = self.talks.iter().position(Conversation::holds_up_input);
+        if let Some(index) = holding.filter(|_| !self.input_held) {
+            self.narrator.input_waits(PeerId(index), &self.talks[index]);
+        }
+        self.input_held = holding.is_some();
+        self.quitting || !self.input_held
+    }
+
+    /// Messages typed: each batch goes to its friend's model; in a terminal, each message's
+    /// echo follows it. The driver then takes each friend's actions.
+    pub fn send(&mut self, batches: Vec<(PeerId, Batch)>, typed: Vec<Typed>, now: Instant) {
+        for typed in typed {
+            self.narrator.typed(typed, now);
+        }
+        for (peer, batch) in batches {
+            self.talks[peer.0].send(batch, now);
+        }
+    }
+
+    /// A friend sent us something: they are up.
+    pub fn heard(&mut self, peer: PeerId, now: Instant) {
+        if self.last_heard[peer.0].is_none() {
+            self.narrator.online(peer);
+        }
+        self.last_heard[peer.0] = Some(now);
+        self.talks[peer.0].heard(now);
+    }
+
+    /// Starts the quit: every model delivers what it can and reports the rest.
+    pub fn quit(&mut self) {
+        self.quitting = true;
+        for talk in &mut self.talks {
+            talk.quit();
+        }
+    }
+
+    pub fn quitting(&self) -> bool {
+        self.quitting
+    }
+
+    /// Quitting took too long: every message still unsettled gets its fate now.
+    pub fn abandon(&mut self) {
+        self.quitting = true;
+        for talk in &mut self.talks {
+            talk.abandon();
+        }
+    }
+
+    /// Everything typed has its fate and no connection is open.
+    pub fn all_done(&self) -> bool {
+        self.talks.iter().all(Conversation::is_done)
+    }
+
+    /// The end: the counts of what was refused while quitting, and the last echoes.
+    pub fn finish(&mut self, now: Instant) {
+        for id in self.table.clone().ids() {
+            self.talks[id.0].finish();
+            while self.next_action(id).is_some() {}
+        }
+        self.narrator.print_echoes(now);
+    }
+
+    /// `/peers`: the table, within `width` columns, given how many inbound connections speak
+    /// for each friend and how many have not said who they are.
+    pub fn peers(&self, inbound: &[usize], unknown: usize, width: usize, now: Instant) -> String {
+        let rows: Vec<roster::Row> = self
+            .table
+            .ids()
+            .map(|id| {
+                let name = self.narrator.name_of(id);
+                let peer = self.table.get(id);
+                let (talk, heard) = (&self.talks[id.0], self.last_heard[id.0]);
+                roster::row(name, peer, talk, inbound[id.0], heard, now)
+            })
+            .collect();
+        roster::render(&rows, width, unknown)
+    }
+}

@@ -9,14 +9,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
 
-use common::{BIN, Group, SELECT_BIN};
-
-/// Runs `test` once for each program.
-fn both(test: impl Fn(&str)) {
-    for program in [BIN, SELECT_BIN] {
-        test(program);
-    }
-}
+use common::{BIN, Group, SELECT_BIN, both};
 
 #[test]
 fn messages_go_both_ways_and_between_the_two_designs() {

@@ -14,135 +14,145 @@ use common::{Group, TempDir, connect};
 
 #[test]
 fn a_receiver_confirms_each_frame_shown_with_a_nul_and_each_dropped_with_a_nak() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut raw = connect(group.port(1));
-    raw.write_all(b"alice/one\nalice/two\nzed/who?\n").unwrap();
-    bob.expect_line("[alice] one");
-    bob.expect_line("[alice] two");
-    let mut acks = [0xffu8; 3];
-    raw.read_exact(&mut acks).unwrap();
-    assert_eq!(acks, [0x00, 0x00, 0x15]);
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut raw = connect(group.port(1));
+        raw.write_all(b"alice/one\nalice/two\nzed/who?\n").unwrap();
+        bob.expect_line("[alice] one");
+        bob.expect_line("[alice] two");
+        let mut acks = [0xffu8; 3];
+        raw.read_exact(&mut acks).unwrap();
+        assert_eq!(acks, [0x00, 0x00, 0x15]);
+    });
 }
 
 #[test]
 fn a_sender_that_ends_frames_with_nul_is_never_written_to() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut classic = connect(group.port(1));
-    classic.write_all(b"alice/hi\n\0").unwrap();
-    // The NUL may come in a read of its own, after the first confirmation's wait has begun.
-    classic.write_all(b"alice/one\n").unwrap();
-    classic.write_all(b"\0").unwrap();
-    bob.expect_line("[alice] hi");
-    bob.expect_line("[alice] one");
-    // Ten times the first confirmation's wait: anything bob would write has come by then.
-    classic
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut byte = [0u8; 1];
-    match classic.read(&mut byte) {
-        Err(e) => assert!(
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut classic = connect(group.port(1));
+        classic.write_all(b"alice/hi\n\0").unwrap();
+        // The NUL may come in a read of its own, after the first confirmation's wait has begun.
+        classic.write_all(b"alice/one\n").unwrap();
+        classic.write_all(b"\0").unwrap();
+        bob.expect_line("[alice] hi");
+        bob.expect_line("[alice] one");
+        // Ten times the first confirmation's wait: anything bob would write has come by then.
+        classic
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match classic.read(&mut byte) {
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "{e}"
             ),
-            "{e}"
-        ),
-        Ok(n) => panic!("bob wrote {n} byte(s) to a classic sender: {byte:?}"),
-    }
+            Ok(n) => panic!("bob wrote {n} byte(s) to a classic sender: {byte:?}"),
+        }
+    });
 }
 
 #[test]
 fn a_receiver_that_never_confirms_gets_exactly_the_frames_and_no_failure_is_reported() {
-    let dir = TempDir::new();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let bob = listener.local_addr().unwrap();
-    let port = common::free_ports(1)[0];
-    let table = dir.write(
-        "peers.txt",
-        &format!("alice 127.0.0.1 {port}\nbob 127.0.0.1 {}\n", bob.port()),
-    );
-    let reader = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut all = Vec::new();
-        stream.read_to_end(&mut all).unwrap();
-        all
+    common::both(|program| {
+        let dir = TempDir::new();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let bob = listener.local_addr().unwrap();
+        let port = common::free_ports(1)[0];
+        let table = dir.write(
+            "peers.txt",
+            &format!("alice 127.0.0.1 {port}\nbob 127.0.0.1 {}\n", bob.port()),
+        );
+        let reader = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut all = Vec::new();
+            stream.read_to_end(&mut all).unwrap();
+            all
+        });
+        let args = [
+            "--peers",
+            table.to_str().unwrap(),
+            "--ack-timeout",
+            "0.3",
+            "alice",
+        ];
+        let mut alice = common::Peer::spawn_program(program, &args, dir.path());
+        alice.expect_stderr("listening on");
+        alice.send("bob/one");
+        alice.send("bob/two");
+        alice.close_stdin();
+        assert!(alice.wait_exit().success());
+        assert_eq!(reader.join().unwrap(), b"alice/one\nalice/two\n");
+        let errors: Vec<String> = alice
+            .err_seen
+            .iter()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .cloned()
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
     });
-    let args = [
-        "--peers",
-        table.to_str().unwrap(),
-        "--ack-timeout",
-        "0.3",
-        "alice",
-    ];
-    let mut alice = common::Peer::spawn(&args, dir.path());
-    alice.expect_stderr("listening on");
-    alice.send("bob/one");
-    alice.send("bob/two");
-    alice.close_stdin();
-    assert!(alice.wait_exit().success());
-    assert_eq!(reader.join().unwrap(), b"alice/one\nalice/two\n");
-    let errors: Vec<String> = alice
-        .err_seen
-        .iter()
-        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
-        .cloned()
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 #[test]
 fn a_frozen_friend_who_resumes_gets_every_message_once_in_order_and_nothing_is_reported_lost() {
-    let group = Group::new(&["alice", "bob", "carol"]);
-    let mut alice = group.start("alice", &["--ack-timeout", "1"]);
-    let mut bob = group.start("bob", &[]);
-    let mut carol = group.start("carol", &[]);
-    alice.send("bob/are you there?");
-    bob.expect_line("[alice] are you there?");
-    alice.wait_settled("bob", 1); // bob has confirmed, so alice knows bob confirms
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob", "carol"]);
+        let mut alice = group.start_program(program, "alice", &["--ack-timeout", "1"]);
+        let mut bob = group.start("bob", &[]);
+        let mut carol = group.start("carol", &[]);
+        alice.send("bob/are you there?");
+        bob.expect_line("[alice] are you there?");
+        alice.wait_settled("bob", 1); // bob has confirmed, so alice knows bob confirms
 
-    bob.signal("-STOP");
-    alice.send("bob/frozen?");
-    // Past the ack timeout: a warning, not a failure, and the connection is kept.
-    let warning = alice.expect_stderr("has confirmed nothing for");
-    assert!(
-        warning.contains("1 message(s) unconfirmed, still trying"),
-        "{warning}"
-    );
-    alice.send("bob/one more");
-    // Nobody else waits for bob.
-    alice.send("carol/still here");
-    carol.expect_line("[alice] still here");
+        bob.signal("-STOP");
+        alice.send("bob/frozen?");
+        // Past the ack timeout: a warning, not a failure, and the connection is kept.
+        let warning = alice.expect_stderr("has confirmed nothing for");
+        assert!(
+            warning.contains("1 message(s) unconfirmed, still trying"),
+            "{warning}"
+        );
+        alice.send("bob/one more");
+        // Nobody else waits for bob.
+        alice.send("carol/still here");
+        carol.expect_line("[alice] still here");
 
-    bob.signal("-CONT");
-    bob.expect_line("[alice] frozen?");
-    bob.expect_line("[alice] one more");
-    let settled = alice.wait_settled("bob", 3);
-    assert!(
-        settled.contains("3 delivered, 0 sent, 0 failed"),
-        "{settled}"
-    );
-    alice.send("carol/done");
-    carol.expect_line("[alice] done");
-    assert_eq!(bob.stdout_now(), Vec::<String>::new(), "each shown once");
-    assert_eq!(alice.stderr_count("connected to bob"), 1, "one connection");
-    assert_eq!(alice.stderr_count("may not have arrived"), 0);
+        bob.signal("-CONT");
+        bob.expect_line("[alice] frozen?");
+        bob.expect_line("[alice] one more");
+        let settled = alice.wait_settled("bob", 3);
+        assert!(
+            settled.contains("3 delivered, 0 sent, 0 failed"),
+            "{settled}"
+        );
+        alice.send("carol/done");
+        carol.expect_line("[alice] done");
+        assert_eq!(bob.stdout_now(), Vec::<String>::new(), "each shown once");
+        assert_eq!(alice.stderr_count("connected to bob"), 1, "one connection");
+        assert_eq!(alice.stderr_count("may not have arrived"), 0);
+    });
 }
 
 #[test]
 fn a_message_to_an_offline_friend_waits_and_arrives_when_they_start() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut alice = group.start("alice", &[]);
-    alice.send("bob/see this when you come online");
-    let held = alice.expect_stderr("wait in their outbox");
-    assert!(held.contains("1 message(s) to bob"), "{held}");
-    let mut bob = group.start("bob", &[]);
-    // Retried with backoff (at most 10 s apart), so well within the patience.
-    bob.expect_line("[alice] see this when you come online");
-    alice.expect_stderr("can be reached again");
-    alice.wait_settled("bob", 1);
-    assert_eq!(alice.stderr_count("not delivered"), 0);
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        alice.send("bob/see this when you come online");
+        let held = alice.expect_stderr("wait in their outbox");
+        assert!(held.contains("1 message(s) to bob"), "{held}");
+        let mut bob = group.start("bob", &[]);
+        // Retried with backoff (at most 10 s apart), so well within the patience.
+        bob.expect_line("[alice] see this when you come online");
+        alice.expect_stderr("can be reached again");
+        alice.wait_settled("bob", 1);
+        assert_eq!(alice.stderr_count("not delivered"), 0);
+    });
 }
 
 #[test]
@@ -238,209 +248,229 @@ impl Drop for Netns {
 
 #[test]
 fn a_network_that_vanishes_past_the_ack_timeout_and_heals_delivers_everything_once_in_order() {
-    let netns = Netns::pair();
-    let dir = TempDir::new();
-    let table = dir.write(
-        "peers.txt",
-        "alice 10.231.77.1 7001\nbob 10.231.77.2 7002\n",
-    );
-    let table = table.to_str().unwrap();
-    let mut alice = common::Peer::spawn_in_netns(
-        &netns.names[0],
-        &["--peers", table, "--ack-timeout", "1", "alice"],
-        dir.path(),
-    );
-    let mut bob =
-        common::Peer::spawn_in_netns(&netns.names[1], &["--peers", table, "bob"], dir.path());
-    alice.expect_stderr("listening on");
-    bob.expect_stderr("listening on");
-    alice.send("bob/over the wire");
-    bob.expect_line("[alice] over the wire");
-    alice.wait_settled("bob", 1);
+    common::both(|program| {
+        let netns = Netns::pair();
+        let dir = TempDir::new();
+        let table = dir.write(
+            "peers.txt",
+            "alice 10.231.77.1 7001\nbob 10.231.77.2 7002\n",
+        );
+        let table = table.to_str().unwrap();
+        let mut alice = common::Peer::spawn_in_netns(
+            program,
+            &netns.names[0],
+            &["--peers", table, "--ack-timeout", "1", "alice"],
+            dir.path(),
+        );
+        let mut bob = common::Peer::spawn_in_netns(
+            common::BIN,
+            &netns.names[1],
+            &["--peers", table, "bob"],
+            dir.path(),
+        );
+        alice.expect_stderr("listening on");
+        bob.expect_stderr("listening on");
+        alice.send("bob/over the wire");
+        bob.expect_line("[alice] over the wire");
+        alice.wait_settled("bob", 1);
 
-    // No FIN, no RST: packets vanish, past the ack timeout.
-    netns.set_link(false);
-    alice.send("bob/into the void");
-    alice.expect_stderr("has confirmed nothing for");
-    alice.send("bob/and back");
-    netns.set_link(true);
-    bob.expect_line("[alice] into the void");
-    bob.expect_line("[alice] and back");
-    let settled = alice.wait_settled("bob", 3);
-    assert!(
-        settled.contains("3 delivered, 0 sent, 0 failed"),
-        "{settled}"
-    );
-    assert_eq!(alice.stderr_count("connected to bob"), 1, "one connection");
-    assert_eq!(alice.stderr_count("may not have arrived"), 0);
-    drop((alice, bob)); // kill both before the namespaces go
+        // No FIN, no RST: packets vanish, past the ack timeout.
+        netns.set_link(false);
+        alice.send("bob/into the void");
+        alice.expect_stderr("has confirmed nothing for");
+        alice.send("bob/and back");
+        netns.set_link(true);
+        bob.expect_line("[alice] into the void");
+        bob.expect_line("[alice] and back");
+        let settled = alice.wait_settled("bob", 3);
+        assert!(
+            settled.contains("3 delivered, 0 sent, 0 failed"),
+            "{settled}"
+        );
+        assert_eq!(alice.stderr_count("connected to bob"), 1, "one connection");
+        assert_eq!(alice.stderr_count("may not have arrived"), 0);
+        drop((alice, bob)); // kill both before the namespaces go
+    });
 }
 
 #[test]
 fn a_15_mb_burst_with_idle_closes_between_its_parts_arrives_whole_and_in_order() {
-    // About 15 MB of frames in four parts. Each part takes far longer to deliver than the idle
-    // timeout, so an idle close that overtook queued messages would show as disorder; between
-    // parts alice waits for the idle close itself, so each part goes over a fresh connection.
-    const COUNT: usize = 200_000;
-    const PARTS: usize = 4;
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut alice = group.start("alice", &["--idle-timeout", "0.3"]);
-    let mut stdin = alice.take_stdin();
-    for part in 0..PARTS {
-        let range = part * COUNT / PARTS..(part + 1) * COUNT / PARTS;
-        let text: String = range
-            .clone()
-            .map(|i| format!("bob/{i:06} {}\n", "x".repeat(62)))
-            .collect();
-        // Fed from another thread, so a full pipe can never deadlock the test.
-        let feeder = thread::spawn(move || {
-            stdin.write_all(text.as_bytes()).expect("feed alice");
-            stdin
-        });
-        for i in range {
-            let line = bob.next_line();
-            assert!(
-                line.starts_with(&format!("[alice] {i:06} ")),
-                "message {i} out of order: {line}"
-            );
+    common::both(|program| {
+        // About 15 MB of frames in four parts. Each part takes far longer to deliver than the idle
+        // timeout, so an idle close that overtook queued messages would show as disorder; between
+        // parts alice waits for the idle close itself, so each part goes over a fresh connection.
+        const COUNT: usize = 200_000;
+        const PARTS: usize = 4;
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start("bob", &[]);
+        let mut alice = group.start_program(program, "alice", &["--idle-timeout", "0.3"]);
+        let mut stdin = alice.take_stdin();
+        for part in 0..PARTS {
+            let range = part * COUNT / PARTS..(part + 1) * COUNT / PARTS;
+            let text: String = range
+                .clone()
+                .map(|i| format!("bob/{i:06} {}\n", "x".repeat(62)))
+                .collect();
+            // Fed from another thread, so a full pipe can never deadlock the test.
+            let feeder = thread::spawn(move || {
+                stdin.write_all(text.as_bytes()).expect("feed alice");
+                stdin
+            });
+            for i in range {
+                let line = bob.next_line();
+                assert!(
+                    line.starts_with(&format!("[alice] {i:06} ")),
+                    "message {i} out of order: {line}"
+                );
+            }
+            stdin = feeder.join().expect("feeder thread");
+            alice.expect_stderr_count("closing idle connection to bob", part + 1);
         }
-        stdin = feeder.join().expect("feeder thread");
-        alice.expect_stderr_count("closing idle connection to bob", part + 1);
-    }
-    drop(stdin);
-    assert!(alice.wait_exit().success());
-    // Every connection ended in an idle close: at least one a part (more, if a busy machine
-    // paused the feeder for longer than the idle timeout), and none failed.
-    let closes = alice.stderr_count("closing idle connection to bob");
-    assert!(closes >= PARTS, "{closes} idle closes");
-    assert_eq!(alice.stderr_count("connected to bob"), closes);
-    assert_eq!(alice.stderr_count("not delivered"), 0);
-    assert_eq!(alice.stderr_count("may not have arrived"), 0);
+        drop(stdin);
+        assert!(alice.wait_exit().success());
+        // Every connection ended in an idle close: at least one a part (more, if a busy machine
+        // paused the feeder for longer than the idle timeout), and none failed.
+        let closes = alice.stderr_count("closing idle connection to bob");
+        assert!(closes >= PARTS, "{closes} idle closes");
+        assert_eq!(alice.stderr_count("connected to bob"), closes);
+        assert_eq!(alice.stderr_count("not delivered"), 0);
+        assert_eq!(alice.stderr_count("may not have arrived"), 0);
+    });
 }
 
 #[test]
 fn a_friend_who_reads_nothing_of_60_mb_holds_up_input_only_until_stalled_on_one_connection() {
-    const TYPED: usize = 1000; // 60 MB
-    let (group, bob) = Group::with_listener(&["alice", "carol", "bob"]);
-    // bob accepts and never reads, and never confirms: a classic peer, frozen.
-    let (accepted_tx, accepted) = crossbeam_channel::unbounded();
-    thread::spawn(move || {
-        for stream in bob.incoming().flatten() {
-            if accepted_tx.send(stream).is_err() {
-                break;
+    common::both(|program| {
+        const TYPED: usize = 1000; // 60 MB
+        let (group, bob) = Group::with_listener(&["alice", "carol", "bob"]);
+        // bob accepts and never reads, and never confirms: a classic peer, frozen.
+        let (accepted_tx, accepted) = crossbeam_channel::unbounded();
+        thread::spawn(move || {
+            for stream in bob.incoming().flatten() {
+                if accepted_tx.send(stream).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    let mut carol = group.start("carol", &[]);
-    let mut alice = group.start_logging("alice", &["--write-timeout", "1"], "debug");
-    let feeder = alice.flood("bob", TYPED, "carol/past the stall");
-    carol.expect_line("[alice] past the stall");
-    // Input waited while bob's outbox was full and bob might still take bytes, until the write
-    // timeout found bob stalled; after that, what does not fit is refused, and nobody waits.
-    alice.expect_stderr("--write-timeout");
-    drop(feeder.join().expect("feeder"));
-    assert!(alice.wait_exit().success());
-    let connections: Vec<_> = accepted.try_iter().collect();
-    assert_eq!(
-        connections.len(),
-        1,
-        "one connection carries bob's messages"
-    );
-    // Input waited while bob's kernel still took bytes (his outbox filled, drained a little,
-    // filled again), and never after he was found stalled.
-    let stalled = alice
-        .err_seen
-        .iter()
-        .position(|l| l.contains("--write-timeout"))
-        .expect("a stall report");
-    let waits = |lines: &[String]| {
-        lines
+        });
+        let mut carol = group.start("carol", &[]);
+        let mut alice =
+            group.start_program_logging(program, "alice", &["--write-timeout", "1"], "debug");
+        let feeder = alice.flood("bob", TYPED, "carol/past the stall");
+        carol.expect_line("[alice] past the stall");
+        // Input waited while bob's outbox was full and bob might still take bytes, until the write
+        // timeout found bob stalled; after that, what does not fit is refused, and nobody waits.
+        alice.expect_stderr("--write-timeout");
+        drop(feeder.join().expect("feeder"));
+        assert!(alice.wait_exit().success());
+        let connections: Vec<_> = accepted.try_iter().collect();
+        assert_eq!(
+            connections.len(),
+            1,
+            "one connection carries bob's messages"
+        );
+        // Input waited while bob's kernel still took bytes (his outbox filled, drained a little,
+        // filled again), and never after he was found stalled.
+        let stalled = alice
+            .err_seen
             .iter()
-            .filter(|l| l.contains("input waits until"))
-            .count()
-    };
-    assert!(
-        waits(&alice.err_seen[..stalled]) >= 1,
-        "{:#?}",
-        alice.err_seen
-    );
-    assert_eq!(
-        waits(&alice.err_seen[stalled..]),
-        0,
-        "{:#?}",
-        alice.err_seen
-    );
-    // bob showed nothing, and every message to him is in a report, once.
-    assert_eq!(
-        common::reported(&alice.err_seen, "bob"),
-        TYPED,
-        "{:#?}",
-        alice.err_seen
-    );
+            .position(|l| l.contains("--write-timeout"))
+            .expect("a stall report");
+        let waits = |lines: &[String]| {
+            lines
+                .iter()
+                .filter(|l| l.contains("input waits until"))
+                .count()
+        };
+        assert!(
+            waits(&alice.err_seen[..stalled]) >= 1,
+            "{:#?}",
+            alice.err_seen
+        );
+        assert_eq!(
+            waits(&alice.err_seen[stalled..]),
+            0,
+            "{:#?}",
+            alice.err_seen
+        );
+        // bob showed nothing, and every message to him is in a report, once.
+        assert_eq!(
+            common::reported(&alice.err_seen, "bob"),
+            TYPED,
+            "{:#?}",
+            alice.err_seen
+        );
+    });
 }
 
 #[test]
 fn quitting_while_input_waits_on_a_frozen_friend_reports_every_message_typed() {
-    const TYPED: usize = 400; // 24 MB: more than bob's kernel buffers and outbox together
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut alice = group.start("alice", &["--write-timeout", "1", "--ack-timeout", "1"]);
-    alice.send("bob/hello");
-    bob.expect_line("[alice] hello");
-    alice.wait_settled("bob", 1); // bob has confirmed, so alice knows bob confirms
+    common::both(|program| {
+        const TYPED: usize = 400; // 24 MB: more than bob's kernel buffers and outbox together
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start("bob", &[]);
+        let mut alice = group.start_program(
+            program,
+            "alice",
+            &["--write-timeout", "1", "--ack-timeout", "1"],
+        );
+        alice.send("bob/hello");
+        bob.expect_line("[alice] hello");
+        alice.wait_settled("bob", 1); // bob has confirmed, so alice knows bob confirms
 
-    bob.signal("-STOP");
-    let feeder = alice.flood("bob", TYPED, "/quit");
-    let status = alice.wait_exit();
-    feeder.join().expect("feeder");
-    bob.signal("-CONT");
-    assert!(status.success());
-    // bob was frozen throughout: none of the 400 can have been confirmed, so each one must be
-    // in a report, as not delivered or as maybe lost, and none twice.
-    assert_eq!(
-        common::reported(&alice.err_seen, "bob"),
-        TYPED,
-        "{:#?}",
-        alice.err_seen
-    );
+        bob.signal("-STOP");
+        let feeder = alice.flood("bob", TYPED, "/quit");
+        let status = alice.wait_exit();
+        feeder.join().expect("feeder");
+        bob.signal("-CONT");
+        assert!(status.success());
+        // bob was frozen throughout: none of the 400 can have been confirmed, so each one must be
+        // in a report, as not delivered or as maybe lost, and none twice.
+        assert_eq!(
+            common::reported(&alice.err_seen, "bob"),
+            TYPED,
+            "{:#?}",
+            alice.err_seen
+        );
+    });
 }
 
 #[test]
 fn a_friend_killed_with_our_bytes_unread_is_told_once_and_shown_nothing_twice() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut alice = group.start("alice", &[]);
-    let mut bob = group.start("bob", &[]);
-    alice.send("bob/first");
-    bob.expect_line("[alice] first");
-    alice.wait_settled("bob", 1);
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        let mut bob = group.start("bob", &[]);
+        alice.send("bob/first");
+        bob.expect_line("[alice] first");
+        alice.wait_settled("bob", 1);
 
-    // Frozen, bob's kernel takes the bytes but bob never reads them; killed, bob's kernel
-    // answers with a reset. What his kernel took may or may not have been shown (a confirmation
-    // can be lost too), so it is reported, not sent again blindly; what never left would be
-    // sent again. Either way: one fate, and nothing shown twice.
-    bob.signal("-STOP");
-    alice.send("bob/unread when you crashed");
-    bob.kill();
-    let mut bob = group.start("bob", &[]);
-    bob.send("alice/I am back");
-    alice.expect_line("[bob] I am back");
-    alice.send("bob/after");
-    let mut before_after = Vec::new();
-    loop {
-        match bob.next_line() {
-            line if line == "[alice] after" => break,
-            line => before_after.push(line),
+        // Frozen, bob's kernel takes the bytes but bob never reads them; killed, bob's kernel
+        // answers with a reset. What his kernel took may or may not have been shown (a confirmation
+        // can be lost too), so it is reported, not sent again blindly; what never left would be
+        // sent again. Either way: one fate, and nothing shown twice.
+        bob.signal("-STOP");
+        alice.send("bob/unread when you crashed");
+        bob.kill();
+        let mut bob = group.start("bob", &[]);
+        bob.send("alice/I am back");
+        alice.expect_line("[bob] I am back");
+        alice.send("bob/after");
+        let mut before_after = Vec::new();
+        loop {
+            match bob.next_line() {
+                line if line == "[alice] after" => break,
+                line => before_after.push(line),
+            }
         }
-    }
-    let settled = alice.wait_settled("bob", 3);
-    let shown = before_after == ["[alice] unread when you crashed"];
-    assert!(shown || before_after.is_empty(), "{before_after:#?}");
-    let reported = common::reported(&alice.err_seen, "bob");
-    assert_eq!(usize::from(shown) + reported, 1, "{:#?}", alice.err_seen);
-    let expected = match shown {
-        true => "3 delivered, 0 sent, 0 failed",
-        false => "2 delivered, 0 sent, 1 failed",
-    };
-    assert!(settled.contains(expected), "{settled}");
+        let settled = alice.wait_settled("bob", 3);
+        let shown = before_after == ["[alice] unread when you crashed"];
+        assert!(shown || before_after.is_empty(), "{before_after:#?}");
+        let reported = common::reported(&alice.err_seen, "bob");
+        assert_eq!(usize::from(shown) + reported, 1, "{:#?}", alice.err_seen);
+        let expected = match shown {
+            true => "3 delivered, 0 sent, 0 failed",
+            false => "2 delivered, 0 sent, 1 failed",
+        };
+        assert!(settled.contains(expected), "{settled}");
+    });
 }

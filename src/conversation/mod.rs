@@ -22,6 +22,10 @@
 //! left). Bytes that certainly never left when a connection ended go back to the front of the
 //! outbox and are sent again on the next connection, ahead of newer messages.
 //!
+//! The events and what the driver reads are here; every deadline is in `deadlines.rs` (`tick`),
+//! how connections and the program end in `ending.rs`, the outbox in `outbox.rs`, and the words
+//! of the outputs in `report.rs`.
+//!
 //! [`take_chunk`]: Conversation::take_chunk
 
 use std::collections::VecDeque;
@@ -31,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Batch};
 
 mod deadlines;
+mod ending;
 mod outbox;
 mod report;
 
@@ -349,106 +354,11 @@ impl Conversation {
         }
     }
 
-    /// The connection has ended. `unsent` bytes at its end were never sent (still in our queue,
-    /// or never written): those messages are held and sent again. `reason` is `None` when it
-    /// ended as asked: after our close, or with the friend's end after our half-close.
-    pub fn ended(&mut self, unsent: u64, reason: Option<Reason>, now: Instant) {
-        if !matches!(self.conn, Conn::Open(_)) {
-            return;
-        }
-        let Conn::Open(link) = std::mem::replace(&mut self.conn, Conn::Down) else {
-            unreachable!("matched just above");
-        };
-        let reason = match (link.closing, reason) {
-            (Some(ours), _) => ours,
-            (None, None) if link.half_closed_at.is_some() => None,
-            (None, None) => Some(Reason::ClosedByFriend),
-            (None, theirs) => theirs,
-        };
-        // Whole messages in the unsent tail go back to the front of the outbox, in order.
-        let cut = link.handed.saturating_sub(unsent);
-        while let Some(mut last) = self.flight.pop_back() {
-            if last.end <= cut {
-                self.flight.push_back(last);
-                break;
-            }
-            let started = match cut.checked_sub(last.start()) {
-                Some(len) if len > 0 => last.batch.frames_started_in(len as usize),
-                _ => 0,
-            };
-            let sent = last.batch.split_messages(started);
-            if last.batch.count > 0 {
-                self.outbox_from -= last.batch.count as u64;
-                self.outbox.push_front(last.batch);
-            }
-            if sent.count > 0 {
-                last.batch = sent;
-                self.flight.push_back(last);
-                break;
-            }
-        }
-        // Their program read to our end of file and closed without a confirmation: a p2p-chat
-        // confirms before it closes, so this one does not confirm.
-        let read_to_our_end = reason.is_none() && link.half_closed_at.is_some();
-        if read_to_our_end && self.kind == Kind::Unknown && !self.flight.is_empty() {
-            self.kind = Kind::Classic;
-            self.outputs.push_back(Output::Learned(Kind::Classic));
-            self.settle_written_as_sent();
-        }
-        self.sent_from = self.flight_from;
-        let unconfirmed: usize = self.flight.iter().map(|f| f.batch.count).sum();
-        let why = reason.clone().unwrap_or(Reason::ClosedByFriend);
-        self.settle_front(unconfirmed, Fate::MaybeLost(why));
-        self.outputs.push_back(Output::Closed {
-            reason: reason.clone(),
-        });
-        if let Some(reason) = reason {
-            self.hold(reason, true, now);
-        }
-    }
-
     /// The friend spoke to us: they are up, so try them now rather than at the backoff.
     pub fn heard(&mut self, now: Instant) {
         if let Some(outage) = &mut self.outage {
             outage.retry_at = now;
         }
-    }
-
-    /// Quitting: deliver what can be delivered; what waits for an unreachable friend is not
-    /// delivered; nothing new is taken.
-    pub fn quit(&mut self) {
-        self.quitting = true;
-        self.end_refusals();
-        if matches!(self.conn, Conn::Down) {
-            let reason = self
-                .outage
-                .as_ref()
-                .map_or(Reason::Quitting, |o| o.reason.clone());
-            self.drop_outbox(reason);
-        }
-    }
-
-    /// The program ends: the count of messages refused while quitting is reported.
-    pub fn finish(&mut self) {
-        self.end_refusals();
-    }
-
-    /// Quitting took too long: every message not yet settled gets its fate now, and the
-    /// connection is closed.
-    pub fn abandon(&mut self) {
-        self.quitting = true;
-        let written: usize = self
-            .flight
-            .iter()
-            .filter(|f| f.written_at.is_some())
-            .map(|f| f.batch.count)
-            .sum();
-        self.settle_front(written, Fate::MaybeLost(Reason::Quitting));
-        let unwritten: usize = self.flight.iter().map(|f| f.batch.count).sum();
-        self.settle_front(unwritten, Fate::NotDelivered(Reason::Quitting));
-        self.drop_outbox(Reason::Quitting);
-        self.sent_from = self.flight_from;
-        self.conn = Conn::Down;
     }
 
     // ----- What the driver reads -----
@@ -596,55 +506,6 @@ impl Conversation {
             let why = self.rejected_why;
             self.outputs.push_back(Output::RefusedRun { count, why });
         }
-    }
-
-    /// The outbox's messages will not be delivered.
-    fn drop_outbox(&mut self, reason: Reason) {
-        let count = self.outbox.messages;
-        if count > 0 {
-            self.outbox.clear();
-            let ids = self.outbox_from..self.outbox_from + count as u64;
-            debug_assert!(
-                self.flight.is_empty(),
-                "the outbox is dropped after the flight"
-            );
-            self.outbox_from = ids.end;
-            self.flight_from = ids.end;
-            self.sent_from = ids.end;
-            self.tally.count(&Fate::NotDelivered(reason.clone()), count);
-            let fate = Fate::NotDelivered(reason);
-            self.outputs.push_back(Output::Settled { ids, fate });
-        }
-    }
-
-    /// A connection attempt failed, or a connection ended for `reason`: what waits is held for
-    /// a retry (at once after a connection that was up, then later each time), or dropped when
-    /// quitting.
-    fn hold(&mut self, reason: Reason, was_up: bool, now: Instant) {
-        if self.quitting {
-            return self.drop_outbox(reason);
-        }
-        if self.outbox.messages == 0 {
-            return;
-        }
-        let (wait, backoff) = match &self.outage {
-            None if was_up => (Duration::ZERO, FIRST_BACKOFF),
-            None => (FIRST_BACKOFF, FIRST_BACKOFF * 2),
-            Some(o) => (o.backoff, (o.backoff * 2).min(MAX_BACKOFF)),
-        };
-        let told = self.outage.as_ref().is_some_and(|o| o.told);
-        if !wait.is_zero() {
-            let (ids, first) = (self.outbox_from..self.next_id, !told);
-            let reason = reason.clone();
-            self.outputs
-                .push_back(Output::Waiting { ids, reason, first });
-        }
-        self.outage = Some(Outage {
-            reason,
-            retry_at: now + wait,
-            backoff,
-            told: told || !wait.is_zero(),
-        });
     }
 }
 

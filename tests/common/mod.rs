@@ -68,22 +68,38 @@ impl Group {
 
     /// Like [`Group::start`], running `program` (p2p-chat or p2p-chat-select).
     pub fn start_program(&self, program: &str, name: &str, extra: &[&str]) -> Peer {
-        let mut args = vec!["--peers", self.table.to_str().expect("utf-8 path")];
-        args.extend_from_slice(extra);
-        args.push(name);
-        let mut peer = Peer::spawn_program(program, &args, self.dir.path());
-        peer.expect_stderr("listening on");
-        peer
+        self.start_program_logging(program, name, extra, "info")
     }
 
     /// Like [`Group::start`], with `RUST_LOG` set to `filter`.
     pub fn start_logging(&self, name: &str, extra: &[&str], filter: &str) -> Peer {
+        self.start_program_logging(BIN, name, extra, filter)
+    }
+
+    /// Like [`Group::start_program`], with `RUST_LOG` set to `filter`.
+    pub fn start_program_logging(
+        &self,
+        program: &str,
+        name: &str,
+        extra: &[&str],
+        filter: &str,
+    ) -> Peer {
         let mut args = vec!["--peers", self.table.to_str().expect("utf-8 path")];
         args.extend_from_slice(extra);
         args.push(name);
-        let mut peer = Peer::spawn_logging(&args, self.dir.path(), Stdio::piped(), filter);
+        let dir = self.dir.path();
+        let mut peer = Peer::spawn_program_logging(program, &args, dir, Stdio::piped(), filter);
         peer.expect_stderr("listening on");
         peer
+    }
+}
+
+/// Runs `test` once for each program, p2p-chat (threads) and p2p-chat-select (one poll()
+/// loop): the two drivers of one model must behave alike.
+pub fn both(test: impl Fn(&str)) {
+    for program in [BIN, SELECT_BIN] {
+        eprintln!("--- {program}");
+        test(program);
     }
 }
 
@@ -133,11 +149,11 @@ impl Peer {
         Peer::spawn_command(command, args, dir, stdin)
     }
 
-    /// Starts the binary inside the network namespace `netns` (with `ip netns exec`, which
-    /// becomes the binary, so killing the child kills p2p-chat).
-    pub fn spawn_in_netns(netns: &str, args: &[&str], dir: &Path) -> Peer {
+    /// Starts `program` inside the network namespace `netns` (with `ip netns exec`, which
+    /// becomes the program, so killing the child kills it).
+    pub fn spawn_in_netns(program: &str, netns: &str, args: &[&str], dir: &Path) -> Peer {
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", netns, BIN]);
+        command.args(["netns", "exec", netns, program]);
         command
             .env("RUST_LOG", with_state("info"))
             .env_remove("NO_COLOR");

@@ -26,12 +26,13 @@ pub struct Detection {
     pub after_send: Vec<Duration>,
 }
 
-pub fn measure() -> Detection {
+/// Measures alice running `program` ([`CHAT`] or `SELECT`); bob is always p2p-chat.
+pub fn measure(program: &str) -> Detection {
     let dir = TempDir::new();
     let table = write_table(&dir, &["alice", "bob"], &free_ports(2));
     let (bob, _) = start_peer(CHAT, &table, "bob", &[]);
     let ack_timeout = ACK_TIMEOUT.to_string();
-    let (mut alice, _) = start_peer(CHAT, &table, "alice", &["--ack-timeout", &ack_timeout]);
+    let (mut alice, _) = start_peer(program, &table, "alice", &["--ack-timeout", &ack_timeout]);
     let mut after_send = Vec::new();
     for round in 0..ROUNDS {
         alice.send(format!("bob/confirmed {round}\n").as_bytes());

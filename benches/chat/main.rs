@@ -87,8 +87,13 @@ fn main() {
             meshes.push(mesh::measure(program, peers));
         }
     }
-    eprintln!("5/6 detection: a friend who stops confirming");
-    let detection = detect::measure();
+    let detection = [CHAT, SELECT].map(|program| {
+        eprintln!(
+            "5/6 detection: a friend who stops confirming, {}",
+            report::label(program)
+        );
+        detect::measure(program)
+    });
     eprintln!("6/6 the cost of one thread hand-off");
     let handoff = handoff::measure();
 

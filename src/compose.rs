@@ -13,11 +13,11 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::command::{self, Command, Target};
+use crate::escape::escaped;
 use crate::event::{Batch, ConsoleEvent, Typed};
 use crate::frame::{self, MAX_FRAME};
 use crate::logging;
 use crate::peers::{PeerId, PeerTable};
-use crate::screen::escaped;
 use crate::term;
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender, after, at, bounded, never};
+use crossbeam_channel::{Receiver, Select, Sender, at, bounded, never};
 use log::info;
 
 use crate::conversation::Limits;
@@ -107,9 +107,14 @@ impl Dispatcher {
             events,
             mut interrupt,
         } = inputs;
-        let mut give_up = never();
+        // Set when the quit begins: by then the links have finished, or are given up on.
+        let mut quit_by: Option<Instant> = None;
         loop {
             let now = Instant::now();
+            if quit_by.is_some_and(|by| now >= by) {
+                self.abandon();
+                break;
+            }
             let next = self.friends.tick(now);
             for id in self.table.clone().ids() {
                 self.carry_out(id);
@@ -117,6 +122,11 @@ impl Dispatcher {
             if self.friends.quitting() && self.friends.all_done() {
                 break;
             }
+            // One deadline: the models' earliest, or the end of the quit.
+            let next = match (next, quit_by) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let timer = next.map(at).unwrap_or_else(never);
             // The send arms: a clone of each link queue a model has bytes for (cheap: an `Arc`).
             let feeds: Vec<(PeerId, Sender<Batch>)> = self
@@ -130,7 +140,6 @@ impl Dispatcher {
             let events_arm = select.recv(&events);
             let interrupt_arm = select.recv(&interrupt);
             let timer_arm = select.recv(&timer);
-            let give_up_arm = select.recv(&give_up);
             let feed_arms: Vec<usize> = feeds.iter().map(|(_, q)| select.send(q)).collect();
             let operation = select.select();
             let index = operation.index();
@@ -140,18 +149,18 @@ impl Dispatcher {
                         self.friends.send(batches, typed, Instant::now());
                     }
                     Ok(ConsoleEvent::Peers) => self.print_peers(),
-                    Ok(ConsoleEvent::Quit) => self.begin_quit(&mut give_up),
+                    Ok(ConsoleEvent::Quit) => self.begin_quit(&mut quit_by),
                     // The console thread ended: stop watching, or this arm would fire forever.
                     Err(_) => {
                         console = never();
-                        self.begin_quit(&mut give_up);
+                        self.begin_quit(&mut quit_by);
                     }
                 }
             } else if index == events_arm {
                 match operation.recv(&events) {
                     Ok(Event::StdoutClosed) => {
                         info!("standard output is closed; quitting");
-                        self.begin_quit(&mut give_up);
+                        self.begin_quit(&mut quit_by);
                     }
                     Ok(event) => self.handle(event),
                     Err(_) => unreachable!("the dispatcher holds a sender of its own events"),
@@ -164,18 +173,14 @@ impl Dispatcher {
                             "interrupted; delivering what was typed, then quitting \
                              (Ctrl-C again to quit at once)"
                         );
-                        self.begin_quit(&mut give_up);
+                        self.begin_quit(&mut quit_by);
                     }
                     Ok(()) => {}
                     // No interrupt handler: stop watching, or this arm would fire forever.
                     Err(_) => interrupt = never(),
                 }
             } else if index == timer_arm {
-                let _ = operation.recv(&timer); // `tick` at the top of the loop does the work
-            } else if index == give_up_arm {
-                let _ = operation.recv(&give_up);
-                self.abandon();
-                break;
+                let _ = operation.recv(&timer); // the top of the loop does the work
             } else {
                 let slot = feed_arms
                     .iter()
@@ -316,8 +321,8 @@ impl Dispatcher {
     }
 
     /// Starts the shutdown: what cannot be delivered now is reported; the links finish. Sets
-    /// `give_up` to the timer after which we stop waiting for them.
-    fn begin_quit(&mut self, give_up: &mut Receiver<Instant>) {
+    /// `quit_by`, after which we stop waiting for them.
+    fn begin_quit(&mut self, quit_by: &mut Option<Instant>) {
         if self.friends.quitting() {
             return;
         }
@@ -325,11 +330,11 @@ impl Dispatcher {
         for id in self.table.clone().ids() {
             self.carry_out(id);
         }
-        *give_up = after(
-            self.settings
-                .limits
-                .quit_wait(self.settings.connect_timeout),
-        );
+        let wait = self
+            .settings
+            .limits
+            .quit_wait(self.settings.connect_timeout);
+        *quit_by = Some(Instant::now() + wait);
     }
 
     /// The links did not finish in time: every message still unsettled gets its fate now. The

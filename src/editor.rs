@@ -7,7 +7,7 @@
 //! given width: a character moves the cursor once, wide ones (CJK, emoji) take two columns, and a
 //! line longer than the width scrolls sideways to keep the cursor in view.
 
-use crate::screen;
+use crate::escape;
 
 /// One key the user pressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,7 +327,7 @@ pub fn columns(c: char) -> usize {
 /// as the same visible escapes incoming text gets, so they cannot disturb the screen.
 fn drawn(c: char) -> String {
     let mut out = Vec::new();
-    screen::escape_into(c.encode_utf8(&mut [0; 4]).as_bytes(), &mut out);
+    escape::escape_into(c.encode_utf8(&mut [0; 4]).as_bytes(), &mut out);
     String::from_utf8(out).expect("escape_into writes only valid UTF-8")
 }
 

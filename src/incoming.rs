@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use log::{info, log_enabled, trace, warn};
 
+use crate::escape::escaped;
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
 use crate::peers::{PeerId, PeerTable};
-use crate::screen::{Screen, escaped};
+use crate::screen::Screen;
 
 /// How long the first confirmation on a connection waits for a NUL byte that would mark the
 /// sender as the classic program. Its `\n\0` leave in one write, so they arrive together but for

@@ -33,13 +33,15 @@
 //!   its ack reader thread) passes on the friend's confirmations. It decides nothing; [`sendq`]
 //!   asks the kernel what is still in the connection's send queue.
 //! * [`event`]: the types that cross threads. Thread modules import it, never each other.
-//! * [`screen`]: the one way to the terminal. Safe display of what arrives, and in a terminal
-//!   the input line at the bottom, behind one lock that every printing thread takes, so
-//!   nothing breaks the line being typed. [`logging`] writes through it; [`term`] holds the
-//!   termios, window-size and local-time calls std lacks.
+//! * [`screen`]: the one way to the terminal: chat lines, and in a terminal the input line at
+//!   the bottom, behind one lock that every printing thread takes, so nothing breaks the line
+//!   being typed. [`logging`] writes through it; [`term`] holds the termios, window-size and
+//!   local-time calls std lacks.
 //! * Pure modules, unit-tested without I/O: [`peers`] (the table), [`frame`] (the wire format),
-//!   [`command`] (console lines), [`editor`] (keys and the line editor), [`echo`] (your own
-//!   messages with their fates), [`cli`] (the command line).
+//!   [`escape`] (text from the network made safe to print), [`command`] (console lines),
+//!   [`compose`] (the console's logic), [`incoming`] (what arrives on one inbound connection),
+//!   [`editor`] (keys and the line editor), [`echo`] (your own messages with their fates),
+//!   [`cli`] (the command line).
 //!
 //! Every message ends in one state the user can see: delivered (the friend's p2p-chat confirmed
 //! it), sent (the friend's program does not confirm; the bytes were written), or reported as not
@@ -68,6 +70,7 @@ pub mod dispatcher;
 pub mod echo;
 pub mod editor;
 pub mod error;
+pub mod escape;
 pub mod event;
 pub mod frame;
 pub mod friends;

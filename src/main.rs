@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use p2p_chat::cli::{self, Action};
 use p2p_chat::error::Result;
+use p2p_chat::escape::escaped;
 use p2p_chat::peers::PeerTable;
-use p2p_chat::screen::{Screen, escaped};
+use p2p_chat::screen::Screen;
 use p2p_chat::term;
 
 /// Shown in the empty input line of a terminal.

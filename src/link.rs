@@ -17,10 +17,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, bounded, never, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, never, select};
 use log::{info, log_enabled, trace};
 
 use crate::conversation::CHUNK;
@@ -29,6 +31,10 @@ use crate::event::{Batch, Control, Event, LinkId, LinkReport, Reason};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN};
 use crate::peers::{Peer, PeerId};
 use crate::sendq;
+
+/// The longest a write waits for the ack reader to pass on what has arrived: it reads at once,
+/// so this is only a bound in case it cannot.
+const CATCH_UP: Duration = Duration::from_millis(100);
 
 /// Everything a link thread needs.
 pub struct LinkTask {
@@ -45,8 +51,8 @@ pub struct LinkTask {
 
 /// What the ack reader tells its link.
 enum Ack {
-    /// Confirmation bytes, in the order they arrived.
-    Bytes(Vec<u8>),
+    /// Confirmation bytes, in the order they arrived, out of `read` bytes read.
+    Bytes { acks: Vec<u8>, read: u64 },
     /// The friend closed the connection (`None`) or it broke.
     Ended(Option<io::Error>),
 }
@@ -75,10 +81,12 @@ pub fn run(task: LinkTask) {
     info!("connected to {}", task.peer);
     report(LinkReport::Connected);
     let (acks_tx, acks) = bounded(1);
+    let taken = Arc::new(AtomicU64::new(0));
     let ack_reader = stream.try_clone().and_then(|half| {
+        let taken = taken.clone();
         thread::Builder::new()
             .name(format!("acks:{}", task.peer.name))
-            .spawn(move || read_acks(half, &acks_tx))
+            .spawn(move || read_acks(half, &acks_tx, &taken))
     });
     let ack_reader = match ack_reader {
         Ok(handle) => handle,
@@ -103,6 +111,8 @@ pub fn run(task: LinkTask) {
         written: 0,
         frames_written: 0,
         confirmations: 0,
+        taken: &taken,
+        passed: 0,
         half_closed: false,
         reading: true,
     };
@@ -142,18 +152,25 @@ pub fn run(task: LinkTask) {
 
 /// The ack reader thread's body: the "outbound socket is readable" branch of a select() loop.
 /// Only confirmation bytes are passed on: the protocol sends nothing else this way.
-fn read_acks(mut stream: TcpStream, acks: &Sender<Ack>) {
+/// `taken` counts the bytes read, at once, so the link can tell what has arrived and is not yet
+/// passed on.
+fn read_acks(mut stream: TcpStream, acks: &Sender<Ack>, taken: &AtomicU64) {
     let mut buf = [0u8; 4096];
     loop {
         let ended = match stream.read(&mut buf) {
             Ok(0) => None,
             Ok(n) => {
+                taken.fetch_add(n as u64, Ordering::Release);
                 let bytes: Vec<u8> = buf[..n]
                     .iter()
                     .copied()
                     .filter(|&b| b == ACK_SHOWN || b == ACK_DROPPED)
                     .collect();
-                if !bytes.is_empty() && acks.send(Ack::Bytes(bytes)).is_err() {
+                let ack = Ack::Bytes {
+                    acks: bytes,
+                    read: n as u64,
+                };
+                if acks.send(ack).is_err() {
                     return;
                 }
                 continue;
@@ -179,6 +196,9 @@ struct Link<'a, R: Fn(LinkReport)> {
     /// wrote is not read any further (the conversation closes the connection).
     frames_written: usize,
     confirmations: usize,
+    /// Bytes the ack reader has read, and how many of them it has passed on to this thread.
+    taken: &'a AtomicU64,
+    passed: u64,
     half_closed: bool,
     reading: bool,
 }
@@ -245,18 +265,44 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
     /// Passes on what the ack reader read; returns how the link ends, if it does.
     fn pass_on(&mut self, ack: Result<Ack, crossbeam_channel::RecvError>) -> Option<End> {
         match ack {
-            Ok(Ack::Bytes(bytes)) => {
-                self.confirmations += bytes.len();
+            Ok(Ack::Bytes { acks, read }) => {
+                self.passed += read;
+                if acks.is_empty() {
+                    return None;
+                }
+                self.confirmations += acks.len();
                 if self.confirmations > self.frames_written {
                     self.reading = false;
                 }
-                (self.report)(LinkReport::Confirmations(bytes));
+                (self.report)(LinkReport::Confirmations(acks));
                 None
             }
             Ok(Ack::Ended(error)) => Some(End::Theirs(error.map(|e| e.to_string()))),
             // The ack reader always says why it ends before it does.
             Err(_) => Some(End::Theirs(None)),
         }
+    }
+
+    /// Passes on every confirmation that arrived before now, read by the ack reader or still in
+    /// the socket, so that none is taken for one of the bytes about to be written: a friend
+    /// cannot confirm a message before it was sent.
+    fn catch_up(&mut self) -> Option<End> {
+        while self.reading {
+            let unread = sendq::unread(self.stream).unwrap_or(0) as u64;
+            if self.taken.load(Ordering::Acquire) + unread <= self.passed {
+                return None;
+            }
+            match self.acks.recv_timeout(CATCH_UP) {
+                Ok(ack) => {
+                    if let Some(end) = self.pass_on(Ok(ack)) {
+                        return Some(end);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => return Some(End::Theirs(None)),
+            }
+        }
+        None
     }
 
     /// Writes a batch, a chunk per call. Between calls (and whenever a call has waited
@@ -266,11 +312,8 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
         self.received += batch.frames.len() as u64;
         let mut done = 0;
         while done < batch.frames.len() {
-            // Confirmations that came before these bytes go first.
-            while let Some(ack) = self.reading.then(|| self.acks.try_recv().ok()).flatten() {
-                if let Some(end) = self.pass_on(Ok(ack)) {
-                    return Some(end);
-                }
+            if let Some(end) = self.catch_up() {
+                return Some(end);
             }
             while let Ok(control) = self.control.try_recv() {
                 if let Some(end) = self.obey(control) {

@@ -1,10 +1,13 @@
-//! What the kernel knows about a connection's send queue, for what std cannot ask: two ioctls.
+//! What the kernel holds in a connection's queues, for what std cannot ask: three ioctls.
 //!
 //! A [`Conversation`](crate::conversation::Conversation) needs two facts only the kernel has:
 //! how many written bytes the friend's kernel has not acknowledged yet (`SIOCOUTQ`: none, and a
 //! friend who never confirms runs a program that does not), and how many have not even been
 //! sent (`SIOCOUTQNSD`: when a connection breaks, those certainly did not arrive, and are sent
-//! again). Both drivers call these; nothing else here touches a socket.
+//! again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
+//! confirmation that came before the write must reach the model before it, or a friend could
+//! confirm messages before they were sent. Both drivers call these; nothing else here touches a
+//! socket.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -15,6 +18,16 @@ nix::ioctl_read_bad!(outq, libc::TIOCOUTQ, libc::c_int);
 /// `SIOCOUTQNSD` from linux/sockios.h (not in the libc crate).
 const SIOCOUTQNSD: libc::c_ulong = 0x894B;
 nix::ioctl_read_bad!(outq_not_sent, SIOCOUTQNSD, libc::c_int);
+
+nix::ioctl_read_bad!(inq, libc::FIONREAD, libc::c_int);
+
+/// Bytes that have arrived on `socket` and wait to be read.
+pub fn unread(socket: &impl AsRawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: the descriptor is open for the borrow's length and `n` is a valid c_int.
+    unsafe { inq(socket.as_raw_fd(), &mut n) }?;
+    Ok(n.max(0) as usize)
+}
 
 /// Bytes written to `socket` that the friend's kernel has not acknowledged.
 pub fn unacked(socket: &impl AsRawFd) -> io::Result<usize> {

@@ -141,3 +141,34 @@ fn a_classic_friend_is_learned_counted_sent_at_once_closed_on_time_and_not_waite
         assert_eq!(alice.stderr_count("not delivered"), 0);
     });
 }
+
+#[test]
+fn confirmations_for_messages_not_yet_sent_confirm_nothing_and_end_the_connection() {
+    both(|program| {
+        let (group, bob) = Group::with_listener(&["alice", "bob"]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        alice.send("bob/one");
+        let mut raw = accept(&bob);
+        assert_eq!(read_lines(&mut raw, 1), b"alice/one\n");
+        raw.write_all(&[0]).unwrap();
+        let settled = alice.wait_settled("bob", 1);
+        assert!(settled.contains("1 delivered"), "{settled}");
+        // Three more, ahead of anything to confirm: they would settle the next three messages.
+        raw.write_all(&[0, 0, 0]).unwrap();
+        let line = alice.expect_stderr("our connection to bob ended");
+        assert!(
+            line.contains("they confirmed more messages than we sent them"),
+            "{line}"
+        );
+        // The next messages go on a fresh connection, and are not confirmed by the forgery.
+        alice.send("bob/two");
+        let mut fresh = accept(&bob);
+        assert_eq!(read_lines(&mut fresh, 1), b"alice/two\n");
+        fresh.write_all(&[0]).unwrap();
+        let settled = alice.wait_settled("bob", 2);
+        assert!(
+            settled.contains("2 delivered, 0 sent, 0 failed"),
+            "{settled}"
+        );
+    });
+}

@@ -149,7 +149,9 @@ impl Link {
     /// Writes what the socket takes, taking the model's next bytes when the buffer is empty.
     fn write(&mut self, talk: &mut Conversation, now: Instant) {
         let Some(conn) = &mut self.conn else { return };
-        if conn.half_closed {
+        // Confirmations that came before these bytes go to the model first (the next turn reads
+        // them), so a friend cannot confirm a message before it was sent.
+        if conn.half_closed || sendq::unread(&conn.stream).unwrap_or(0) > 0 {
             return;
         }
         if conn.unwritten.is_empty()

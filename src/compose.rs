@@ -13,11 +13,13 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::command::{self, Command, Target};
+use crate::editor::{Keys, LineEditor, Outcome};
 use crate::escape::escaped;
 use crate::event::{Batch, ConsoleEvent, Typed};
 use crate::frame::{self, MAX_FRAME};
 use crate::logging;
 use crate::peers::{PeerId, PeerTable};
+use crate::screen::Screen;
 use crate::term;
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
@@ -128,9 +130,47 @@ impl<H: Handover> Console<H> {
         }
     }
 
-    /// Typed lines are echoed with their fates: only in a terminal.
-    pub fn in_terminal(&mut self) {
+    /// Keys typed in a terminal: edited into a line on the screen, an entered line handled as a
+    /// pipe's line is. Answers are printed above the input line, after the line they answer.
+    /// Returns false once the console should stop (`/quit`, Ctrl-D on an empty line).
+    pub fn keys(&mut self, bytes: &[u8], typing: &mut Typing, screen: &Screen) -> bool {
         self.terminal = true;
+        let mut answers = screen.above_writer();
+        let names: Vec<&str> = typing.names.iter().map(String::as_str).collect();
+        for key in typing.keys.push(bytes) {
+            let keep_going = match typing.editor.apply(key, &names) {
+                Outcome::Draw => true,
+                Outcome::Submit(line) => {
+                    // A message is shown with what became of it; anything else is shown as
+                    // typed, above its answer.
+                    if !matches!(command::parse(&line), Ok(Some(Command::Send { .. }))) {
+                        let typed = format!("{}{line}", screen.prompt());
+                        let _ = writeln!(answers, "{}", screen.dim(&typed));
+                    }
+                    self.line(&line, false, &mut answers)
+                }
+                Outcome::Quit => false,
+                Outcome::Suspend => {
+                    screen.suspend();
+                    true
+                }
+                Outcome::Clear => {
+                    screen.clear();
+                    true
+                }
+                Outcome::Choices(names) => {
+                    let _ = writeln!(answers, "{}", names.join("  "));
+                    true
+                }
+            };
+            if !keep_going {
+                screen.set_input(typing.editor.line(), typing.editor.cursor());
+                self.quit();
+                return false;
+            }
+        }
+        screen.set_input(typing.editor.line(), typing.editor.cursor());
+        self.flush()
     }
 
     pub fn table(&self) -> &PeerTable {
@@ -278,6 +318,26 @@ impl<H: Handover> Console<H> {
                 }
                 false
             }
+        }
+    }
+}
+
+/// The line being typed in a terminal: the keys decoded so far, the editor, and the names Tab
+/// completes.
+pub struct Typing {
+    keys: Keys,
+    editor: LineEditor,
+    names: Vec<String>,
+}
+
+impl Typing {
+    /// Draws the empty input line.
+    pub fn new(table: &PeerTable, screen: &Screen) -> Typing {
+        screen.set_input(&[], 0);
+        Typing {
+            keys: Keys::default(),
+            editor: LineEditor::default(),
+            names: table.ids().map(|id| table.get(id).name.clone()).collect(),
         }
     }
 }

@@ -13,14 +13,12 @@
 //! [`LineEditor`] and hands each entered line to the same code a piped line goes through. The
 //! line being typed lives on the [`Screen`], which draws it below everything else.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use crate::command::{self, Command};
-use crate::compose::Console;
-use crate::editor::{Keys, LineEditor, Outcome};
+use crate::compose::{Console, Typing};
 use crate::event::ConsoleEvent;
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
@@ -40,17 +38,10 @@ pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent
 }
 
 /// The console in a terminal: keys in, lines edited on the screen, entered lines handled as a
-/// pipe's lines are. Answers are printed above the input line, after the line they answer.
+/// pipe's lines are (see [`Console::keys`]).
 fn run_terminal(console: &mut Console<Sender<ConsoleEvent>>, screen: &Screen) {
-    let table = console.table();
-    let names: Vec<String> = table.ids().map(|id| table.get(id).name.clone()).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut keys = Keys::default();
-    let mut editor = LineEditor::default();
-    let mut answers = screen.above_writer();
-    console.in_terminal();
+    let mut typing = Typing::new(console.table(), screen);
     let mut bytes = [0u8; 4096];
-    screen.set_input(&[], 0);
     loop {
         let n = match io::stdin().read(&mut bytes) {
             Ok(0) => break,
@@ -61,40 +52,7 @@ fn run_terminal(console: &mut Console<Sender<ConsoleEvent>>, screen: &Screen) {
                 break;
             }
         };
-        for key in keys.push(&bytes[..n]) {
-            let keep_going = match editor.apply(key, &names) {
-                Outcome::Draw => true,
-                Outcome::Submit(line) => {
-                    // A message is shown by the dispatcher with what became of it; anything
-                    // else is shown as typed, above its answer.
-                    if !matches!(command::parse(&line), Ok(Some(Command::Send { .. }))) {
-                        let typed = format!("{}{line}", screen.prompt());
-                        let _ = writeln!(answers, "{}", screen.dim(&typed));
-                    }
-                    console.line(&line, false, &mut answers)
-                }
-                Outcome::Quit => false,
-                Outcome::Suspend => {
-                    screen.suspend();
-                    true
-                }
-                Outcome::Clear => {
-                    screen.clear();
-                    true
-                }
-                Outcome::Choices(names) => {
-                    let _ = writeln!(answers, "{}", names.join("  "));
-                    true
-                }
-            };
-            if !keep_going {
-                screen.set_input(editor.line(), editor.cursor());
-                console.quit();
-                return;
-            }
-        }
-        screen.set_input(editor.line(), editor.cursor());
-        if !console.flush() {
+        if !console.keys(&bytes[..n], &mut typing, screen) {
             return;
         }
     }

@@ -86,6 +86,7 @@ pub mod screen;
 pub mod sendq;
 pub mod term;
 
+use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
@@ -103,6 +104,20 @@ use crate::inbound::Inbound;
 use crate::peers::{PeerId, PeerTable};
 use crate::reader::ReaderContext;
 use crate::screen::Screen;
+
+/// Shown in the empty input line of a terminal.
+const HINT: &str = "friend/message, */message for everyone, Tab completes a name, /help";
+
+/// The screen for this run. Stdin and stdout both a terminal: a person is typing, so the line is
+/// edited here, below what arrives; otherwise lines in and lines out.
+pub fn screen(options: &Options) -> Screen {
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        let prompt = format!("{}> ", escape::escaped(options.name.as_bytes()));
+        Screen::terminal(prompt, HINT.to_string(), options.clock)
+    } else {
+        Screen::from_env()
+    }
+}
 
 /// Finds our own entry in the table.
 pub fn find_me(table: &PeerTable, options: &Options) -> Result<PeerId> {

@@ -1,19 +1,13 @@
 //! The `p2p-chat` binary: parse the command line, load the table, bind, install Ctrl-C, run, and
 //! turn the outcome into an exit code (0 fine, 1 runtime fault, 2 bad usage or table).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use p2p_chat::cli::{self, Action};
 use p2p_chat::error::Result;
-use p2p_chat::escape::escaped;
 use p2p_chat::peers::PeerTable;
-use p2p_chat::screen::Screen;
 use p2p_chat::term;
-
-/// Shown in the empty input line of a terminal.
-const HINT: &str = "friend/message, */message for everyone, Tab completes a name, /help";
 
 fn main() -> ExitCode {
     match try_main() {
@@ -37,13 +31,7 @@ fn try_main() -> Result<()> {
             return Ok(());
         }
     };
-    // Stdin and stdout both a terminal: a person is typing, so the line is edited here.
-    let screen = if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        let prompt = format!("{}> ", escaped(options.name.as_bytes()));
-        Screen::terminal(prompt, HINT.to_string(), options.clock)
-    } else {
-        Screen::from_env()
-    };
+    let screen = p2p_chat::screen(&options);
     p2p_chat::logging::init(&screen, options.verbose);
     let mut table = PeerTable::load(&options.peers_path)?;
     let me = p2p_chat::find_me(&table, &options)?;

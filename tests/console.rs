@@ -117,8 +117,13 @@ fn input_line(screen: &str) -> &str {
 /// The shell command that runs alice in the pane, then records her exit status and the
 /// terminal's settings in `stty` when she has ended. The shell traps Ctrl-C, so it lives on.
 fn alice_command(group: &Group, extra: &str, stty: &Path) -> String {
+    program_command(BIN, group, extra, stty)
+}
+
+/// [`alice_command`] for `program`, p2p-chat or p2p-chat-select.
+fn program_command(program: &str, group: &Group, extra: &str, stty: &Path) -> String {
     format!(
-        "trap : INT; env -u RUST_LOG NO_COLOR=1 {BIN} --peers {} {extra} alice; \
+        "trap : INT; env -u RUST_LOG NO_COLOR=1 {program} --peers {} {extra} alice; \
          echo \"exit $?\" > {stty}.tmp; stty -a >> {stty}.tmp; mv {stty}.tmp {stty}",
         group.table.display(),
         stty = stty.display()
@@ -344,4 +349,29 @@ fn after_ctrl_z_the_shell_has_its_terminal_back_and_after_fg_the_line_works_agai
     tmux.enter(" way");
     bob.expect_line("[alice] half way");
     tmux.enter("/quit");
+}
+
+#[test]
+fn the_poll_loop_in_a_terminal_is_the_same_chat_editor_echoes_and_all() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let stty = group.dir.path().join("stty.txt");
+    let command = program_command(common::SELECT_BIN, &group, "", &stty);
+    let Some(tmux) = Tmux::start(group.dir.path(), &command) else {
+        return;
+    };
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    // Tab completes the name; the message goes, and its echo says it was delivered.
+    tmux.keys(&["b", "Tab"]);
+    tmux.wait_screen("the completed name", |s| input_line(s) == "alice> bob/");
+    tmux.enter("hello from the loop");
+    bob.expect_line("[alice] hello from the loop");
+    tmux.wait_screen("the echo", |s| {
+        s.contains("[you -> bob] hello from the loop  delivered")
+    });
+    tmux.keys(&["/quit", "Enter"]);
+    let ended = common::wait_until(|| stty.exists());
+    assert!(ended, "alice did not end:\n{}", tmux.screen());
+    let after = std::fs::read_to_string(&stty).unwrap();
+    assert!(after.starts_with("exit 0") && cooked(&after), "{after}");
 }

@@ -31,7 +31,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use p2p_chat::cli::{self, Action, Options};
-use p2p_chat::compose::Console;
+use p2p_chat::compose::{Console, Typing};
 use p2p_chat::conversation::Limits;
 use p2p_chat::event::ConsoleEvent;
 use p2p_chat::friends::Friends;
@@ -39,6 +39,7 @@ use p2p_chat::inbound::Inbound;
 use p2p_chat::logging::NOTICE;
 use p2p_chat::peers::{PeerId, PeerTable};
 use p2p_chat::screen::Screen;
+use p2p_chat::term;
 
 use inbound::InConn;
 use outbound::Link;
@@ -52,9 +53,10 @@ Usage: p2p-chat-select [OPTIONS] <NAME>
 The same chat as p2p-chat, for the same peer table and the same friends: type
 friend/message, */message, /peers, /help, /quit; messages arrive on stdout as
 [sender] message, and everything else goes to stderr. The same model decides
-every message's fate (delivered, sent, or reported). There is no line editor:
-lines are read as they come, so use it in a pipe, or in a terminal as a plain
-line-at-a-time program. docs/select-vs-threads.md compares the two designs.
+every message's fate (delivered, sent, or reported), and in a terminal the same
+console edits the line you type (keys as in p2p-chat --help). Only the driver
+differs: one poll() where p2p-chat has threads and channels;
+docs/select-vs-threads.md compares the two.
 
 ";
 
@@ -71,6 +73,8 @@ struct Chat {
     stdin_open: bool,
     /// What is typed, turned into messages and commands: p2p-chat's console logic.
     console: Console<Vec<ConsoleEvent>>,
+    /// In a terminal: the line being typed.
+    typing: Option<Typing>,
     /// Every friend's model, as p2p-chat's dispatcher holds it, and our connection to each.
     friends: Friends,
     links: Vec<Link>,
@@ -113,8 +117,8 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let screen = Screen::from_env();
-    p2p_chat::logging::init(&screen, false);
+    let screen = p2p_chat::screen(&options);
+    p2p_chat::logging::init(&screen, options.verbose);
     let mut table = PeerTable::load(&options.peers_path)?;
     let me = p2p_chat::find_me(&table, &options)?;
     // Every lookup happens here, once: the loop must never wait on DNS.
@@ -154,6 +158,7 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
         links: table.ids().map(|_| Link::default()).collect(),
         registry: Arc::new(Inbound::new(max_inbound)),
         console: Console::new(table.clone(), me, Vec::new()),
+        typing: None,
         table,
         silence_limit: p2p_chat::silence_limit(options.idle_timeout),
         options,
@@ -165,6 +170,15 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
         inbound: Vec::new(),
         quit_by: None,
     };
+    // In a terminal the console edits the line itself, as p2p-chat's does; raw mode is undone
+    // when this guard goes, however the loop ends.
+    let _raw_mode = match chat.screen.is_terminal() {
+        true => Some(term::RawMode::enter()?),
+        false => None,
+    };
+    if chat.screen.is_terminal() {
+        chat.typing = Some(Typing::new(&chat.table, &chat.screen));
+    }
     Ok(chat.serve())
 }
 
@@ -345,12 +359,16 @@ impl Chat {
             }
         };
         let answers = &mut io::stderr();
-        if n == 0 {
-            self.stdin_open = false;
-            self.console.end(answers); // end of input means quit
-        } else if !self.console.feed(&buf[..n], answers) {
-            self.stdin_open = false; // /quit: nothing after it is read
-        }
+        let keep_going = match (&mut self.typing, n) {
+            (_, 0) => {
+                self.console.end(answers); // end of input means quit
+                false
+            }
+            (Some(typing), _) => self.console.keys(&buf[..n], typing, &self.screen),
+            (None, _) => self.console.feed(&buf[..n], answers),
+        };
+        // After /quit or the end of input, nothing more is read.
+        self.stdin_open &= keep_going;
         let now = Instant::now();
         for event in self.console.take_events() {
             match event {
@@ -380,18 +398,20 @@ impl Chat {
 
     fn bye(&self, code: ExitCode) -> ExitCode {
         self.registry.close_all();
+        self.screen.close();
         info!("bye");
         code
     }
 
-    /// `/peers`: the same table as p2p-chat's.
+    /// `/peers`: the same table as p2p-chat's, fitted to a terminal.
     fn print_peers(&self) {
         let (inbound, unknown) = self.registry.counts(self.table.len());
-        eprint!(
-            "{}",
-            self.friends
-                .peers(&inbound, unknown, usize::MAX, Instant::now())
-        );
+        let width = match self.screen.is_terminal() {
+            true => term::width().saturating_sub(1),
+            false => usize::MAX,
+        };
+        let table = self.friends.peers(&inbound, unknown, width, Instant::now());
+        self.screen.above(table.as_bytes());
     }
 }
 

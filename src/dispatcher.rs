@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, Sender, at, bounded, never};
 use log::info;
 
-use crate::conversation::Limits;
+use crate::conversation::{Limits, earliest};
 use crate::event::{Batch, ConsoleEvent, Control, Event, LinkId, LinkReport, Reason};
 use crate::friends::{Action, Friends};
 use crate::inbound::Inbound;
@@ -36,7 +36,6 @@ use crate::link::{self, LinkTask};
 use crate::logging::NOTICE;
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
-use crate::term;
 
 /// Batches a link's queue holds. Small: messages wait in the outbox, where the model can still
 /// count, hold and report them, rather than in a channel.
@@ -123,10 +122,7 @@ impl Dispatcher {
                 break;
             }
             // One deadline: the models' earliest, or the end of the quit.
-            let next = match (next, quit_by) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let next = earliest(next, quit_by);
             let timer = next.map(at).unwrap_or_else(never);
             // The send arms: a clone of each link queue a model has bytes for (cheap: an `Arc`).
             let feeds: Vec<(PeerId, Sender<Batch>)> = self
@@ -347,14 +343,8 @@ impl Dispatcher {
         }
     }
 
-    /// `/peers`: every friend with what we know of them, on stderr, fitted to a terminal.
+    /// `/peers`: every friend with what we know of them.
     fn print_peers(&self) {
-        let (inbound, unknown) = self.inbound.counts(self.table.len());
-        let width = match self.screen.is_terminal() {
-            true => term::width().saturating_sub(1),
-            false => usize::MAX,
-        };
-        let table = self.friends.peers(&inbound, unknown, width, Instant::now());
-        self.screen.above(table.as_bytes());
+        self.friends.print_peers(&self.inbound, &self.screen);
     }
 }

@@ -8,12 +8,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::conversation::{Conversation, Limits, Output};
+use crate::conversation::{Conversation, Limits, Output, earliest};
 use crate::event::{Batch, Typed};
+use crate::inbound::Inbound;
 use crate::narrator::Narrator;
 use crate::peers::{PeerId, PeerTable};
 use crate::roster;
 use crate::screen::Screen;
+use crate::term;
 
 /// What a model asks of its driver: the outputs that need I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +95,7 @@ impl Friends {
     pub fn tick(&mut self, now: Instant) -> Option<Instant> {
         let mut next = self.narrator.print_echoes(now);
         for talk in &mut self.talks {
-            if let Some(at) = talk.tick(now) {
-                next = Some(next.map_or(at, |n: Instant| n.min(at)));
-            }
+            next = earliest(next, talk.tick(now));
         }
         next
     }
@@ -166,9 +166,21 @@ impl Friends {
         self.narrator.print_echoes(now);
     }
 
-    /// `/peers`: the table, within `width` columns, given how many inbound connections speak
-    /// for each friend and how many have not said who they are.
-    pub fn peers(&self, inbound: &[usize], unknown: usize, width: usize, now: Instant) -> String {
+    /// `/peers`: the table, above the input line and fitted to the window in a terminal, with
+    /// the inbound connections the registry counts.
+    pub fn print_peers(&self, registry: &Inbound, screen: &Screen) {
+        let (inbound, unknown) = registry.counts(self.table.len());
+        let width = match screen.is_terminal() {
+            true => term::width().saturating_sub(1),
+            false => usize::MAX,
+        };
+        let table = self.peers(&inbound, unknown, width, Instant::now());
+        screen.above(table.as_bytes());
+    }
+
+    /// The `/peers` table, within `width` columns, given how many inbound connections speak for
+    /// each friend and how many have not said who they are.
+    fn peers(&self, inbound: &[usize], unknown: usize, width: usize, now: Instant) -> String {
         let rows: Vec<roster::Row> = self
             .table
             .ids()

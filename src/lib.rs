@@ -209,12 +209,7 @@ pub fn run(
         table,
         me,
         Settings {
-            limits: Limits {
-                idle: options.idle_timeout,
-                ack: options.ack_timeout,
-                give_up: options.give_up,
-                write: options.write_timeout,
-            },
+            limits: Limits::from_options(options),
             connect_timeout: options.connect_timeout,
         },
         inbound,

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Conn, Conversation, Kind, Output, Reason};
+use crate::cli::Options;
 
 /// The time limits, from the command line.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,16 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limits the command line set.
+    pub fn from_options(options: &Options) -> Limits {
+        Limits {
+            idle: options.idle_timeout,
+            ack: options.ack_timeout,
+            give_up: options.give_up,
+            write: options.write_timeout,
+        }
+    }
+
     /// How long quitting waits for the links before it reports what they still hold: a connect,
     /// a write and a confirmation's time, and a second more.
     pub fn quit_wait(&self, connect: Duration) -> Duration {
@@ -118,13 +129,21 @@ impl Conversation {
     }
 }
 
+/// The earlier of two deadlines, either of which may be none.
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The earliest of some deadlines.
 #[derive(Default)]
 struct Next(Option<Instant>);
 
 impl Next {
     fn at(&mut self, at: Instant) {
-        self.0 = Some(self.0.map_or(at, |t| t.min(at)));
+        self.0 = earliest(self.0, Some(at));
     }
 
     /// Whether `at` is due at `now`; if not, it becomes a candidate for the next deadline.

@@ -39,7 +39,7 @@ mod ending;
 mod outbox;
 mod report;
 
-pub use deadlines::Limits;
+pub use deadlines::{Limits, earliest};
 pub use outbox::{CHUNK, OUTBOX_BYTES, OUTBOX_MESSAGES};
 pub use report::{Fate, Output, Reason, Rejection, Tally};
 

@@ -32,7 +32,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use p2p_chat::cli::{self, Action, Options};
 use p2p_chat::compose::{Console, Typing};
-use p2p_chat::conversation::Limits;
+use p2p_chat::conversation::{Limits, earliest};
 use p2p_chat::event::ConsoleEvent;
 use p2p_chat::friends::Friends;
 use p2p_chat::inbound::Inbound;
@@ -144,12 +144,7 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
         options.idle_timeout.as_secs_f64()
     );
     let table = Arc::new(table);
-    let limits = Limits {
-        idle: options.idle_timeout,
-        ack: options.ack_timeout,
-        give_up: options.give_up,
-        write: options.write_timeout,
-    };
+    let limits = Limits::from_options(&options);
     let max_inbound = options
         .max_inbound
         .unwrap_or_else(|| p2p_chat::default_max_inbound(&table));
@@ -403,22 +398,8 @@ impl Chat {
         code
     }
 
-    /// `/peers`: the same table as p2p-chat's, fitted to a terminal.
+    /// `/peers`: the same table as p2p-chat's.
     fn print_peers(&self) {
-        let (inbound, unknown) = self.registry.counts(self.table.len());
-        let width = match self.screen.is_terminal() {
-            true => term::width().saturating_sub(1),
-            false => usize::MAX,
-        };
-        let table = self.friends.peers(&inbound, unknown, width, Instant::now());
-        self.screen.above(table.as_bytes());
-    }
-}
-
-/// The earlier of two optional deadlines.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+        self.friends.print_peers(&self.registry, &self.screen);
     }
 }

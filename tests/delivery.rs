@@ -474,3 +474,64 @@ fn a_friend_killed_with_our_bytes_unread_is_told_once_and_shown_nothing_twice() 
         assert!(settled.contains(expected), "{settled}");
     });
 }
+
+#[test]
+fn a_stalled_friend_who_catches_up_gets_everything_in_order_and_nothing_is_reported_lost() {
+    // 21 MB for bob, frozen past the write and ack timeouts: alice finds him stalled and warns,
+    // refuses what does not fit in his outbox, and keeps the connection. When he resumes he
+    // shows every message that was not refused, once and in order, and each one shown counts
+    // as delivered: no message he showed is reported as possibly lost.
+    const TYPED: usize = 350;
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start("bob", &[]);
+        let options = ["--write-timeout", "1", "--ack-timeout", "1"];
+        let mut alice = group.start_program(program, "alice", &options);
+        alice.send("bob/first");
+        bob.expect_line("[alice] first");
+        alice.wait_settled("bob", 1);
+
+        bob.signal("-STOP");
+        let feeder = alice.flood("bob", TYPED, "/peers");
+        alice.expect_stderr("bob has taken none of our bytes");
+        alice.expect_stderr("has confirmed nothing for");
+        let stdin = feeder.join().expect("feeder");
+        bob.signal("-CONT");
+        // Every message typed has its fate once bob has caught up: delivered, or refused at
+        // the door while his outbox was full.
+        let settled = alice.wait_settled("bob", TYPED + 1);
+        let counts: Vec<usize> = settled
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let (delivered, failed) = (counts[counts.len() - 3], counts[counts.len() - 1]);
+        assert_eq!(delivered + failed, TYPED + 1, "{settled}");
+        assert!(
+            failed > 0,
+            "some were refused while he was stalled: {settled}"
+        );
+        // bob showed exactly the delivered ones, once each, in the order typed.
+        for i in 1..delivered {
+            let line = bob.next_line();
+            assert!(line.starts_with("[alice] zzz"), "line {i}: {line:.40}");
+        }
+        drop(stdin); // end of input
+        assert!(alice.wait_exit().success());
+        assert_eq!(
+            bob.stdout_now(),
+            Vec::<String>::new(),
+            "nothing shown twice"
+        );
+        let refused = alice.expect_stderr("refused while their outbox was full");
+        assert!(
+            refused.contains(&format!("{failed} message(s) to bob")),
+            "{refused}"
+        );
+        assert_eq!(
+            alice.stderr_count("may not have arrived"),
+            0,
+            "{:#?}",
+            alice.err_seen
+        );
+    });
+}

@@ -68,8 +68,8 @@ impl Conversation {
                         self.outputs.push_back(Output::Stalled);
                     }
                 }
-                // Quitting does not wait for a friend who takes nothing.
-                if link.stalled && self.quitting {
+                // Quitting does not wait for a friend who is taking nothing now.
+                if waiting && self.quitting && next.due(link.progress + limits.write, now) {
                     link.closing = Some(Some(Reason::Stalled(limits.write)));
                     self.outputs.push_back(Output::Close);
                     return None;

@@ -693,3 +693,27 @@ fn a_friend_who_closes_after_our_end_without_confirming_is_classic_and_got_every
         ]
     );
 }
+
+#[test]
+fn quitting_waits_for_a_stalled_friend_who_is_taking_bytes_again_and_not_for_one_who_is_not() {
+    let t0 = Instant::now();
+    let mut c = Conversation::new(limits());
+    c.send(batch("a/x\n", 1), t0);
+    c.tick(t0);
+    c.connected(t0);
+    c.take_chunk(t0).unwrap();
+    for _ in 0..OUTBOX_MESSAGES {
+        c.send(batch("a/x\n", 1), t0);
+    }
+    c.tick(t0 + 5 * S);
+    outputs(&mut c);
+    assert!(!c.holds_up_input(), "stalled");
+    // Taking bytes again: still stalled for input (the outbox is full), but quitting waits.
+    c.wrote(2, t0 + 6 * S);
+    c.quit();
+    assert_eq!(c.tick(t0 + 7 * S), Some(t0 + 11 * S));
+    assert!(!outputs(&mut c).contains(&Output::Close));
+    // No progress for the write timeout: quitting closes.
+    c.tick(t0 + 11 * S);
+    assert_eq!(outputs(&mut c), [Output::Close]);
+}

@@ -32,7 +32,8 @@ pub const OPTIONS: &str = "\
 Options:
   --peers FILE             peer table, lines of NAME HOST PORT [default: peers.txt]
   --idle-timeout SECS      close an outbound connection after SECS without
-                           sending [default: 30]; decimals allowed, e.g. 0.5
+                           sending [default: 30]; every SECS is from 0.001 to
+                           86400, decimals allowed, e.g. 0.5
   --connect-timeout SECS   give up connecting to a friend after SECS [default: 3]
   --write-timeout SECS     a friend who takes none of our bytes for SECS is
                            stalled: nobody else's input waits for them any
@@ -156,25 +157,31 @@ fn set_name(name: &mut Option<String>, value: String) -> Result<()> {
 
 /// Parses a positive number of seconds, decimals allowed, up to a day.
 fn seconds(option: &str, text: &str) -> Result<Duration> {
-    seconds_in(option, text, 0.0, 86_400.0).map_err(usage)
+    seconds_in(option, text, SHORTEST, LONGEST).map_err(usage)
 }
 
-/// A number of seconds greater than `above` and at most `most`, decimals allowed; the error says
-/// which option and what it takes.
+/// The shortest time any option takes, in seconds: a millisecond. Anything shorter rounds to
+/// nothing somewhere (a socket timeout of zero means "never"), so it is refused at the door.
+pub const SHORTEST: f64 = 0.001;
+/// The longest, in seconds: a day, far beyond any use and within what sockets accept.
+const LONGEST: f64 = 86_400.0;
+
+/// A number of seconds from `least` to `most`, decimals allowed; the error says which option and
+/// what it takes.
 pub fn seconds_in(
     option: &str,
     text: &str,
-    above: f64,
+    least: f64,
     most: f64,
 ) -> std::result::Result<Duration, String> {
     text.parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s > above && *s <= most)
+        .filter(|s| s.is_finite() && *s >= least && *s <= most)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| {
             format!(
-                "{option} {text:?}: expected a number of seconds greater than {above} and at \
-                 most {most}, e.g. 30 or 0.5"
+                "{option} {text:?}: expected a number of seconds from {least} to {most}, e.g. 30 \
+                 or 0.5"
             )
         })
 }
@@ -310,12 +317,22 @@ mod tests {
         assert!(err(&["a", "b"]).contains("one NAME only"));
         assert!(err(&["--bogus", "a"]).starts_with("unknown option --bogus"));
         assert!(err(&["a", "--peers"]).starts_with("--peers needs a value"));
-        for bad in ["0", "-1", "abc", "NaN", "inf", "1e9"] {
+        for bad in [
+            "0", "-1", "abc", "NaN", "inf", "1e9", "1e-10", "1e-300", "0.0009",
+        ] {
             assert!(
                 err(&["a", "--idle-timeout", bad]).starts_with(&format!("--idle-timeout {bad:?}")),
                 "{bad}"
             );
         }
+        let range = err(&["a", "--write-timeout", "1e-10"]);
+        assert!(range.contains("from 0.001 to 86400"), "{range}");
+        assert_eq!(
+            options(&["--ack-timeout", "0.001", "a"])
+                .ack_timeout
+                .as_millis(),
+            1
+        );
         assert!(err(&["a", "--max-inbound", "0"]).starts_with("--max-inbound \"0\""));
         assert_eq!(run(&["a", "--peers"]).unwrap_err().exit_code(), 2);
     }

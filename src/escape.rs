@@ -95,7 +95,7 @@ pub(crate) const INVISIBLE: [(u32, u32); 22] = [
     (0xE0020, 0xE007F), // tag characters: they can spell hidden ASCII, so even a flag's are shown
 ];
 
-pub(crate) fn is_invisible(c: char) -> bool {
+pub fn is_invisible(c: char) -> bool {
     let c = c as u32;
     INVISIBLE
         .iter()
@@ -115,4 +115,40 @@ fn joins_emoji(c: char, prev: Option<char>, next: Option<char>) -> bool {
 fn is_pictograph(c: char) -> bool {
     matches!(c, '\u{2190}'..='\u{21FF}' | '\u{2300}'..='\u{23FF}' | '\u{2460}'..='\u{27BF}'
         | '\u{2900}'..='\u{297F}' | '\u{2B00}'..='\u{2BFF}' | '\u{1F000}'..='\u{1FAFF}')
+}
+
+/// A name a peer claimed, for a warning: made safe, and when it is not plain ASCII followed by
+/// its code points, so that a look-alike (a Cyrillic `а` in `аlice`) cannot pass for the name
+/// it imitates: `"аlice" (\u{430}lice)`.
+pub fn claimed_name(bytes: &[u8]) -> String {
+    let shown = escaped(bytes);
+    if shown.is_ascii() {
+        return format!("\"{shown}\"");
+    }
+    let spelled: String = shown
+        .chars()
+        .map(|c| match c.is_ascii() {
+            true => c.to_string(),
+            false => format!("\\u{{{:x}}}", c as u32),
+        })
+        .collect();
+    format!("\"{shown}\" ({spelled})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_name_that_is_not_ascii_is_spelled_out_so_a_look_alike_shows() {
+        assert_eq!(claimed_name(b"alice"), "\"alice\"");
+        // A Cyrillic a, then Latin.
+        assert_eq!(
+            claimed_name("\u{430}lice".as_bytes()),
+            "\"\u{430}lice\" (\\u{430}lice)"
+        );
+        assert_eq!(claimed_name("zoë".as_bytes()), "\"zoë\" (zo\\u{eb})");
+        // Made safe first: a control character is already an escape.
+        assert_eq!(claimed_name(b"a\x1bb"), "\"a\\x1bb\"");
+    }
 }

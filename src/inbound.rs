@@ -10,8 +10,12 @@
 //! real friends out:
 //! * When the cap is reached, a newcomer pushes out the oldest connection that has not yet said
 //!   who it is (a friend's connection sends its first frame the moment it opens, so a flood of
-//!   silent connections pushes out itself). A connection that has said who it is is never pushed
-//!   out by a newcomer; when every open connection has, the newcomer is refused.
+//!   silent connections pushes out itself); failing that, the oldest one that speaks for a
+//!   friend from an address the table does not give them, whatever it has said. A connection
+//!   from a friend's own address is never pushed out by a newcomer; when every open connection
+//!   is one, the newcomer is refused. So claims made from elsewhere can never lock a friend out.
+//!   An address is the IP alone: where friends share a host (all on 127.0.0.1), a claim made from
+//!   that host cannot be told from the friend, and this protection does not help.
 //! * At most [`PER_FRIEND`] connections may speak for one friend. One more replaces the oldest of
 //!   them, preferring one that comes from an address the table does not give that friend; so a
 //!   flood that claims alice's name holds at most four slots, and cannot push out a connection
@@ -76,24 +80,30 @@ impl Inbound {
     pub fn admit(&self, stream: Arc<TcpStream>, remote: SocketAddr) -> Option<ConnId> {
         let mut state = self.state.lock();
         if state.conns.len() >= self.cap {
-            let silent = state
-                .conns
-                .iter()
-                .find(|(_, conn)| conn.friend.is_none())
-                .map(|(&id, _)| id);
-            let Some(oldest_silent) = silent else {
-                let cap = self.cap;
+            // First to go: the oldest that has not said who it is; then the oldest that speaks
+            // for a friend from an address the table does not give them, whatever it has said.
+            let oldest = |verified: Option<bool>| {
+                let conns = state.conns.iter();
+                conns
+                    .filter(|(_, conn)| conn.friend.map(|(_, v)| v) == verified)
+                    .map(|(&id, _)| id)
+                    .next()
+            };
+            let victim = oldest(None)
+                .map(|id| (id, "silent"))
+                .or_else(|| oldest(Some(false)).map(|id| (id, "unverified")));
+            let cap = self.cap;
+            let Some((victim, kind)) = victim else {
                 state.warn(format!(
                     "refused connection from {remote}: the {cap} connections open (the \
-                     --max-inbound cap) have all said who they are"
+                     --max-inbound cap) all come from their friends' own addresses"
                 ));
                 return None;
             };
-            let old = state.close(oldest_silent);
-            let cap = self.cap;
+            let old = state.close(victim);
             state.warn(format!(
                 "{cap} inbound connections open (the --max-inbound cap): closed the oldest \
-                 silent one, from {old}, to make room"
+                 {kind} one, from {old}, to make room"
             ));
         }
         let id = ConnId(state.next_id);
@@ -281,11 +291,32 @@ mod tests {
         inbound.remove(id1); // its reader ending later changes nothing
         assert_eq!(inbound.len(), 2);
 
-        // Full of connections that said who they are: a newcomer is refused.
+        // Full of connections from their friends' own addresses: a newcomer is refused.
         inbound.identify(id3, PeerId(1), true);
         let (_c4, s4, r4) = pair(&listener);
         assert!(inbound.admit(s4, r4).is_none());
         assert_eq!(inbound.counts(2), (vec![1, 1], 0));
+    }
+
+    #[test]
+    fn claims_from_a_wrong_address_are_pushed_out_before_any_friend_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inbound = Inbound::new(3);
+        // The cap is full: two claims from the wrong address (each has spoken), one friend.
+        let (claim1, mut c1) = admit(&inbound, &listener);
+        let (claim2, mut c2) = admit(&inbound, &listener);
+        let (friend, mut c3) = admit(&inbound, &listener);
+        inbound.identify(claim1, PeerId(0), false);
+        inbound.identify(claim2, PeerId(1), false);
+        inbound.identify(friend, PeerId(2), true);
+        // Newcomers push out the oldest unverified claim first, never the friend.
+        let (n1, _c4) = admit(&inbound, &listener);
+        assert!(closed(&mut c1) && !closed(&mut c2) && !closed(&mut c3));
+        // The newcomer turns out to be the real friend whose name the first claim used.
+        inbound.identify(n1, PeerId(0), true);
+        let (_n2, _c5) = admit(&inbound, &listener);
+        assert!(closed(&mut c2) && !closed(&mut c3));
+        assert_eq!(inbound.len(), 3);
     }
 
     #[test]

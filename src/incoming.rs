@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use log::{info, log_enabled, trace, warn};
 
-use crate::escape::escaped;
+use crate::escape::{claimed_name, escaped};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
@@ -229,8 +229,8 @@ impl Senders {
         if !known && let Some(friend) = self.friend {
             // The first valid frame fixed who this connection speaks for.
             let problem = format!(
-                "dropped a frame signed \"{}\" from {}: this connection speaks for {}",
-                escaped(&sender[..sender.len().min(80)]),
+                "dropped a frame signed {} from {}: this connection speaks for {}",
+                claimed_name(&sender[..sender.len().min(80)]),
                 self.remote,
                 table.get(friend).name
             );
@@ -263,9 +263,9 @@ impl Senders {
             .and_then(|name| table.find(name));
         let Some(friend) = friend else {
             let problem = format!(
-                "dropped a message from {} claiming to be from \"{}\", who is not in the peer table",
+                "dropped a message from {} claiming to be from {}, who is not in the peer table",
                 self.remote,
-                escaped(&sender[..sender.len().min(80)])
+                claimed_name(&sender[..sender.len().min(80)])
             );
             self.complain(problem, table);
             return None;

@@ -9,13 +9,14 @@
 //! start-up, so threads share it behind an `Arc` with no lock.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crossbeam_channel::bounded;
 
 use crate::error::{Error, Result};
+use crate::escape::{escaped, is_invisible};
 
 /// The longest name a friend may have, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -93,11 +94,44 @@ pub struct PeerTable {
 
 impl PeerTable {
     /// Reads and parses the table at `path`; see [`PeerTable::resolve`] for the host names.
+    /// Only a regular file of at most [`MAX_TABLE_BYTES`] is read: `/dev/zero` would never end,
+    /// and a FIFO would wait for a writer for ever.
     pub fn load(path: &str) -> Result<PeerTable> {
-        let text = std::fs::read(path).map_err(|source| Error::TableRead {
+        let refuse = |message: String| Error::Table {
+            path: path.to_string(),
+            line: 0,
+            message,
+        };
+        let read_error = |source| Error::TableRead {
             path: path.to_string(),
             source,
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(read_error)?;
+        if !meta.is_file() {
+            return Err(refuse(
+                "not a regular file (a device, a pipe or a directory); give the path of a text \
+                 file of lines NAME HOST PORT"
+                    .to_string(),
+            ));
+        }
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut text = Vec::new();
+        // One byte more than the limit tells a file at the limit from one beyond it, even one
+        // that grows while it is read.
+        file.take(MAX_TABLE_BYTES + 1)
+            .read_to_end(&mut text)
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_TABLE_BYTES {
+            return Err(refuse(format!(
+                "the file is larger than {} KiB, far more than any group of friends needs",
+                MAX_TABLE_BYTES / 1024
+            )));
+        }
+        // A byte order mark, which some editors write, is not part of the first name.
+        let text = text
+            .strip_prefix("\u{feff}".as_bytes())
+            .map(<[u8]>::to_vec)
+            .unwrap_or(text);
         let text = String::from_utf8(text).map_err(|e| Error::Table {
             path: path.to_string(),
             line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
@@ -278,26 +312,39 @@ impl PeerTable {
     }
 }
 
-/// Checks a friend's name: 1 to 32 characters, no `/` (it separates name and message on the wire)
-/// and no whitespace (it separates the fields of the table).
+/// The largest peer table read: a mebibyte.
+pub const MAX_TABLE_BYTES: u64 = 1024 * 1024;
+
+/// Checks a friend's name: 1 to 32 characters, no `/` (it separates name and message on the wire),
+/// no whitespace (it separates the fields of the table), and nothing invisible: no control
+/// character and no format character (bidi overrides, zero-width characters), which could make
+/// two names look alike or one read backwards. Names in messages are shown escaped.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let shown = escaped(name.as_bytes());
     let chars = name.chars().count();
     if chars == 0 {
         return Err("a name cannot be empty".to_string());
     }
     if chars > MAX_NAME_CHARS {
         return Err(format!(
-            "name {name:?} is {chars} characters long; the limit is {MAX_NAME_CHARS}"
+            "name \"{shown}\" is {chars} characters long; the limit is {MAX_NAME_CHARS}"
         ));
     }
     if name.contains('/') {
         return Err(format!(
-            "name {name:?} contains '/', which separates the name from the message on the wire"
+            "name \"{shown}\" contains '/', which separates the name from the message on the wire"
         ));
     }
     if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
-            "name {name:?} contains whitespace or a control character"
+            "name \"{shown}\" contains whitespace or a control character"
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| is_invisible(c)) {
+        return Err(format!(
+            "name \"{shown}\" contains the invisible character U+{:04X}, which can make a name \
+             look like another or read backwards; type the name again without it",
+            c as u32
         ));
     }
     Ok(())
@@ -419,5 +466,17 @@ mod tests {
         assert!(table.is_address_of(a, local));
         assert!(table.is_address_of(a, "::ffff:127.0.0.1".parse().unwrap()));
         assert!(!table.is_address_of(a, "127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_name_with_an_invisible_character_is_refused_with_its_line_and_shown_escaped() {
+        let err = parse_err("alice 127.0.0.1 7001\nb\u{202e}ob 127.0.0.1 7002\n");
+        assert!(
+            err.starts_with("peers.txt:2: name \"b\\u{202e}ob\""),
+            "{err}"
+        );
+        assert!(err.contains("U+202E"), "{err}");
+        let err = parse_err("zero\u{200b}width 127.0.0.1 7001\n");
+        assert!(err.contains("U+200B"), "{err}");
     }
 }

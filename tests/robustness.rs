@@ -88,217 +88,239 @@ fn more_table_errors_name_the_file_and_line() {
 
 #[test]
 fn an_oversized_frame_is_dropped_with_a_warning_and_the_connection_goes_on() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut raw = connect(group.port(1));
-    raw.write_all(b"alice/").unwrap();
-    let block = vec![b'x'; 64 * 1024];
-    // 4 MiB with no terminator: bob must drop it, not keep it.
-    for _ in 0..64 {
-        raw.write_all(&block).unwrap();
-    }
-    raw.write_all(b"\nalice/small again\n").unwrap();
-    bob.expect_line("[alice] small again");
-    let warning = bob.expect_stderr("longer than 64 KiB");
-    assert!(
-        warning.contains("127.0.0.1:"),
-        "names the connection: {warning}"
-    );
-    assert_eq!(bob.stderr_count("longer than 64 KiB"), 1);
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut raw = connect(group.port(1));
+        raw.write_all(b"alice/").unwrap();
+        let block = vec![b'x'; 64 * 1024];
+        // 4 MiB with no terminator: bob must drop it, not keep it.
+        for _ in 0..64 {
+            raw.write_all(&block).unwrap();
+        }
+        raw.write_all(b"\nalice/small again\n").unwrap();
+        bob.expect_line("[alice] small again");
+        let warning = bob.expect_stderr("longer than 64 KiB");
+        assert!(
+            warning.contains("127.0.0.1:"),
+            "names the connection: {warning}"
+        );
+        assert_eq!(bob.stderr_count("longer than 64 KiB"), 1);
+    });
 }
 
 #[test]
 fn invalid_utf8_and_control_characters_are_shown_harmlessly() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut raw = connect(group.port(1));
-    raw.write_all(b"alice/caf\xc3\xa9 \xff\xfe!\n").unwrap();
-    bob.expect_line("[alice] café \u{fffd}\u{fffd}!");
-    // Clear screen, set the window title, ring the bell, backspace, a fake second line, C1 CSI.
-    raw.write_all(b"alice/\x1b[2J\x1b]0;pwned\x07\x08\r[eve] fake \xc2\x9b31m\x7f\n")
-        .unwrap();
-    bob.expect_line("[alice] \\x1b[2J\\x1b]0;pwned\\x07\\x08\\x0d[eve] fake \\u{9b}31m\\x7f");
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut raw = connect(group.port(1));
+        raw.write_all(b"alice/caf\xc3\xa9 \xff\xfe!\n").unwrap();
+        bob.expect_line("[alice] café \u{fffd}\u{fffd}!");
+        // Clear screen, set the window title, ring the bell, backspace, a fake second line, C1 CSI.
+        raw.write_all(b"alice/\x1b[2J\x1b]0;pwned\x07\x08\r[eve] fake \xc2\x9b31m\x7f\n")
+            .unwrap();
+        bob.expect_line("[alice] \\x1b[2J\\x1b]0;pwned\\x07\\x08\\x0d[eve] fake \\u{9b}31m\\x7f");
+    });
 }
 
 #[test]
 fn frames_from_strangers_are_dropped_and_impostors_flagged() {
-    let dir = TempDir::new();
-    let ports = common::free_ports(2);
-    // The table puts alice on 127.0.0.2, so a frame signed "alice" from 127.0.0.1 is suspect.
-    let table = dir.write(
-        "peers.txt",
-        &format!("alice 127.0.0.2 {}\nbob 127.0.0.1 {}\n", ports[0], ports[1]),
-    );
-    let mut bob = common::Peer::spawn(&["--peers", table.to_str().unwrap(), "bob"], dir.path());
-    bob.expect_stderr("listening on");
-    let mut raw = connect(ports[1]);
-    raw.write_all(b"mallory/let me in\n\x1b[31mred/x\nnoslash\nalice/it is me\n")
-        .unwrap();
-    bob.expect_line("[alice (unverified: from 127.0.0.1)] it is me");
-    let warning = bob.expect_stderr("claiming to be from \"mallory\"");
-    assert!(
-        warning.contains("127.0.0.1:"),
-        "names the source: {warning}"
-    );
-    bob.expect_stderr("claiming to be from \"\\x1b[31mred\"");
-    bob.expect_stderr("with no sender name");
-    bob.expect_stderr("not alice's address in the table");
-    assert!(bob.stdout_now().is_empty(), "strangers are never shown");
+    common::both(|program| {
+        let dir = TempDir::new();
+        let ports = common::free_ports(2);
+        // The table puts alice on 127.0.0.2, so a frame signed "alice" from 127.0.0.1 is suspect.
+        let table = dir.write(
+            "peers.txt",
+            &format!("alice 127.0.0.2 {}\nbob 127.0.0.1 {}\n", ports[0], ports[1]),
+        );
+        let mut bob = common::Peer::spawn_program(
+            program,
+            &["--peers", table.to_str().unwrap(), "bob"],
+            dir.path(),
+        );
+        bob.expect_stderr("listening on");
+        let mut raw = connect(ports[1]);
+        raw.write_all(b"mallory/let me in\n\x1b[31mred/x\nnoslash\nalice/it is me\n")
+            .unwrap();
+        bob.expect_line("[alice (unverified: from 127.0.0.1)] it is me");
+        let warning = bob.expect_stderr("claiming to be from \"mallory\"");
+        assert!(
+            warning.contains("127.0.0.1:"),
+            "names the source: {warning}"
+        );
+        bob.expect_stderr("claiming to be from \"\\x1b[31mred\"");
+        bob.expect_stderr("with no sender name");
+        bob.expect_stderr("not alice's address in the table");
+        assert!(bob.stdout_now().is_empty(), "strangers are never shown");
+    });
 }
 
 #[test]
 fn a_connection_sending_garbage_cannot_flood_the_log() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut raw = connect(group.port(1));
-    for i in 0..500 {
-        raw.write_all(format!("stranger{i}/hello\nno slash {i}\n").as_bytes())
-            .unwrap();
-    }
-    raw.write_all(b"alice/after the garbage\n").unwrap();
-    bob.expect_line("[alice] after the garbage");
-    drop(raw);
-    let summary = bob.expect_stderr("frames that were dropped");
-    assert!(
-        summary.contains("sent 1000 frames that were dropped (990 not logged)"),
-        "{summary}"
-    );
-    bob.expect_stderr("further dropped frames are counted, not logged");
-    assert_eq!(bob.stderr_count("dropped a"), 10);
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut raw = connect(group.port(1));
+        for i in 0..500 {
+            raw.write_all(format!("stranger{i}/hello\nno slash {i}\n").as_bytes())
+                .unwrap();
+        }
+        raw.write_all(b"alice/after the garbage\n").unwrap();
+        bob.expect_line("[alice] after the garbage");
+        drop(raw);
+        let summary = bob.expect_stderr("frames that were dropped");
+        assert!(
+            summary.contains("sent 1000 frames that were dropped (990 not logged)"),
+            "{summary}"
+        );
+        bob.expect_stderr("further dropped frames are counted, not logged");
+        assert_eq!(bob.stderr_count("dropped a"), 10);
+    });
 }
 
 #[test]
 fn a_flood_of_connections_is_capped_and_friends_still_get_through() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &["--max-inbound", "8"]);
-    let mut alice = group.start("alice", &[]);
-    let mut flood = Vec::new();
-    for i in 0..300 {
-        let mut stream = connect(group.port(1));
-        if i % 2 == 0 {
-            // Half a frame, then silence.
-            let _ = stream.write_all(b"alice/half a fra");
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &["--max-inbound", "8"]);
+        let mut alice = group.start("alice", &[]);
+        let mut flood = Vec::new();
+        for i in 0..300 {
+            let mut stream = connect(group.port(1));
+            if i % 2 == 0 {
+                // Half a frame, then silence.
+                let _ = stream.write_all(b"alice/half a fra");
+            }
+            flood.push(stream);
         }
-        flood.push(stream);
-    }
-    alice.send("bob/through the flood");
-    bob.expect_line("[alice] through the flood");
-    bob.expect_stderr("closed the oldest silent one");
-    // About 290 evictions, but at most one warning a second about them.
-    let evictions_logged = bob.stderr_count("closed the oldest silent one");
-    assert!(
-        evictions_logged <= 10,
-        "{evictions_logged} eviction warnings"
-    );
-    // Once the evicted readers have ended: at most 8 readers, plus main, the Ctrl-C handler's
-    // thread, acceptor, console and dispatcher. Bounded by the cap, not by the 300 connections.
-    let settled = common::wait_until(|| bob.threads() <= 8 + 5);
-    assert!(settled, "{} threads", bob.threads());
-    bob.send("/peers");
-    bob.expect_stderr("have not said who they are yet");
+        alice.send("bob/through the flood");
+        bob.expect_line("[alice] through the flood");
+        bob.expect_stderr("closed the oldest silent one");
+        // About 290 evictions, but at most one warning a second about them.
+        let evictions_logged = bob.stderr_count("closed the oldest silent one");
+        assert!(
+            evictions_logged <= 10,
+            "{evictions_logged} eviction warnings"
+        );
+        // Once the evicted readers have ended: at most 8 readers, plus main, the Ctrl-C handler's
+        // thread, acceptor, console and dispatcher. Bounded by the cap, not by the 300 connections.
+        let settled = common::wait_until(|| bob.threads() <= 8 + 5);
+        assert!(settled, "{} threads", bob.threads());
+        bob.send("/peers");
+        bob.expect_stderr("have not said who they are yet");
+    });
 }
 
 #[test]
 fn forty_connections_claiming_one_friend_hold_four_slots_and_another_friend_gets_through() {
-    let group = Group::new(&["alice", "bob", "carol"]);
-    let mut bob = group.start("bob", &[]);
-    let mut carol = group.start("carol", &[]);
-    // Anyone who knows alice's name: 40 connections, each naming alice, all kept open while
-    // carol writes. (Opened as fast as a loop can, they would also overflow the kernel's queue of
-    // connections not yet accepted, which costs a newcomer a SYN retransmission: see README.)
-    let mut flood = Vec::new();
-    for i in 0..40 {
-        let mut stream = connect(group.port(1));
-        stream.write_all(format!("alice/{i}\n").as_bytes()).unwrap();
-        flood.push(stream);
-    }
-    bob.expect_stdout("[alice] 39");
-    carol.send("bob/let me in");
-    bob.expect_stdout("[carol] let me in");
-    // At the first try: bob refused nobody, and carol never had to hold the message and retry.
-    assert_eq!(bob.stderr_count("refused connection"), 0);
-    assert_eq!(carol.stderr_count("wait in their outbox"), 0);
-    assert_eq!(carol.stderr_count("connected to bob"), 1);
-    bob.send("/peers");
-    let alice = bob.expect_stderr("alice  ");
-    let open: usize = alice
-        .split_whitespace()
-        .rev()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        (1..=4).contains(&open),
-        "at most four of alice's kept: {alice}"
-    );
-    drop(flood);
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob", "carol"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut carol = group.start("carol", &[]);
+        // Anyone who knows alice's name: 40 connections, each naming alice, all kept open while
+        // carol writes. (Opened as fast as a loop can, they would also overflow the kernel's queue of
+        // connections not yet accepted, which costs a newcomer a SYN retransmission: see README.)
+        let mut flood = Vec::new();
+        for i in 0..40 {
+            let mut stream = connect(group.port(1));
+            stream.write_all(format!("alice/{i}\n").as_bytes()).unwrap();
+            flood.push(stream);
+        }
+        bob.expect_stdout("[alice] 39");
+        carol.send("bob/let me in");
+        bob.expect_stdout("[carol] let me in");
+        // At the first try: bob refused nobody, and carol never had to hold the message and retry.
+        assert_eq!(bob.stderr_count("refused connection"), 0);
+        assert_eq!(carol.stderr_count("wait in their outbox"), 0);
+        assert_eq!(carol.stderr_count("connected to bob"), 1);
+        bob.send("/peers");
+        let alice = bob.expect_stderr("alice  ");
+        let open: usize = alice
+            .split_whitespace()
+            .rev()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=4).contains(&open),
+            "at most four of alice's kept: {alice}"
+        );
+        drop(flood);
+    });
 }
 
 #[test]
 fn when_every_slot_is_a_friend_a_newcomer_is_refused() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &["--max-inbound", "1"]);
-    let mut first = connect(group.port(1));
-    first.write_all(b"alice/I am here\n").unwrap();
-    bob.expect_line("[alice] I am here");
-    let mut second = connect(group.port(1));
-    bob.expect_stderr("refused connection from 127.0.0.1:");
-    // The read timeout is PATIENCE (10 s); bob closes at once. An end-of-file or a reset well
-    // within a fifth of that is bob's doing, not the timeout's.
-    let asked = Instant::now();
-    let read = second.read(&mut [0u8; 1]);
-    let waited = asked.elapsed();
-    let closed = match &read {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => matches!(
-            e.kind(),
-            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-        ),
-    };
-    assert!(closed, "bob must close the refused connection: {read:?}");
-    assert!(
-        waited < PATIENCE / 5,
-        "closed by the read timeout: {waited:?}"
-    );
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &["--max-inbound", "1"]);
+        let mut first = connect(group.port(1));
+        first.write_all(b"alice/I am here\n").unwrap();
+        bob.expect_line("[alice] I am here");
+        let mut second = connect(group.port(1));
+        bob.expect_stderr("refused connection from 127.0.0.1:");
+        // The read timeout is PATIENCE (10 s); bob closes at once. An end-of-file or a reset well
+        // within a fifth of that is bob's doing, not the timeout's.
+        let asked = Instant::now();
+        let read = second.read(&mut [0u8; 1]);
+        let waited = asked.elapsed();
+        let closed = match &read {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ),
+        };
+        assert!(closed, "bob must close the refused connection: {read:?}");
+        assert!(
+            waited < PATIENCE / 5,
+            "closed by the read timeout: {waited:?}"
+        );
+    });
 }
 
 #[test]
 fn a_silent_inbound_connection_that_never_says_who_it_is_is_closed() {
-    let group = Group::new(&["alice", "bob"]);
-    // Idle timeout 0.1 s: silence limit is 10 x that, at least 1 s.
-    let mut bob = group.start("bob", &["--idle-timeout", "0.1"]);
-    let mut raw = connect(group.port(1));
-    raw.set_read_timeout(Some(PATIENCE)).unwrap();
-    let started = Instant::now();
-    let mut buf = [0u8; 1];
-    assert_eq!(raw.read(&mut buf).expect("bob closes, not a timeout"), 0);
-    assert!(started.elapsed() >= Duration::from_millis(900));
-    bob.expect_stderr("nothing received for 1.0 s");
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        // Idle timeout 0.1 s: silence limit is 10 x that, at least 1 s.
+        let mut bob = group.start_program(program, "bob", &["--idle-timeout", "0.1"]);
+        let mut raw = connect(group.port(1));
+        raw.set_read_timeout(Some(PATIENCE)).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 1];
+        assert_eq!(raw.read(&mut buf).expect("bob closes, not a timeout"), 0);
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        bob.expect_stderr("nothing received for 1.0 s");
+    });
 }
 
 #[test]
 fn a_classic_senders_silent_connection_is_kept_past_15_times_the_idle_timeout() {
-    let group = Group::new(&["alice", "bob"]);
-    // Idle timeout 0.1 s; the classic C program sends and never closes its connection, and its
-    // loop spins if we close it. 15 x 0.1 s = 1.5 s of its silence must pass with it still open.
-    let mut bob = group.start("bob", &["--idle-timeout", "0.1"]);
-    let mut raw = connect(group.port(1));
-    raw.write_all(b"alice/hello from C\n\0").unwrap();
-    bob.expect_line("[alice] hello from C");
-    raw.set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
-    let mut buf = [0u8; 1];
-    let read = raw.read(&mut buf);
-    assert!(
-        read.as_ref().is_err_and(p2p_chat::error::is_timeout),
-        "bob ended or wrote to the connection: {read:?}"
-    );
-    assert_eq!(bob.stderr_count("nothing received"), 0);
-    // Still open, and still shown.
-    raw.write_all(b"alice/still here\n\0").unwrap();
-    bob.expect_line("[alice] still here");
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        // Idle timeout 0.1 s; the classic C program sends and never closes its connection, and its
+        // loop spins if we close it. 15 x 0.1 s = 1.5 s of its silence must pass with it still open.
+        let mut bob = group.start_program(program, "bob", &["--idle-timeout", "0.1"]);
+        let mut raw = connect(group.port(1));
+        raw.write_all(b"alice/hello from C\n\0").unwrap();
+        bob.expect_line("[alice] hello from C");
+        raw.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        let read = raw.read(&mut buf);
+        assert!(
+            read.as_ref().is_err_and(p2p_chat::error::is_timeout),
+            "bob ended or wrote to the connection: {read:?}"
+        );
+        assert_eq!(bob.stderr_count("nothing received"), 0);
+        // Still open, and still shown.
+        raw.write_all(b"alice/still here\n\0").unwrap();
+        bob.expect_line("[alice] still here");
+    });
 }
 
 #[test]
@@ -398,30 +420,32 @@ fn a_closed_stdout_ends_the_program_cleanly() {
 
 #[test]
 fn random_bytes_do_not_break_a_peer() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut alice = group.start("alice", &[]);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..60 {
-        let mut raw = connect(group.port(1));
-        let len = (rng.next() % 20_000) as usize;
-        let mut bytes = rng.bytes(len);
-        if round % 3 == 0 {
-            // Valid frames with random text, so the display has hostile text to escape.
-            bytes.splice(0..0, b"alice/".iter().copied());
-            bytes.push(b'\n');
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut alice = group.start("alice", &[]);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..60 {
+            let mut raw = connect(group.port(1));
+            let len = (rng.next() % 20_000) as usize;
+            let mut bytes = rng.bytes(len);
+            if round % 3 == 0 {
+                // Valid frames with random text, so the display has hostile text to escape.
+                bytes.splice(0..0, b"alice/".iter().copied());
+                bytes.push(b'\n');
+            }
+            let _ = raw.write_all(&bytes);
         }
-        let _ = raw.write_all(&bytes);
-    }
-    alice.send("bob/still chatting");
-    bob.expect_stdout("[alice] still chatting");
-    for line in bob.stdout_now().iter().chain(&bob.out_seen) {
-        assert!(
-            !line.chars().any(|c| c.is_control() && c != '\t'),
-            "a control character reached the terminal: {line:?}"
-        );
-    }
-    assert!(bob.drain_stderr().iter().all(|l| !l.contains("panicked")));
+        alice.send("bob/still chatting");
+        bob.expect_stdout("[alice] still chatting");
+        for line in bob.stdout_now().iter().chain(&bob.out_seen) {
+            assert!(
+                !line.chars().any(|c| c.is_control() && c != '\t'),
+                "a control character reached the terminal: {line:?}"
+            );
+        }
+        assert!(bob.drain_stderr().iter().all(|l| !l.contains("panicked")));
+    });
 }
 
 /// A listener that never accepts, with its backlog full: the kernel then drops new SYNs, so a

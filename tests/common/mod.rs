@@ -438,7 +438,17 @@ pub fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
 /// Runs the binary to completion with `args` in `dir` and the given stdin; returns
 /// (exit status, stdout, stderr). Bounded by [`PATIENCE`].
 pub fn run_to_end(args: &[&str], dir: &Path, stdin: &[u8]) -> (ExitStatus, String, String) {
-    let mut peer = Peer::spawn(args, dir);
+    run_program_to_end(BIN, args, dir, stdin)
+}
+
+/// Like [`run_to_end`], running `program` (p2p-chat or p2p-chat-select).
+pub fn run_program_to_end(
+    program: &str,
+    args: &[&str],
+    dir: &Path,
+    stdin: &[u8],
+) -> (ExitStatus, String, String) {
+    let mut peer = Peer::spawn_program(program, args, dir);
     if !stdin.is_empty() {
         peer.send_bytes(stdin);
     }
@@ -449,7 +459,8 @@ pub fn run_to_end(args: &[&str], dir: &Path, stdin: &[u8]) -> (ExitStatus, Strin
     (status, out, err)
 }
 
-/// The sum of the counts a peer reported (in `lines`, its stderr) as not delivered or maybe lost for `friend`.
+/// The sum of the counts a peer reported (in `lines`, its stderr) as not delivered or maybe
+/// lost for `friend`.
 pub fn reported(lines: &[String], friend: &str) -> usize {
     let to = format!(" message(s) to {friend} ");
     lines

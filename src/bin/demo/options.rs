@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use p2p_chat::cli::{Words, seconds_in};
+use p2p_chat::cli::{SHORTEST, Words, seconds_in};
 
 pub const USAGE: &str = "\
 p2p-chat-demo: five p2p-chat peers on this machine chat by script, and the demo
@@ -78,7 +78,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options>
             "--chat-bin" => options.chat_bin = Some(PathBuf::from(value()?)),
             // At most 10 s: the demo must see connections close within its run of about 20 s.
             "--idle-timeout" => {
-                options.idle_timeout = seconds_in("--idle-timeout", &value()?, 0.0, 10.0)?
+                options.idle_timeout = seconds_in("--idle-timeout", &value()?, SHORTEST, 10.0)?
             }
             "--pace" => options.pace = pace(&value()?)?,
             "--tmux" if inline.is_none() => options.tmux = true,

@@ -13,28 +13,32 @@ Usage: p2p-chat [OPTIONS] <NAME>
 
 NAME is your own entry in the peer table. Type friend/message to send, */message
 to send to everyone, /peers, /events, /help, /quit. Incoming messages are
-printed on stdout as [sender] message; connection events and errors go to stderr.
+printed on stdout as [sender] message; connection events and errors go to
+stderr.
 
 In a terminal, p2p-chat edits the line you type itself: Left/Right, Home/End
 (Ctrl-A/E), Backspace, Delete, Ctrl-U/K/W to delete to the start, to the end
 or a word, Up/Down for the history, Tab to complete a friend's name, Ctrl-L to
-clear the screen. Incoming text is printed above the line, which stays whole. Chat lines
-carry the time; your own messages are shown with what became of them. Connection
-events are hidden unless -v or /events. Ctrl-D on an empty line quits; Ctrl-C
-quits too (a half-typed line is not sent: it is shown back, marked not sent);
-Ctrl-Z stops p2p-chat until fg. With stdin or stdout a pipe or a file, none of
-this: lines in, [sender] message lines out, every log line on stderr.
+clear the screen. Incoming text is printed above the line, which stays whole.
+Chat lines carry the time; your own messages are shown with what became of
+them. Connection events are hidden unless -v or /events. Ctrl-D on an empty
+line quits; Ctrl-C quits too (a half-typed line is not sent: it is shown back,
+marked not sent); Ctrl-Z stops p2p-chat until fg. With stdin or stdout a pipe
+or a file, none of this: lines in, [sender] message lines out, every log line
+on stderr.
 
 ";
 
 /// The options and what follows them, the same for both programs.
 pub const OPTIONS: &str = "\
 Options:
-  --peers FILE             peer table, lines of NAME HOST PORT [default: peers.txt]
+  --peers FILE             peer table, lines of NAME HOST PORT
+                           [default: peers.txt]
   --idle-timeout SECS      close an outbound connection after SECS without
                            sending [default: 30]; every SECS is from 0.001 to
                            86400, decimals allowed, e.g. 0.5
-  --connect-timeout SECS   give up connecting to a friend after SECS [default: 3]
+  --connect-timeout SECS   give up connecting to a friend after SECS
+                           [default: 3]
   --write-timeout SECS     a friend who takes none of our bytes for SECS is
                            stalled: nobody else's input waits for them any
                            more [default: 5]
@@ -301,6 +305,13 @@ mod tests {
         assert_eq!(o.ack_timeout, Duration::from_millis(250));
         assert_eq!(o.give_up, Duration::from_secs(12));
         assert_eq!(o.max_inbound, Some(3));
+    }
+
+    #[test]
+    fn every_line_of_the_help_fits_80_columns() {
+        for line in ABOUT.lines().chain(OPTIONS.lines()) {
+            assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
+        }
     }
 
     #[test]

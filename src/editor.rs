@@ -332,7 +332,8 @@ fn drawn(c: char) -> String {
 }
 
 /// Lays out `prompt` and `line` in `width` columns: returns the text to draw on the row and the
-/// column to put the cursor at. A line too long for the row scrolls so the cursor stays in view.
+/// column to put the cursor at. A line too long for the row scrolls so the cursor stays in view,
+/// with a `<` or `>` at an edge where text is hidden.
 pub fn render(prompt: &str, line: &[char], cursor: usize, width: usize) -> (String, usize) {
     let prompt_columns: usize = prompt.chars().map(columns).sum();
     // Leave the last column free: writing into it makes some terminals wrap.
@@ -349,22 +350,37 @@ pub fn render(prompt: &str, line: &[char], cursor: usize, width: usize) -> (Stri
             (text, cols)
         })
         .collect();
-    // Scroll: the first character shown is the earliest one that keeps the cursor on the row.
+    let span = |range: std::ops::Range<usize>| cells[range].iter().map(|c| c.1).sum::<usize>();
+    // Scroll: the first character shown is the earliest one that keeps the cursor on the row,
+    // with room for the marks of what is hidden on either side.
     let mut start = 0;
-    let before = |start: usize| cells[start..cursor].iter().map(|c| c.1).sum::<usize>();
-    while start < cursor && before(start) >= room {
+    let (left, avail) = loop {
+        let left = usize::from(start > 0);
+        let right = usize::from(left + span(start..cells.len()) > room);
+        let avail = room.saturating_sub(left + right).max(1);
+        if start >= cursor || span(start..cursor) < avail {
+            break (left, avail);
+        }
         start += 1;
-    }
+    };
     let mut text = prompt.to_string();
+    if left == 1 {
+        text.push('<');
+    }
     let mut used = 0;
+    let mut end = start;
     for (cell, cols) in &cells[start..] {
-        if used + cols > room {
+        if used + cols > avail {
             break;
         }
         text.push_str(cell);
         used += cols;
+        end += 1;
     }
-    (text, prompt_columns + before(start))
+    if end < cells.len() {
+        text.push('>');
+    }
+    (text, prompt_columns + left + span(start..cursor))
 }
 
 #[cfg(test)]
@@ -498,6 +514,10 @@ mod tests {
         typed(&mut e, "/hi");
         e.apply(Key::Tab, &names);
         assert_eq!(line(&e), "bob/hi", "no completion after the slash");
+        // On an empty line there is nothing to fill in: the first press lists every name.
+        let mut e = LineEditor::default();
+        let all = names.map(String::from).to_vec();
+        assert_eq!(e.apply(Key::Tab, &names), Outcome::Choices(all));
     }
 
     #[test]
@@ -511,11 +531,19 @@ mod tests {
             render("a> ", &chars("x\u{1b}y"), 3, 80),
             ("a> x\\x1by".to_string(), 9)
         );
-        // 20 columns: the prompt takes 3, one is kept free, so 16 are for the line.
+        // 20 columns: the prompt takes 3, one is kept free, so 16 are for the line; a mark
+        // takes one of them on each side where text is hidden.
         let long = chars("abcdefghijklmnopqrstuvwxyz");
         let (text, column) = render("a> ", &long, 26, 20);
-        assert_eq!(text, "a> lmnopqrstuvwxyz");
-        assert_eq!(column, 3 + 15);
-        assert_eq!(render("a> ", &long, 0, 20).0, "a> abcdefghijklmnop");
+        assert_eq!(text, "a> <mnopqrstuvwxyz");
+        assert_eq!(column, 3 + 1 + 14);
+        assert_eq!(
+            render("a> ", &long, 0, 20),
+            ("a> abcdefghijklmno>".to_string(), 3)
+        );
+        // In the middle: text hidden on both sides.
+        let (text, column) = render("a> ", &long, 15, 20);
+        assert_eq!(text, "a> <cdefghijklmnop>");
+        assert_eq!(column, 3 + 1 + 13);
     }
 }

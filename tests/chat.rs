@@ -248,6 +248,15 @@ fn help_and_version_exit_zero() {
     let (status, out, _) = run_to_end(&["--version"], dir.path(), b"");
     assert!(status.success());
     assert!(out.starts_with("p2p-chat "), "{out}");
+    // Every program's help fits a terminal of 80 columns.
+    let demo = env!("CARGO_BIN_EXE_p2p-chat-demo");
+    for program in [common::BIN, common::SELECT_BIN, demo] {
+        let (status, out, _) = common::run_program_to_end(program, &["--help"], dir.path(), b"");
+        assert!(status.success(), "{program}");
+        for line in out.lines() {
+            assert!(line.chars().count() <= 80, "{program}: {line}");
+        }
+    }
 }
 
 #[test]

@@ -51,8 +51,12 @@ fn try_main() -> Result<()> {
     // The first Ctrl-C asks for a graceful quit; a second one quits at once.
     let (interrupt_tx, interrupt_rx) = crossbeam_channel::bounded(1);
     let interrupted = AtomicBool::new(false);
+    let on_exit = screen.clone();
     ctrlc::set_handler(move || {
         if interrupted.swap(true, Ordering::SeqCst) {
+            // The input line goes (a half-typed line is shown back, marked not sent), so the
+            // shell's prompt gets a line of its own.
+            on_exit.close();
             term::restore();
             std::process::exit(130);
         }

@@ -375,3 +375,38 @@ fn the_poll_loop_in_a_terminal_is_the_same_chat_editor_echoes_and_all() {
     let after = std::fs::read_to_string(&stty).unwrap();
     assert!(after.starts_with("exit 0") && cooked(&after), "{after}");
 }
+
+#[test]
+fn a_second_ctrl_c_leaves_the_shell_a_clean_line() {
+    common::both(|program| {
+        // bob takes the message and never confirms it, so the first Ctrl-C's quit waits.
+        let (group, bob) = Group::with_listener(&["alice", "bob"]);
+        let holder = thread::spawn(move || bob.accept().map(|(stream, _)| stream));
+        let done = group.dir.path().join("done");
+        let command = format!(
+            "trap : INT; env -u RUST_LOG NO_COLOR=1 {program} --peers {} alice; \
+             printf 'shell$ '; touch {}; sleep 60",
+            group.table.display(),
+            done.display()
+        );
+        let Some(tmux) = Tmux::start(group.dir.path(), &command) else {
+            return;
+        };
+        tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+        tmux.enter("bob/are you there?");
+        tmux.wait_screen("the message on its way", |s| s.contains("sending"));
+        tmux.type_text("half typed");
+        tmux.keys(&["C-c"]);
+        tmux.wait_screen("the quit", |s| s.contains("interrupted"));
+        tmux.keys(&["C-c"]);
+        assert!(common::wait_until(|| done.exists()), "{}", tmux.screen());
+        let screen = tmux.wait_screen("the shell's line", |s| s.contains("shell$"));
+        let row = screen.lines().find(|l| l.contains("shell$")).unwrap();
+        assert!(
+            row.starts_with("shell$"),
+            "the input line was left behind: {screen}"
+        );
+        assert!(screen.contains("half typed  (not sent"), "{screen}");
+        drop(holder);
+    });
+}

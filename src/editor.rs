@@ -323,6 +323,11 @@ pub fn columns(c: char) -> usize {
     }
 }
 
+/// How many columns `text` takes on a terminal (wide characters take two).
+pub fn columns_of(text: &str) -> usize {
+    text.chars().map(columns).sum()
+}
+
 /// One character as it is drawn in the input line: control and invisible characters (pasted in)
 /// as the same visible escapes incoming text gets, so they cannot disturb the screen.
 fn drawn(c: char) -> String {

@@ -110,8 +110,12 @@ const HINT: &str = "friend/message, */message for everyone, Tab completes a name
 
 /// The screen for this run. Stdin and stdout both a terminal: a person is typing, so the line is
 /// edited here, below what arrives; otherwise lines in and lines out.
+/// In a terminal, SIGWINCH (the window changed size) is blocked in the calling thread, and so in
+/// every thread started after it, to be taken by the one that waits for it ([`term::resizes`]
+/// in p2p-chat, the signal descriptor in p2p-chat-select): call this before starting threads.
 pub fn screen(options: &Options) -> Screen {
     if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        term::block_resizes();
         let prompt = format!("{}> ", escape::escaped(options.name.as_bytes()));
         Screen::terminal(prompt, HINT.to_string(), options.clock)
     } else {
@@ -168,6 +172,13 @@ pub fn run(
         true => Some(term::RawMode::enter()?),
         false => None,
     };
+    if screen.is_terminal() {
+        // Not joined: it waits for the next resize, and ends with the process.
+        let resized = screen.clone();
+        thread::Builder::new()
+            .name("resize".into())
+            .spawn(move || term::resizes(|| resized.resized()))?;
+    }
     let table = Arc::new(table);
     let max_inbound = options
         .max_inbound

@@ -18,6 +18,7 @@
 //! screen), erase the input line, print, and draw the line again with the cursor where it was.
 //! So incoming text never breaks the line being typed. Chat lines then also carry the time.
 
+use std::cell::Cell;
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ struct InputLine {
     cursor: usize,
     /// Once the program is ending: nothing is drawn any more.
     closed: bool,
+    /// Where the cursor was last put on the input row, and how many columns were drawn there:
+    /// to find the row again after a resize.
+    drawn: Cell<(usize, usize)>,
 }
 
 const BOLD_CYAN: &str = "\x1b[1;36m";
@@ -79,6 +83,7 @@ impl Screen {
                 line: Vec::new(),
                 cursor: 0,
                 closed: false,
+                drawn: Cell::new((0, 0)),
             }))),
         }
     }
@@ -248,6 +253,25 @@ impl Screen {
         let _ = stdout.flush();
     }
 
+    /// The window changed size (SIGWINCH): the input line is drawn again for the new width. A
+    /// terminal that rewraps text on a resize (most do; tmux does) has wrapped the old line onto
+    /// several rows, with the cursor on the row of its column: go up to the first of them and
+    /// erase from there, so no stale copy is left.
+    pub fn resized(&self) {
+        let Some(input) = &self.input else { return };
+        let input = input.lock();
+        // The cursor's row among the wrapped ones: its column's, or the last drawn column's
+        // when it stood just past the end of the text.
+        let (column, drawn) = input.drawn.get();
+        let rows_up = column.min(drawn.saturating_sub(1)) / term::width().max(1);
+        let mut before = Vec::new();
+        if rows_up > 0 {
+            let _ = write!(before, "\x1b[{rows_up}A");
+        }
+        before.extend_from_slice(b"\r\x1b[J");
+        self.redraw(&input, &before);
+    }
+
     /// Writes `before` (an erase), then the input line with the cursor in its place, in one write.
     fn redraw(&self, input: &InputLine, before: &[u8]) {
         let mut out = before.to_vec();
@@ -265,15 +289,18 @@ impl Screen {
         let width = term::width();
         let (text, column) = editor::render(&input.prompt, &input.line, input.cursor, width);
         out.extend_from_slice(text.as_bytes());
+        let mut drawn = editor::columns_of(&text);
         if input.line.is_empty() {
-            let room = width.saturating_sub(text.chars().count() + 1);
-            let hint: String = input.hint.chars().take(room).collect();
+            let room = width.saturating_sub(drawn + 1);
+            let hint = fitted_hint(&input.hint, room);
+            drawn += hint.chars().count();
             out.extend_from_slice(self.dim(&hint).as_bytes());
         }
         out.push(b'\r');
         if column > 0 {
             let _ = write!(out, "\x1b[{column}C");
         }
+        input.drawn.set((column, drawn));
     }
 }
 
@@ -298,6 +325,22 @@ impl Write for Above {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// As many of the hint's comma-separated parts as fit in `room` columns, whole.
+fn fitted_hint(hint: &str, room: usize) -> String {
+    let mut fitted = String::new();
+    for part in hint.split(", ") {
+        let next = match fitted.is_empty() {
+            true => part.to_string(),
+            false => format!("{fitted}, {part}"),
+        };
+        if next.chars().count() > room {
+            break;
+        }
+        fitted = next;
+    }
+    fitted
 }
 
 fn no_color() -> bool {
@@ -419,5 +462,16 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\x1b[1;36m[bob]\x1b[0m \\x1b\n"
         );
+    }
+
+    #[test]
+    fn the_hint_keeps_only_whole_parts_that_fit() {
+        let hint = "friend/message, */message for everyone, Tab completes a name, /help";
+        assert_eq!(fitted_hint(hint, 100), hint);
+        assert_eq!(
+            fitted_hint(hint, 40),
+            "friend/message, */message for everyone"
+        );
+        assert_eq!(fitted_hint(hint, 10), "");
     }
 }

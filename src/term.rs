@@ -14,7 +14,7 @@
 use std::io;
 use std::os::fd::AsFd;
 
-use nix::sys::signal::{Signal, raise};
+use nix::sys::signal::{SigSet, Signal, raise};
 use nix::sys::termios::{
     self, InputFlags, LocalFlags, SetArg, SpecialCharacterIndices as Special, Termios,
 };
@@ -113,4 +113,21 @@ pub fn local_hh_mm() -> String {
         tm
     };
     format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+}
+
+/// Blocks SIGWINCH in this thread (and the threads it starts later), so that only a thread that
+/// asks for it takes it.
+pub fn block_resizes() {
+    let mut winch = SigSet::empty();
+    winch.add(Signal::SIGWINCH);
+    let _ = winch.thread_block();
+}
+
+/// Waits for each SIGWINCH and calls `resized`, for ever: the body of a thread of its own.
+pub fn resizes(resized: impl Fn()) {
+    let mut winch = SigSet::empty();
+    winch.add(Signal::SIGWINCH);
+    while winch.wait().is_ok() {
+        resized();
+    }
 }

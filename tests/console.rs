@@ -57,6 +57,12 @@ impl Tmux {
             .ok()
     }
 
+    /// Makes the window `columns` wide, as a person dragging its edge would.
+    fn resize(&self, columns: usize) {
+        let columns = columns.to_string();
+        self.run(&["resize-window", "-x", &columns, "-y", "32"]);
+    }
+
     /// Sends keys by their tmux names (`Enter`, `Left`, `C-c`, `BSpace`, ...).
     fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "0"];
@@ -408,5 +414,36 @@ fn a_second_ctrl_c_leaves_the_shell_a_clean_line() {
         );
         assert!(screen.contains("half typed  (not sent"), "{screen}");
         drop(holder);
+    });
+}
+
+#[test]
+fn resizing_the_window_redraws_the_line_typed_with_no_stale_copy() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let stty = group.dir.path().join("stty.txt");
+        let command = program_command(program, &group, "", &stty);
+        let Some(tmux) = Tmux::start(group.dir.path(), &command) else {
+            return;
+        };
+        tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+        // About 100 columns: more than 50, less than 120.
+        let words: Vec<String> = (0..15).map(|i| format!("word{i}")).collect();
+        tmux.type_text(&format!("bob/{}", words.join(" ")));
+        tmux.wait_screen("the typed line", |s| input_line(s).ends_with("word14"));
+        // Narrower than the line: it is drawn again, scrolled, on one row, and nothing else
+        // on the screen shows a piece of it.
+        tmux.resize(50);
+        let one_row = |s: &str| {
+            let rows: Vec<&str> = s.lines().filter(|l| l.contains("word")).collect();
+            rows.len() == 1 && rows[0].starts_with("alice> <") && rows[0].ends_with("word14")
+        };
+        tmux.wait_screen("the line redrawn at 50 columns", one_row);
+        // Wider again: the whole line, once.
+        tmux.resize(120);
+        tmux.wait_screen("the line redrawn at 120 columns", |s| {
+            let rows: Vec<&str> = s.lines().filter(|l| l.contains("word")).collect();
+            rows.len() == 1 && rows[0].starts_with("alice> bob/word0 ")
+        });
     });
 }

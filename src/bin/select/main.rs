@@ -134,6 +134,7 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGINT);
     mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGWINCH);
     mask.thread_block().map_err(io::Error::from)?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).map_err(io::Error::from)?;
     info!(
@@ -291,9 +292,14 @@ impl Chat {
         }
     }
 
-    /// Ctrl-C: the first asks for a graceful quit, the second quits at once.
+    /// Ctrl-C: the first asks for a graceful quit, the second quits at once. A resized window
+    /// comes this way too.
     fn on_signal(&mut self, now: Instant) -> Option<ExitCode> {
-        while let Ok(Some(_)) = self.signals.read_signal() {
+        while let Ok(Some(signal)) = self.signals.read_signal() {
+            if signal.ssi_signo == Signal::SIGWINCH as u32 {
+                self.screen.resized(); // the window changed size
+                continue;
+            }
             if self.quit_by.is_some() {
                 self.abandon();
                 return Some(self.bye(ExitCode::from(130)));

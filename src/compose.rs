@@ -20,7 +20,6 @@ use crate::frame::{self, MAX_FRAME};
 use crate::logging;
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
-use crate::term;
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
 /// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).
@@ -276,14 +275,8 @@ impl<H: Handover> Console<H> {
     /// In a terminal, notes the message for its echo in the transcript.
     fn echo(&mut self, text: &str, to: Vec<PeerId>, everyone: bool) {
         if self.terminal {
-            let at = term::local_hh_mm();
             let text = escaped(text.as_bytes());
-            self.typed.push(Typed {
-                at,
-                text,
-                to,
-                everyone,
-            });
+            self.typed.push(Typed { text, to, everyone });
         }
     }
 

@@ -118,6 +118,7 @@ impl Dispatcher {
             for id in self.table.clone().ids() {
                 self.carry_out(id);
             }
+            let next = earliest(next, self.friends.print_echoes(now));
             if self.friends.quitting() && self.friends.all_done() {
                 break;
             }

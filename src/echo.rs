@@ -85,34 +85,39 @@ impl Echoes {
         self.echoes.insert(id, echo);
     }
 
-    /// The `n` oldest messages to `friend` met `fate`.
-    pub fn oldest(&mut self, friend: PeerId, n: usize, fate: &Fate) {
-        for _ in 0..n.min(self.queues[friend.0].len()) {
-            if let Some(id) = self.queues[friend.0].pop_front() {
-                self.set(id, friend, fate.clone());
-            }
+    /// The `n` oldest messages to `friend` met `fate`. Returns how many of them have an echo
+    /// (messages from a pipe have none): the rest need a report of their own.
+    pub fn oldest(&mut self, friend: PeerId, n: usize, fate: &Fate) -> usize {
+        let n = n.min(self.queues[friend.0].len());
+        for id in self.queues[friend.0].drain(..n).collect::<Vec<_>>() {
+            self.set(id, friend, fate.clone());
         }
+        n
     }
 
-    /// The `n` newest messages to `friend` met `fate` (they were refused as they came).
-    pub fn newest(&mut self, friend: PeerId, n: usize, fate: &Fate) {
-        for _ in 0..n.min(self.queues[friend.0].len()) {
-            if let Some(id) = self.queues[friend.0].pop_back() {
-                self.set(id, friend, fate.clone());
-            }
+    /// The `n` newest messages to `friend` met `fate` (they were refused as they came). Returns
+    /// how many of them have an echo.
+    pub fn newest(&mut self, friend: PeerId, n: usize, fate: &Fate) -> usize {
+        let queue = &mut self.queues[friend.0];
+        let n = n.min(queue.len());
+        for id in queue.drain(queue.len() - n..).collect::<Vec<_>>() {
+            self.set(id, friend, fate.clone());
         }
+        n
     }
 
     /// Every message to `friend` still on its way met `fate`: waiting (they stay queued), or a
-    /// final one (they leave the queue).
-    pub fn all(&mut self, friend: PeerId, fate: &Fate) {
+    /// final one (they leave the queue). Returns how many have an echo.
+    pub fn all(&mut self, friend: PeerId, fate: &Fate) -> usize {
         let ids: Vec<u64> = match fate.is_final() {
             true => self.queues[friend.0].drain(..).collect(),
             false => self.queues[friend.0].iter().copied().collect(),
         };
+        let n = ids.len();
         for id in ids {
             self.set(id, friend, fate.clone());
         }
+        n
     }
 
     fn set(&mut self, id: u64, friend: PeerId, fate: Fate) {
@@ -126,7 +131,12 @@ impl Echoes {
 
     /// The lines to print at `now`, in the order typed; `name` gives a friend's name. Echoes whose
     /// every fate is final and printed are forgotten.
-    pub fn lines(&mut self, now: Instant, name: impl Fn(PeerId) -> String) -> Vec<String> {
+    pub fn lines(
+        &mut self,
+        now: Instant,
+        at: &str,
+        name: impl Fn(PeerId) -> String,
+    ) -> Vec<String> {
         let mut lines = Vec::new();
         let mut done = Vec::new();
         // First lines keep the order typed: one not ready holds back the ones after it.
@@ -137,12 +147,12 @@ impl Echoes {
             held |= !echo.printed && !ready;
             if !echo.printed && ready && !held {
                 echo.printed = true;
-                lines.push(line(&echo.typed, &echo.fates, &name, true));
+                lines.push(line(at, &echo.typed, &echo.fates, &name, true));
                 for (fate, shown) in &mut echo.fates {
                     shown.clone_from(fate);
                 }
             } else if echo.printed && echo.fates.iter().any(|(fate, shown)| fate != shown) {
-                lines.push(line(&echo.typed, &echo.fates, &name, false));
+                lines.push(line(at, &echo.typed, &echo.fates, &name, false));
                 for (fate, shown) in &mut echo.fates {
                     shown.clone_from(fate);
                 }
@@ -175,6 +185,7 @@ impl Echoes {
 /// alice, bob; waiting for carol (...)`. `all` prints every recipient; otherwise only those whose
 /// fate changed since the last line.
 fn line(
+    at: &str,
     typed: &Typed,
     fates: &[(Option<Fate>, Option<Fate>)],
     name: &impl Fn(PeerId) -> String,
@@ -223,12 +234,7 @@ fn line(
             .collect::<Vec<_>>()
             .join(", "),
     };
-    format!(
-        "{} [you -> {to}] {}  {}",
-        typed.at,
-        typed.text,
-        parts.join("; ")
-    )
+    format!("{at} [you -> {to}] {}  {}", typed.text, parts.join("; "))
 }
 
 #[cfg(test)]
@@ -241,7 +247,6 @@ mod tests {
 
     fn typed(text: &str, to: &[usize], everyone: bool) -> Typed {
         Typed {
-            at: "16:20".to_string(),
             text: text.to_string(),
             to: to.iter().map(|&i| PeerId(i)).collect(),
             everyone,
@@ -254,19 +259,25 @@ mod tests {
         let mut echoes = Echoes::new(3);
         echoes.typed(typed("hi", &[1], false), t0);
         echoes.typed(typed("again", &[1], false), t0);
-        assert!(echoes.lines(t0, name).is_empty(), "nothing known yet");
+        assert!(
+            echoes.lines(t0, "16:20", name).is_empty(),
+            "nothing known yet"
+        );
         assert_eq!(echoes.next_due(), Some(t0 + SHOW_AFTER));
         echoes.oldest(PeerId(1), 1, &Fate::Delivered);
-        assert_eq!(echoes.lines(t0, name), ["16:20 [you -> bob] hi  delivered"]);
+        assert_eq!(
+            echoes.lines(t0, "16:20", name),
+            ["16:20 [you -> bob] hi  delivered"]
+        );
         assert_eq!(echoes.echoes.len(), 1, "the delivered one is forgotten");
         // Not known in time: printed as sending, and again when it is known.
         assert_eq!(
-            echoes.lines(t0 + SHOW_AFTER, name),
+            echoes.lines(t0 + SHOW_AFTER, "16:20", name),
             ["16:20 [you -> bob] again  sending"]
         );
         echoes.oldest(PeerId(1), 1, &Fate::Sent);
         assert_eq!(
-            echoes.lines(t0 + SHOW_AFTER, name),
+            echoes.lines(t0 + SHOW_AFTER, "16:20", name),
             ["16:20 [you -> bob] again  sent (no confirmation from their program)"]
         );
         assert!(echoes.echoes.is_empty() && echoes.next_due().is_none());
@@ -279,12 +290,12 @@ mod tests {
         echoes.typed(typed("see you", &[2], false), t0);
         echoes.all(PeerId(2), &Fate::Waiting("cannot connect".to_string()));
         assert_eq!(
-            echoes.lines(t0, name),
+            echoes.lines(t0, "16:20", name),
             ["16:20 [you -> carol] see you  waiting (cannot connect)"]
         );
         echoes.oldest(PeerId(2), 1, &Fate::Delivered);
         assert_eq!(
-            echoes.lines(t0, name),
+            echoes.lines(t0, "16:20", name),
             ["16:20 [you -> carol] see you  delivered"]
         );
         assert!(echoes.echoes.is_empty());
@@ -299,12 +310,12 @@ mod tests {
         echoes.oldest(PeerId(1), 1, &Fate::Delivered);
         echoes.all(PeerId(2), &Fate::Waiting("offline".to_string()));
         assert_eq!(
-            echoes.lines(t0, name),
+            echoes.lines(t0, "16:20", name),
             ["16:20 [you -> everyone] hello all  delivered: alice, bob; waiting: carol (offline)"]
         );
         echoes.all(PeerId(2), &Fate::NotDelivered("quitting".to_string()));
         assert_eq!(
-            echoes.lines(t0, name),
+            echoes.lines(t0, "16:20", name),
             ["16:20 [you -> everyone] hello all  not delivered: carol (quitting)"]
         );
     }
@@ -316,10 +327,13 @@ mod tests {
         echoes.typed(typed("to bob", &[1], false), t0);
         echoes.typed(typed("to carol", &[2], false), t0);
         echoes.all(PeerId(2), &Fate::Waiting("offline".to_string()));
-        assert!(echoes.lines(t0, name).is_empty(), "bob's comes first");
+        assert!(
+            echoes.lines(t0, "16:20", name).is_empty(),
+            "bob's comes first"
+        );
         echoes.oldest(PeerId(1), 1, &Fate::Delivered);
         assert_eq!(
-            echoes.lines(t0, name),
+            echoes.lines(t0, "16:20", name),
             [
                 "16:20 [you -> bob] to bob  delivered",
                 "16:20 [you -> carol] to carol  waiting (offline)"
@@ -338,7 +352,7 @@ mod tests {
         echoes.oldest(PeerId(1), 1, &Fate::MaybeLost("frozen".to_string()));
         echoes.oldest(PeerId(1), 1, &Fate::Delivered);
         assert_eq!(
-            echoes.lines(t0, name),
+            echoes.lines(t0, "16:20", name),
             [
                 "16:20 [you -> bob] 1  may not have arrived (frozen)",
                 "16:20 [you -> bob] 2  delivered",

@@ -28,8 +28,6 @@ pub enum ConsoleEvent {
 /// One message as typed in a terminal, for its echo in the transcript (the echo module).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Typed {
-    /// The local time it was typed, `HH:MM`.
-    pub at: String,
     pub text: String,
     /// Who it is for, in table order.
     pub to: Vec<PeerId>,

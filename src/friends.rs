@@ -90,14 +90,20 @@ impl Friends {
         None
     }
 
-    /// Lets every model act on what is due at `now` and prints the echoes due. Returns the
-    /// earliest next deadline; then the driver takes each friend's actions.
+    /// Lets every model act on what is due at `now`. Returns the earliest next deadline; then
+    /// the driver takes each friend's actions, and calls [`Friends::print_echoes`].
     pub fn tick(&mut self, now: Instant) -> Option<Instant> {
-        let mut next = self.narrator.print_echoes(now);
+        let mut next = None;
         for talk in &mut self.talks {
             next = earliest(next, talk.tick(now));
         }
         next
+    }
+
+    /// Prints the echoes due, with every fate said so far; returns when the next is due. The
+    /// drivers call it once a turn, after the actions.
+    pub fn print_echoes(&mut self, now: Instant) -> Option<Instant> {
+        self.narrator.print_echoes(now)
     }
 
     /// Whether to take input now: not while a reachable friend's outbox is full (they are

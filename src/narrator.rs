@@ -15,6 +15,7 @@ use crate::event::Typed;
 use crate::logging::{NOTICE, STATE};
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
+use crate::term;
 
 pub struct Narrator {
     table: Arc<PeerTable>,
@@ -22,17 +23,21 @@ pub struct Narrator {
     limits: Limits,
     /// Our own messages on their way, for their echoes in a terminal.
     echoes: Echoes,
+    /// Per friend: messages refused at the door that had no echo to say so, for the count.
+    unechoed_refusals: Vec<usize>,
     screen: Screen,
 }
 
 impl Narrator {
     pub fn new(table: Arc<PeerTable>, me: PeerId, limits: Limits, screen: &Screen) -> Narrator {
-        let echoes = Echoes::new(table.len());
+        let echoes_len = table.len();
+        let echoes = Echoes::new(echoes_len);
         Narrator {
             table,
             me,
             limits,
             echoes,
+            unechoed_refusals: vec![0; echoes_len],
             screen: screen.clone(),
         }
     }
@@ -45,7 +50,9 @@ impl Narrator {
     /// Prints the echoes that are due; returns when the next one will be.
     pub fn print_echoes(&mut self, now: Instant) -> Option<Instant> {
         let table = &self.table;
-        for line in self.echoes.lines(now, |id| table.get(id).name.clone()) {
+        // Stamped with the time they are printed, so the transcript reads in time order.
+        let at = term::local_hh_mm();
+        for line in self.echoes.lines(now, &at, |id| table.get(id).name.clone()) {
             self.screen.above(format!("{line}\n").as_bytes());
         }
         self.echoes.next_due()
@@ -87,9 +94,12 @@ impl Narrator {
         let who = self.table.get(peer);
         match output {
             Output::Settled { ids, fate } => {
-                let n = (ids.end - ids.start) as usize;
-                self.echoes.oldest(peer, n, &echo_fate(fate));
+                // In a terminal the echo of each message says its fate: the report is only for
+                // messages that have no echo (all of them, with a pipe).
+                let all = (ids.end - ids.start) as usize;
+                let n = all - self.echoes.oldest(peer, all, &echo_fate(fate));
                 match fate {
+                    _ if n == 0 => {}
                     Fate::Delivered | Fate::Sent => {}
                     Fate::Refused => error!(
                         "{n} message(s) to {who} not delivered: their p2p-chat dropped them \
@@ -134,8 +144,9 @@ impl Narrator {
                     Rejection::Quitting => "p2p-chat is quitting",
                 };
                 let fate = echo::Fate::NotDelivered(reason.to_string());
-                self.echoes.newest(peer, *count, &fate);
-                if why == &Rejection::OutboxFull && *first {
+                let echoed = self.echoes.newest(peer, *count, &fate);
+                self.unechoed_refusals[peer.0] += count - echoed;
+                if why == &Rejection::OutboxFull && *first && echoed < *count {
                     error!(
                         "{who}'s outbox is full ({} messages wait while they cannot be reached \
                          or take nothing): new messages to them are refused; the count follows \
@@ -149,7 +160,11 @@ impl Narrator {
                     Rejection::OutboxFull => "refused while their outbox was full",
                     Rejection::Quitting => "p2p-chat is quitting",
                 };
-                error!("{count} message(s) to {who} not delivered: {reason}");
+                // Those with an echo have said so there.
+                let unechoed = std::mem::take(&mut self.unechoed_refusals[peer.0]).min(*count);
+                if unechoed > 0 {
+                    error!("{unechoed} message(s) to {who} not delivered: {reason}");
+                }
             }
             Output::Waiting { reason, first, .. } => {
                 self.echoes.all(peer, &echo::Fate::Waiting(reason.short()));
@@ -170,7 +185,9 @@ impl Narrator {
             }
             Output::Unconfirmed { count, silent } => {
                 let fate = echo::Fate::Waiting("unconfirmed, still trying".to_string());
-                self.echoes.all(peer, &fate);
+                if self.echoes.all(peer, &fate) >= *count {
+                    return; // their echoes say so
+                }
                 warn!(
                     "{} has confirmed nothing for {:.1} s: {count} message(s) unconfirmed, still \
                      trying for up to {:.0} s (--give-up)",

@@ -92,18 +92,17 @@ fn outbound(talk: &Conversation, now: Instant) -> String {
         LinkView::Connecting => "connecting".to_string(),
         LinkView::Closing => "closing".to_string(),
         LinkView::Busy(n) => format!("{n} unconfirmed"),
-        LinkView::Idle(at) => format!(
-            "idle, close in {:.1}s",
-            at.saturating_duration_since(now).as_secs_f64()
-        ),
+        LinkView::Idle(at) => format!("idle {}s", secs_until(at, now)),
         LinkView::None => match talk.outage() {
-            Some(outage) => format!(
-                "unreachable, retry {:.0}s",
-                outage.retry_at.saturating_duration_since(now).as_secs_f64()
-            ),
+            Some(outage) => format!("down, retry {}s", secs_until(outage.retry_at, now)),
             None => "-".to_string(),
         },
     }
+}
+
+/// Whole seconds until `at`, rounded up, so a deadline still ahead never reads 0.
+fn secs_until(at: Instant, now: Instant) -> u64 {
+    at.saturating_duration_since(now).as_secs_f64().ceil() as u64
 }
 
 /// `12s`, `3m`, `2h`: how long ago, for `/peers`.
@@ -121,6 +120,42 @@ mod tests {
 
     fn row(name: &str) -> Row {
         [name, "127.0.0.1:7002", "-", "0", "1", "0", "0", "1", "3s"].map(String::from)
+    }
+
+    #[test]
+    fn the_usual_80_columns_hold_every_column() {
+        // The widest a row usually gets: a long name, a hostname, a friend that cannot be
+        // reached, counts in the hundreds.
+        let rows = [
+            [
+                "alice (you)",
+                "127.0.0.1:7001",
+                "-",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "-",
+            ]
+            .map(String::from),
+            [
+                "christopher",
+                "laptop.lan:7002",
+                "down, retry 10s",
+                "999",
+                "999",
+                "999",
+                "999",
+                "4",
+                "59m",
+            ]
+            .map(String::from),
+        ];
+        let table = render(&rows, 79, 0);
+        assert!(table.starts_with("friend"), "{table}");
+        assert!(table.lines().next().unwrap().contains("address"), "{table}");
+        assert!(table.lines().all(|l| l.chars().count() <= 79), "{table}");
     }
 
     #[test]

@@ -199,7 +199,8 @@ impl Screen {
         let mut stdout = io::stdout().lock();
         let _ = stdout.write_all(ERASE_ROW.as_bytes());
         let _ = stdout.flush();
-        let _ = io::stderr().write_all(text);
+        let text = String::from_utf8_lossy(text);
+        let _ = io::stderr().write_all(wrapped(&text, term::width().saturating_sub(1)).as_bytes());
         let mut out = Vec::new();
         self.draw(&input, &mut out);
         let _ = stdout.write_all(&out);
@@ -325,6 +326,58 @@ impl Write for Above {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// `text` with each line longer than `width` columns wrapped at spaces, the rest of it indented
+/// under the first line's text (after its `HH:MM ` time, if it has one). Color sequences take no
+/// columns; a word longer than a line is cut.
+fn wrapped(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let (line, end) = match line.strip_suffix('\n') {
+            Some(line) => (line, "\n"),
+            None => (line, ""),
+        };
+        let timed = line.len() > 6 && line.as_bytes()[2] == b':' && line.as_bytes()[5] == b' ';
+        let indent = if timed { 6 } else { 2 };
+        let mut column = 0;
+        let mut first = true;
+        for word in line.split(' ') {
+            let cols = visible_columns(word);
+            if !first && column + 1 + cols > width && column > indent {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                column = indent;
+            } else if !first {
+                out.push(' ');
+                column += 1;
+            }
+            out.push_str(word);
+            column += cols;
+            first = false;
+        }
+        out.push_str(end);
+    }
+    out
+}
+
+/// Columns `text` takes on the terminal, not counting color sequences (`ESC [ ... m`).
+fn visible_columns(text: &str) -> usize {
+    let mut columns = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // Skip to the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        columns += editor::columns_of(c.encode_utf8(&mut [0; 4]));
+    }
+    columns
 }
 
 /// As many of the hint's comma-separated parts as fit in `room` columns, whole.
@@ -473,5 +526,20 @@ mod tests {
             "friend/message, */message for everyone"
         );
         assert_eq!(fitted_hint(hint, 10), "");
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_under_their_text() {
+        let line =
+            "16:26 [you -> everyone] see you at 8!  delivered: bob; waiting: carol (not running)\n";
+        assert_eq!(
+            wrapped(line, 60),
+            "16:26 [you -> everyone] see you at 8!  delivered: bob;\n      waiting: carol (not running)\n"
+        );
+        // Short lines, and lines of one long word, stay as they are; colors take no room.
+        assert_eq!(wrapped("short\n", 60), "short\n");
+        let dim = "\x1b[2m16:26 · a b\x1b[0m\n";
+        assert_eq!(wrapped(dim, 14), dim);
+        assert_eq!(wrapped("x".repeat(70).as_str(), 60), "x".repeat(70));
     }
 }

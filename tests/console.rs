@@ -447,3 +447,28 @@ fn resizing_the_window_redraws_the_line_typed_with_no_stale_copy() {
         });
     });
 }
+
+#[test]
+fn a_frozen_friend_is_told_once_in_the_echo_of_the_message() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let Some(tmux) = alice_in_tmux(&group, "--ack-timeout 1") else {
+        return;
+    };
+    tmux.enter("bob/hello");
+    bob.expect_line("[alice] hello");
+    tmux.wait_screen("the echo", |s| s.contains("[you -> bob] hello  delivered"));
+    bob.signal("-STOP");
+    tmux.enter("bob/are you frozen?");
+    let screen = tmux.wait_screen("the echo saying so", |s| {
+        s.contains("[you -> bob] are you frozen?  waiting (unconfirmed, still trying)")
+    });
+    // The echo says it: no warning line besides.
+    assert!(!screen.contains("has confirmed nothing"), "{screen}");
+    bob.signal("-CONT");
+    bob.expect_line("[alice] are you frozen?");
+    let screen = tmux.wait_screen("the echo updated", |s| {
+        s.contains("[you -> bob] are you frozen?  delivered")
+    });
+    assert!(!screen.contains("has confirmed nothing"), "{screen}");
+}

@@ -276,6 +276,7 @@ impl Chat {
         for id in self.table.clone().ids() {
             self.carry_out(id);
         }
+        let next = earliest(next, self.friends.print_echoes(now));
         for conn in &mut self.inbound {
             conn.expire(&self.table, &self.registry, self.silence_limit, now);
         }

@@ -72,11 +72,20 @@ pub fn run(names: &[String], commands: &[Command]) -> Result<(), Failure> {
         Some(_) => "switch-client",
         None => "attach-session",
     };
-    let attached = Command::new("tmux").args([verb, "-t", SESSION]).status();
+    let attached = Command::new("tmux")
+        .args([verb, "-t", SESSION])
+        .stderr(Stdio::null())
+        .status();
     if !attached.is_ok_and(|status| status.success()) {
-        return Err(Failure::Failed(format!(
-            "tmux {verb} failed; attach yourself with: tmux attach -t {SESSION}"
-        )));
+        // Inside a tmux session no one is attached to, there is no client to switch: the
+        // session is ready all the same.
+        say(&format!(
+            "tmux session {SESSION} is running with {} peers. Attach with: tmux attach -t \
+             {SESSION} (from inside tmux: tmux switch-client -t {SESSION})\nEnd it with: tmux \
+             kill-session -t {SESSION}",
+            names.len()
+        ));
+        return Ok(());
     }
     if tmux(["has-session", "-t", SESSION]).is_ok() {
         say(&format!(

@@ -124,37 +124,50 @@ mod tests {
 
     #[test]
     fn the_usual_80_columns_hold_every_column() {
-        // The widest a row usually gets: a long name, a hostname, a friend that cannot be
-        // reached, counts in the hundreds.
+        use crate::conversation::{Limits, Reason};
+        use crate::frame::batch;
+        let second = Duration::from_secs(1);
+        let limits = Limits {
+            idle: 30 * second,
+            ack: 5 * second,
+            give_up: 60 * second,
+            write: 5 * second,
+        };
+        // A friend who cannot be reached, retried at the longest backoff: the widest state.
+        let now = Instant::now();
+        let mut talk = Conversation::new(limits);
+        talk.send(batch("a/x\n", 1), now);
+        for _ in 0..8 {
+            let at = talk.tick(now + 3600 * second).unwrap_or(now);
+            talk.tick(at);
+            talk.connect_failed(Reason::ClosedByFriend, now);
+        }
+        let peer = |name: &str, host: &str| Peer {
+            name: name.to_string(),
+            host: host.to_string(),
+            port: 7002,
+        };
         let rows = [
-            [
-                "alice (you)",
-                "127.0.0.1:7001",
-                "-",
-                "0",
-                "0",
-                "0",
-                "0",
-                "0",
-                "-",
-            ]
-            .map(String::from),
-            [
-                "christopher",
-                "laptop.lan:7002",
-                "down, retry 10s",
-                "999",
-                "999",
-                "999",
-                "999",
-                "4",
-                "59m",
-            ]
-            .map(String::from),
+            super::row(
+                "alice (you)".into(),
+                &peer("alice", "127.0.0.1"),
+                &Conversation::new(limits),
+                0,
+                None,
+                now,
+            ),
+            super::row(
+                "christopher".into(),
+                &peer("christopher", "laptop.lan"),
+                &talk,
+                4,
+                Some(now),
+                now,
+            ),
         ];
         let table = render(&rows, 79, 0);
-        assert!(table.starts_with("friend"), "{table}");
         assert!(table.lines().next().unwrap().contains("address"), "{table}");
+        assert!(table.contains("down, retry 10s"), "{table}");
         assert!(table.lines().all(|l| l.chars().count() <= 79), "{table}");
     }
 

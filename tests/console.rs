@@ -472,3 +472,23 @@ fn a_frozen_friend_is_told_once_in_the_echo_of_the_message() {
     });
     assert!(!screen.contains("has confirmed nothing"), "{screen}");
 }
+
+#[test]
+fn quitting_with_friends_offline_says_each_fate_once_in_the_echo() {
+    let group = Group::new(&["alice", "bob", "carol"]);
+    let stty = group.dir.path().join("stty.txt");
+    let command = format!("{}; sleep 60", alice_command(&group, "", &stty));
+    let Some(tmux) = Tmux::start(group.dir.path(), &command) else {
+        return;
+    };
+    tmux.wait_screen("the prompt", |s| s.contains("alice> "));
+    tmux.enter("*/hi all");
+    tmux.wait_screen("the echo", |s| s.contains("hi all  waiting: bob, carol"));
+    tmux.keys(&["/quit", "Enter"]);
+    assert!(common::wait_until(|| stty.exists()), "{}", tmux.screen());
+    let screen = tmux.wait_screen("the last echo", |s| {
+        s.contains("hi all  not delivered: bob, carol")
+    });
+    // The echo says it; no report besides, for either friend.
+    assert!(!screen.contains("message(s) to"), "{screen}");
+}

@@ -20,6 +20,7 @@ use crate::frame::{self, MAX_FRAME};
 use crate::logging;
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
+use crate::stages::{self, Stage};
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
 /// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).
@@ -105,6 +106,7 @@ impl<H: Handover> Console<H> {
     /// pipe goes out in batches. Returns false once the console should stop (`/quit`, or nobody
     /// takes its events).
     pub fn feed(&mut self, chunk: &[u8], answers: &mut impl Write) -> bool {
+        stages::mark(Stage::StdinRead);
         let mut lines = std::mem::take(&mut self.lines);
         let keep_going = lines.split(chunk, &mut |line, too_long| {
             self.line(line, too_long, answers)
@@ -286,6 +288,7 @@ impl<H: Handover> Console<H> {
         frame::encode(me, text, &mut batch.frames);
         batch.count += 1;
         self.pending += 1;
+        stages::mark(Stage::Parsed);
     }
 
     /// Hands every gathered batch over. Returns false if nobody takes them any more.

@@ -36,6 +36,7 @@ use crate::link::{self, LinkTask};
 use crate::logging::NOTICE;
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
+use crate::stages::{self, Stage};
 
 /// Batches a link's queue holds. Small: messages wait in the outbox, where the model can still
 /// count, hold and report them, rather than in a channel.
@@ -143,6 +144,7 @@ impl Dispatcher {
             if Some(index) == console_arm {
                 match operation.recv(&console) {
                     Ok(ConsoleEvent::Send(batches, typed)) => {
+                        stages::mark(Stage::Taken);
                         self.friends.send(batches, typed, Instant::now());
                     }
                     Ok(ConsoleEvent::Peers) => self.print_peers(),
@@ -191,6 +193,7 @@ impl Dispatcher {
                     .expect("a send arm is only made for a model that wants to write");
                 let link = self.links[peer.0].as_mut().expect("a send arm has a link");
                 link.handed += batch.frames.len() as u64;
+                stages::mark(Stage::Modelled);
                 // A link that has just ended never took it: its report counts it as unsent.
                 let _ = operation.send(queue, batch);
             }

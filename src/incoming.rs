@@ -23,6 +23,7 @@ use crate::escape::{claimed_name, escaped};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
 use crate::peers::{PeerId, PeerTable};
 use crate::screen::Screen;
+use crate::stages::{self, Stage};
 
 /// How long the first confirmation on a connection waits for a NUL byte that would mark the
 /// sender as the classic program. Its `\n\0` leave in one write, so they arrive together but for
@@ -107,7 +108,10 @@ impl Incoming {
         while let Some(item) = self.decoder.next_frame() {
             let shown = match item {
                 Decoded::Frame { sender, message } => {
-                    senders.accept_frame(sender, message, table, screen, lines)
+                    stages::mark(Stage::Decoded);
+                    let shown = senders.accept_frame(sender, message, table, screen, lines);
+                    stages::mark(Stage::Escaped);
+                    shown
                 }
                 Decoded::Malformed(bytes) => {
                     let bytes = escaped(&bytes[..bytes.len().min(80)]);

@@ -84,6 +84,7 @@ pub mod reader;
 pub mod roster;
 pub mod screen;
 pub mod sendq;
+pub mod stages;
 pub mod term;
 
 use std::io::IsTerminal;
@@ -179,6 +180,7 @@ pub fn run(
             .name("resize".into())
             .spawn(move || term::resizes(|| resized.resized()))?;
     }
+    let table_name = table.get(me).name.clone();
     let table = Arc::new(table);
     let max_inbound = options
         .max_inbound
@@ -238,6 +240,7 @@ pub fn run(
         .join()
         .map_err(|_| Error::Io(std::io::Error::other("the dispatcher thread panicked")))?;
     acceptor.stop();
+    stages::write(&table_name); // only in a run that records them
     screen.close();
     drop(raw_mode);
     info!("bye");

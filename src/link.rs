@@ -31,6 +31,7 @@ use crate::event::{Batch, Control, Event, LinkId, LinkReport, Reason};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN};
 use crate::peers::{Peer, PeerId};
 use crate::sendq;
+use crate::stages::{self, Stage};
 
 /// The longest a write waits for the ack reader to pass on what has arrived: it reads at once,
 /// so this is only a bound in case it cannot.
@@ -309,6 +310,7 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
     /// `--write-timeout`) confirmations are passed on and controls obeyed, so a friend who reads
     /// slowly goes on confirming, and a close reaches a link whose friend takes nothing.
     fn write(&mut self, batch: &Batch) -> Option<End> {
+        stages::mark(Stage::Writing);
         self.received += batch.frames.len() as u64;
         let mut done = 0;
         while done < batch.frames.len() {
@@ -324,6 +326,7 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
             match self.stream.write(&batch.frames[done..end]) {
                 Ok(0) => return Some(End::Theirs(Some("wrote nothing".to_string()))),
                 Ok(n) => {
+                    stages::mark(Stage::Written);
                     trace_write(self.name, &batch.frames[done..done + n]);
                     self.frames_written += batch.frames[done..done + n]
                         .iter()

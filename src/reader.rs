@@ -30,6 +30,7 @@ use crate::inbound::{ConnId, Inbound};
 use crate::incoming::{FIRST_CONFIRMATION_WAIT, Incoming};
 use crate::peers::PeerTable;
 use crate::screen::Screen;
+use crate::stages::{self, Stage};
 
 /// What every reader thread needs; cloned (cheaply) into each.
 #[derive(Clone)]
@@ -134,6 +135,7 @@ impl Reader<'_> {
                 Err(e) if is_timeout(&e) => return End::Silent,
                 Err(e) => return End::Failed(e),
             };
+            stages::mark(Stage::Read);
             let context = self.context;
             let known =
                 self.incoming
@@ -147,6 +149,7 @@ impl Reader<'_> {
                 if context.screen.show(&lines).is_err() {
                     return End::StdoutClosed;
                 }
+                stages::mark(Stage::Printed);
                 lines.clear();
             }
             // Confirm only what is on the screen now.

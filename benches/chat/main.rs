@@ -12,6 +12,8 @@
 //!    `--ack-timeout`.
 //! 6. [`handoff`]: the cost of one hand-off between two threads over a channel, measured in the
 //!    same run: what each hop inside p2p-chat costs and the poll() loop does not pay.
+//! 7. [`budget`]: where one message's time goes, stage by stage, for both programs, in a run of
+//!    its own with the stages recorded.
 //!
 //! Figures 1 to 4 are taken for both programs.
 //!
@@ -25,6 +27,7 @@
 //! peer tables live in a temporary directory removed at the end.
 
 // The tests' shared helpers: temporary directories, free ports, peer tables.
+mod budget;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod detect;
@@ -52,6 +55,11 @@ fn main() {
         Some(relay::RECEIVE) => return relay::receive(&args[1..]),
         _ => {}
     }
+    // `cargo bench --bench chat -- budget`: the latency budget alone.
+    if args.iter().any(|a| a == "budget") {
+        let budget = [CHAT, SELECT].map(budget::measure);
+        return report::print_budget(&budget);
+    }
     let began = Instant::now();
     eprintln!("benchmarking {}", env!("CARGO_BIN_EXE_p2p-chat"));
 
@@ -61,9 +69,9 @@ fn main() {
     select.warm_up(100);
     let mut relay = Route::relay();
     relay.warm_up(100);
-    eprintln!("1/6 throughput: p2p-chat, p2p-chat-select and the relay in rotating rounds");
+    eprintln!("1/7 throughput: p2p-chat, p2p-chat-select and the relay in rotating rounds");
     let throughput = throughput::measure(&mut [&mut chat, &mut select, &mut relay]);
-    eprintln!("2/6 latency: p2p-chat, p2p-chat-select and the relay in rotating rounds");
+    eprintln!("2/7 latency: p2p-chat, p2p-chat-select and the relay in rotating rounds");
     let latency = latency::measure(&mut [&mut chat, &mut select, &mut relay]);
     drop((chat, select, relay));
 
@@ -71,7 +79,7 @@ fn main() {
     for program in [CHAT, SELECT] {
         for timeout in idle::TIMEOUTS {
             eprintln!(
-                "3/6 idle close: --idle-timeout {timeout}, {}",
+                "3/7 idle close: --idle-timeout {timeout}, {}",
                 report::label(program)
             );
             idle.push(idle::measure(program, timeout));
@@ -81,7 +89,7 @@ fn main() {
     for program in [CHAT, SELECT] {
         for peers in mesh::SIZES {
             eprintln!(
-                "4/6 cost: full mesh of {peers} peers, {}",
+                "4/7 cost: full mesh of {peers} peers, {}",
                 report::label(program)
             );
             meshes.push(mesh::measure(program, peers));
@@ -89,13 +97,20 @@ fn main() {
     }
     let detection = [CHAT, SELECT].map(|program| {
         eprintln!(
-            "5/6 detection: a friend who stops confirming, {}",
+            "5/7 detection: a friend who stops confirming, {}",
             report::label(program)
         );
         detect::measure(program)
     });
-    eprintln!("6/6 the cost of one thread hand-off");
+    eprintln!("6/7 the cost of one thread hand-off");
     let handoff = handoff::measure();
+    let budget = [CHAT, SELECT].map(|program| {
+        eprintln!(
+            "7/7 latency budget, stage by stage: {}",
+            report::label(program)
+        );
+        budget::measure(program)
+    });
 
     report::print(&Results {
         throughput,
@@ -104,6 +119,7 @@ fn main() {
         meshes,
         detection,
         handoff,
+        budget,
         elapsed: began.elapsed(),
     });
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::budget::{self, Budget};
 use crate::detect::{self, Detection};
 use crate::handoff;
 use crate::harness::{read_first_line, soft_limit};
@@ -40,6 +41,8 @@ pub struct Results {
     pub detection: [Detection; 2],
     /// Time per pass between two threads, one figure per round.
     pub handoff: Vec<Duration>,
+    /// p2p-chat, then p2p-chat-select.
+    pub budget: [Budget; 2],
     pub elapsed: Duration,
 }
 
@@ -57,6 +60,7 @@ pub fn print(results: &Results) {
     headline(&mut out, results);
     details(&mut out, results);
     meshes(&mut out, &results.meshes);
+    budget_table(&mut out, &results.budget);
     let threaded: Vec<&MeshCost> = results
         .meshes
         .iter()
@@ -356,4 +360,54 @@ fn group(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// The latency budget alone.
+pub fn print_budget(budgets: &[Budget; 2]) {
+    let mut out = String::new();
+    budget_table(&mut out, budgets);
+    print!("{out}");
+}
+
+/// The latency budget: the median time from each stage of a message's trip to the next.
+fn budget_table(out: &mut String, budgets: &[Budget; 2]) {
+    let _ = writeln!(
+        out,
+        "\n### Where one message's time goes (median of {} messages, stages recorded)\n",
+        budget::MESSAGES
+    );
+    let _ = writeln!(
+        out,
+        "| from | to | p2p-chat (threads) | p2p-chat-select (poll) |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let _ = writeln!(
+        out,
+        "| the benchmark writes the line | stdin-read | {:.1} µs | {:.1} µs |",
+        us(budgets[0].into),
+        us(budgets[1].into)
+    );
+    for (i, pair) in budget::STAGES.windows(2).enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} µs | {:.1} µs |",
+            pair[0],
+            pair[1],
+            budgets[0].steps[i].as_secs_f64() * 1e6,
+            budgets[1].steps[i].as_secs_f64() * 1e6
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| printed | the benchmark reads it | {:.1} µs | {:.1} µs |",
+        us(budgets[0].out_of),
+        us(budgets[1].out_of)
+    );
+    let _ = writeln!(
+        out,
+        "| the whole trip, as the benchmark sees it | | {:.1} µs | {:.1} µs |",
+        us(budgets[0].trip),
+        us(budgets[1].trip)
+    );
 }

@@ -44,6 +44,33 @@ impl Route {
         }
     }
 
+    /// Like [`Route::peers`], with both peers noting the time at every stage of every message
+    /// (`P2P_STAGES`), written to `dir` when they quit (see [`Route::quit`]).
+    pub fn peers_recording(program: &str, dir: &Path) -> Route {
+        let table_dir = TempDir::new();
+        let table = write_table(&table_dir, &["alice", "bob"], &free_ports(2));
+        let record = [("P2P_STAGES", dir.to_str().expect("a UTF-8 path"))];
+        let options = ["--idle-timeout", "30"];
+        let (receiver, _) = start_peer_with(program, &table, "bob", &options, &record);
+        let (sender, _) = start_peer_with(program, &table, "alice", &options, &record);
+        Route {
+            sender,
+            receiver,
+            _dir: Some(table_dir),
+        }
+    }
+
+    /// Ends both peers as a person would, with the end of their input, and waits for them.
+    pub fn quit(&mut self, timeout: Duration) {
+        self.sender.close_stdin();
+        assert!(self.sender.wait_exit(timeout), "the sender did not quit");
+        self.receiver.close_stdin();
+        assert!(
+            self.receiver.wait_exit(timeout),
+            "the receiver did not quit"
+        );
+    }
+
     pub fn relay() -> Route {
         let (sender, receiver) = relay::start();
         Route {
@@ -85,7 +112,19 @@ pub fn start_peer(
     name: &str,
     options: &[&str],
 ) -> (Process, Duration) {
+    start_peer_with(program, table, name, options, &[])
+}
+
+/// Like [`start_peer`], with `envs` added to its environment.
+pub fn start_peer_with(
+    program: &str,
+    table: &Path,
+    name: &str,
+    options: &[&str],
+    envs: &[(&str, &str)],
+) -> (Process, Duration) {
     let mut command = Command::new(program);
+    command.envs(envs.iter().copied());
     command
         .arg("--peers")
         .arg(table)

@@ -14,6 +14,7 @@ use p2p_chat::inbound::{ConnId, Inbound};
 use p2p_chat::incoming::{FIRST_CONFIRMATION_WAIT, Incoming};
 use p2p_chat::peers::{PeerId, PeerTable};
 use p2p_chat::screen::Screen;
+use p2p_chat::stages::{self, Stage};
 
 /// An inbound connection: a friend's, to read from.
 pub struct InConn {
@@ -126,14 +127,18 @@ impl InConn {
             }
         };
         self.last_read = now;
+        stages::mark(Stage::Read);
         let mut lines = Vec::new();
         if let Some((friend, verified)) =
             self.incoming.receive(&buf[..n], table, screen, &mut lines)
         {
             registry.identify(self.id, friend, verified);
         }
-        if !lines.is_empty() && screen.show(&lines).is_err() {
-            return Heard::StdoutClosed;
+        if !lines.is_empty() {
+            if screen.show(&lines).is_err() {
+                return Heard::StdoutClosed;
+            }
+            stages::mark(Stage::Printed);
         }
         // Confirm only what is on the screen now; the first time, only after the wait.
         if self.incoming.waits_for_first_confirmation() {

@@ -39,6 +39,7 @@ use p2p_chat::inbound::Inbound;
 use p2p_chat::logging::NOTICE;
 use p2p_chat::peers::{PeerId, PeerTable};
 use p2p_chat::screen::Screen;
+use p2p_chat::stages::{self, Stage};
 use p2p_chat::term;
 
 use inbound::InConn;
@@ -374,7 +375,10 @@ impl Chat {
         let now = Instant::now();
         for event in self.console.take_events() {
             match event {
-                ConsoleEvent::Send(batches, typed) => self.friends.send(batches, typed, now),
+                ConsoleEvent::Send(batches, typed) => {
+                    stages::mark(Stage::Taken);
+                    self.friends.send(batches, typed, now);
+                }
                 ConsoleEvent::Peers => self.print_peers(),
                 ConsoleEvent::Quit => self.quit(now),
             }
@@ -400,6 +404,7 @@ impl Chat {
 
     fn bye(&self, code: ExitCode) -> ExitCode {
         self.registry.close_all();
+        stages::write(&self.options.name); // only in a run that records them
         self.screen.close();
         info!("bye");
         code

@@ -16,6 +16,7 @@ use p2p_chat::conversation::{Conversation, Reason};
 use p2p_chat::friends::Action;
 use p2p_chat::peers::{PeerId, PeerTable};
 use p2p_chat::sendq;
+use p2p_chat::stages::{self, Stage};
 
 use crate::sys;
 
@@ -157,14 +158,17 @@ impl Link {
         if conn.unwritten.is_empty()
             && let Some(batch) = talk.take_chunk(now)
         {
+            stages::mark(Stage::Modelled);
             conn.unwritten = batch.frames;
         }
         if conn.unwritten.is_empty() {
             return;
         }
         // A partial write leaves the rest for the next time the socket is writable.
+        stages::mark(Stage::Writing);
         match conn.stream.write(&conn.unwritten) {
             Ok(n) => {
+                stages::mark(Stage::Written);
                 conn.unwritten.drain(..n);
                 talk.wrote(n, now);
             }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::outbox::Flight;
 use super::{Conn, Conversation, Kind, Output, Reason};
 use crate::cli::Options;
 
@@ -59,7 +60,7 @@ impl Conversation {
             }
             Conn::Open(link) if link.closing.is_some() => {}
             Conn::Open(link) => {
-                let unconfirmed: usize = self.flight.iter().map(|f| f.batch.count).sum();
+                let unconfirmed: usize = self.flight.iter().map(Flight::count).sum();
                 let waiting = link.written < link.handed || self.outbox.messages > 0;
                 if waiting && link.half_closed_at.is_none() && !link.stalled {
                     let at = link.progress + limits.write;

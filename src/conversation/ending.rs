@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::outbox::Flight;
 use super::{Conn, Conversation, FIRST_BACKOFF, Fate, Kind, MAX_BACKOFF, Outage, Output, Reason};
 
 impl Conversation {
@@ -30,17 +31,12 @@ impl Conversation {
                 self.flight.push_back(last);
                 break;
             }
-            let started = match cut.checked_sub(last.start()) {
-                Some(len) if len > 0 => last.batch.frames_started_in(len as usize),
-                _ => 0,
-            };
-            let sent = last.batch.split_messages(started);
-            if last.batch.count > 0 {
-                self.outbox_from -= last.batch.count as u64;
-                self.outbox.push_front(last.batch);
+            let unsent = last.split_unsent(cut);
+            if unsent.count > 0 {
+                self.outbox_from -= unsent.count as u64;
+                self.outbox.push_front(unsent);
             }
-            if sent.count > 0 {
-                last.batch = sent;
+            if last.count() > 0 {
                 self.flight.push_back(last);
                 break;
             }
@@ -54,7 +50,7 @@ impl Conversation {
             self.settle_written_as_sent();
         }
         self.sent_from = self.flight_from;
-        let unconfirmed: usize = self.flight.iter().map(|f| f.batch.count).sum();
+        let unconfirmed: usize = self.flight.iter().map(Flight::count).sum();
         let why = reason.clone().unwrap_or(Reason::ClosedByFriend);
         self.settle_front(unconfirmed, Fate::MaybeLost(why));
         self.outputs.push_back(Output::Closed {
@@ -92,10 +88,10 @@ impl Conversation {
             .flight
             .iter()
             .filter(|f| f.written_at.is_some())
-            .map(|f| f.batch.count)
+            .map(Flight::count)
             .sum();
         self.settle_front(written, Fate::MaybeLost(Reason::Quitting));
-        let unwritten: usize = self.flight.iter().map(|f| f.batch.count).sum();
+        let unwritten: usize = self.flight.iter().map(Flight::count).sum();
         self.settle_front(unwritten, Fate::NotDelivered(Reason::Quitting));
         self.drop_outbox(Reason::Quitting);
         self.sent_from = self.flight_from;

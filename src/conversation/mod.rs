@@ -249,11 +249,8 @@ impl Conversation {
         link.handed += batch.frames.len() as u64;
         link.last_handed = now;
         self.outbox_from += batch.count as u64;
-        self.flight.push_back(Flight {
-            batch: batch.clone(),
-            end: link.handed,
-            written_at: None,
-        });
+        self.flight
+            .push_back(Flight::new(batch.clone(), link.handed));
         Some(batch)
     }
 
@@ -270,7 +267,8 @@ impl Conversation {
         link.stalled &= to < link.handed || self.outbox.messages > 0;
         // Count the frames these bytes finish: each may now be confirmed.
         for flight in self.flight.iter_mut().skip_while(|f| f.end <= from) {
-            let start = flight.start();
+            // Where the whole batch starts, settled front and all: `written` indexes its bytes.
+            let start = flight.end - flight.batch.frames.len() as u64;
             if start >= to {
                 break;
             }
@@ -424,7 +422,7 @@ impl Conversation {
                 LinkView::Closing
             }
             Conn::Open(_) if !self.flight.is_empty() => {
-                LinkView::Busy(self.flight.iter().map(|f| f.batch.count).sum())
+                LinkView::Busy(self.flight.iter().map(Flight::count).sum())
             }
             Conn::Open(link) => LinkView::Idle(link.last_handed + self.limits.idle),
         }
@@ -458,9 +456,9 @@ impl Conversation {
             let Some(front) = self.flight.front_mut() else {
                 break;
             };
-            let take = front.batch.count.min(n);
-            front.batch.split_messages(take);
-            if front.batch.count == 0 {
+            let take = front.count().min(n);
+            front.settle(take);
+            if front.count() == 0 {
                 self.flight.pop_front();
             }
             n -= take;
@@ -483,7 +481,7 @@ impl Conversation {
             .flight
             .iter()
             .take_while(|f| f.written_at.is_some())
-            .map(|f| f.batch.count)
+            .map(Flight::count)
             .sum();
         if written > 0 {
             self.settle_front(written, Fate::Sent);

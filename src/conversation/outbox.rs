@@ -58,10 +58,15 @@ impl Outbox {
     }
 }
 
-/// Messages handed to the connection, with where they end in its byte stream.
+/// Messages handed to the connection, with where they end in its byte stream. Messages settled
+/// from its front are only counted off, not cut out: a batch is copied once, not once per
+/// confirmation.
 #[derive(Debug)]
 pub(super) struct Flight {
     pub(super) batch: Batch,
+    /// Messages at the front already settled, and the bytes they take.
+    settled: usize,
+    settled_bytes: usize,
     /// The offset in the connection's stream just past this batch.
     pub(super) end: u64,
     /// When its last byte was written, once it has been.
@@ -69,7 +74,54 @@ pub(super) struct Flight {
 }
 
 impl Flight {
+    pub(super) fn new(batch: Batch, end: u64) -> Flight {
+        Flight {
+            batch,
+            settled: 0,
+            settled_bytes: 0,
+            end,
+            written_at: None,
+        }
+    }
+
+    /// Messages not yet settled.
+    pub(super) fn count(&self) -> usize {
+        self.batch.count - self.settled
+    }
+
+    /// The offset in the connection's stream of the first byte not yet settled.
     pub(super) fn start(&self) -> u64 {
-        self.end - self.batch.frames.len() as u64
+        self.end - (self.batch.frames.len() - self.settled_bytes) as u64
+    }
+
+    /// Counts off the `n` oldest messages not yet settled.
+    pub(super) fn settle(&mut self, n: usize) {
+        let rest = &self.batch.frames[self.settled_bytes..];
+        let bytes = rest
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(n.saturating_sub(1))
+            .map_or(rest.len(), |(i, _)| i + 1);
+        self.settled += n;
+        self.settled_bytes += if n == 0 { 0 } else { bytes };
+    }
+
+    /// Takes off the messages wholly at or after `cut` in the stream (a connection that ended
+    /// there never sent them), and returns them; a message cut in two stays.
+    pub(super) fn split_unsent(&mut self, cut: u64) -> Batch {
+        let started = match cut.checked_sub(self.start()) {
+            Some(len) if len > 0 => {
+                let rest = &self.batch.frames[self.settled_bytes..];
+                let rest = Batch {
+                    frames: rest.to_vec(),
+                    count: self.count(),
+                };
+                rest.frames_started_in(len as usize)
+            }
+            _ => 0,
+        };
+        let head = self.batch.split_messages(self.settled + started);
+        std::mem::replace(&mut self.batch, head)
     }
 }

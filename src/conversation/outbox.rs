@@ -64,9 +64,8 @@ impl Outbox {
 #[derive(Debug)]
 pub(super) struct Flight {
     pub(super) batch: Batch,
-    /// Messages at the front already settled, and the bytes they take.
+    /// Messages at the front already settled.
     settled: usize,
-    settled_bytes: usize,
     /// The offset in the connection's stream just past this batch.
     pub(super) end: u64,
     /// When its last byte was written, once it has been.
@@ -78,7 +77,6 @@ impl Flight {
         Flight {
             batch,
             settled: 0,
-            settled_bytes: 0,
             end,
             written_at: None,
         }
@@ -89,39 +87,21 @@ impl Flight {
         self.batch.count - self.settled
     }
 
-    /// The offset in the connection's stream of the first byte not yet settled.
-    pub(super) fn start(&self) -> u64 {
-        self.end - (self.batch.frames.len() - self.settled_bytes) as u64
-    }
-
     /// Counts off the `n` oldest messages not yet settled.
     pub(super) fn settle(&mut self, n: usize) {
-        let rest = &self.batch.frames[self.settled_bytes..];
-        let bytes = rest
-            .iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == b'\n')
-            .nth(n.saturating_sub(1))
-            .map_or(rest.len(), |(i, _)| i + 1);
         self.settled += n;
-        self.settled_bytes += if n == 0 { 0 } else { bytes };
     }
 
     /// Takes off the messages wholly at or after `cut` in the stream (a connection that ended
-    /// there never sent them), and returns them; a message cut in two stays.
+    /// there never sent them), and returns them; a message cut in two stays. The settled ones
+    /// at the front are all before the cut: they were written, and confirmed.
     pub(super) fn split_unsent(&mut self, cut: u64) -> Batch {
-        let started = match cut.checked_sub(self.start()) {
-            Some(len) if len > 0 => {
-                let rest = &self.batch.frames[self.settled_bytes..];
-                let rest = Batch {
-                    frames: rest.to_vec(),
-                    count: self.count(),
-                };
-                rest.frames_started_in(len as usize)
-            }
+        let start = self.end - self.batch.frames.len() as u64;
+        let started = match cut.checked_sub(start) {
+            Some(len) if len > 0 => self.batch.frames_started_in(len as usize),
             _ => 0,
         };
-        let head = self.batch.split_messages(self.settled + started);
+        let head = self.batch.split_messages(started.max(self.settled));
         std::mem::replace(&mut self.batch, head)
     }
 }

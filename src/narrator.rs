@@ -211,14 +211,16 @@ impl Narrator {
                 who.name,
                 self.limits.write.as_secs_f64()
             ),
-            Output::Closed { reason: None } => {
+            Output::Closed { reason: None, .. } => {
                 debug!(target: STATE, "connection to {} closed", who.name)
             }
             Output::Closed {
                 reason: Some(Reason::ClosedByFriend),
-            } if talk.is_settled() => info!("{} closed our idle connection to them", who.name),
+                idle: true,
+            } => info!("{} closed our idle connection to them", who.name),
             Output::Closed {
                 reason: Some(reason),
+                ..
             } => info!("our connection to {} ended: {reason}", who.name),
             Output::Connect | Output::HalfClose | Output::Close | Output::AskUnacked => {}
         }

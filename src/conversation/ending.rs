@@ -18,6 +18,7 @@ impl Conversation {
         let Conn::Open(link) = std::mem::replace(&mut self.conn, Conn::Down) else {
             unreachable!("matched just above");
         };
+        let idle = self.flight.is_empty();
         let reason = match (link.closing, reason) {
             (Some(ours), _) => ours,
             (None, None) if link.half_closed_at.is_some() => None,
@@ -55,6 +56,7 @@ impl Conversation {
         self.settle_front(unconfirmed, Fate::MaybeLost(why));
         self.outputs.push_back(Output::Closed {
             reason: reason.clone(),
+            idle,
         });
         if let Some(reason) = reason {
             self.hold(reason, true, now);

@@ -166,9 +166,9 @@ pub enum Output {
     /// The friend has taken none of our bytes for the write timeout: they no longer hold up
     /// anyone's input, and messages beyond a full outbox are refused.
     Stalled,
-    /// The connection has closed: as asked (`None`), or for this reason. Any message it
-    /// carried has been settled or held before this.
-    Closed { reason: Option<Reason> },
+    /// The connection has closed: as asked (`None`), or for this reason; `idle`: nothing was
+    /// on its way on it. Any message it carried has been settled or held before this.
+    Closed { reason: Option<Reason>, idle: bool },
 }
 
 /// Why new messages were refused at the door.

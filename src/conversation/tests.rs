@@ -59,7 +59,13 @@ fn a_confirmed_message_is_delivered_and_the_idle_connection_half_closes_then_clo
     c.tick(t0 + 35 * S);
     assert_eq!(outputs(&mut c), [Output::Close]);
     c.ended(0, None, t0 + 35 * S);
-    assert_eq!(outputs(&mut c), [Output::Closed { reason: None }]);
+    assert_eq!(
+        outputs(&mut c),
+        [Output::Closed {
+            reason: None,
+            idle: true
+        }]
+    );
     assert!(c.is_done());
     assert_eq!(c.tally().delivered, 1);
 }
@@ -98,7 +104,7 @@ fn confirmations_for_messages_not_written_close_the_connection_and_count_nothing
     let reason = Some(Reason::Protocol);
     assert_eq!(
         outputs(&mut c),
-        [Output::Closed { reason }, Output::Connect]
+        [Output::Closed { reason, idle: true }, Output::Connect]
     );
 
     // One written message, two confirmations: the same.
@@ -108,7 +114,16 @@ fn confirmations_for_messages_not_written_close_the_connection_and_count_nothing
     c.ended(0, None, t0);
     let lost = settled(0..1, Fate::MaybeLost(Reason::Protocol));
     let reason = Some(Reason::Protocol);
-    assert_eq!(outputs(&mut c), [lost, Output::Closed { reason }]);
+    assert_eq!(
+        outputs(&mut c),
+        [
+            lost,
+            Output::Closed {
+                reason,
+                idle: false
+            }
+        ]
+    );
 }
 
 #[test]
@@ -153,7 +168,13 @@ fn silence_until_the_give_up_time_closes_and_reports_what_left_as_maybe_lost() {
     let reason = Some(Reason::GaveUp(60 * S));
     assert_eq!(
         outputs(&mut c),
-        [settled(1..2, lost), Output::Closed { reason }]
+        [
+            settled(1..2, lost),
+            Output::Closed {
+                reason,
+                idle: false
+            }
+        ]
     );
     assert!(c.is_done());
 }
@@ -172,7 +193,13 @@ fn bytes_that_never_left_are_sent_again_first_and_bytes_that_left_are_reported()
     let reason = Some(reason);
     assert_eq!(
         outputs(&mut c),
-        [settled(0..2, lost), Output::Closed { reason }]
+        [
+            settled(0..2, lost),
+            Output::Closed {
+                reason,
+                idle: false
+            }
+        ]
     );
     assert_eq!(c.waiting(), 3);
     // A connection that was up: tried again at once, and a/2 goes ahead of a/3 and a/4.
@@ -689,7 +716,10 @@ fn a_friend_who_closes_after_our_end_without_confirming_is_classic_and_got_every
         [
             Output::Learned(Kind::Classic),
             settled(0..2, Fate::Sent),
-            Output::Closed { reason: None }
+            Output::Closed {
+                reason: None,
+                idle: false
+            }
         ]
     );
 }

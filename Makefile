@@ -27,7 +27,7 @@ test:
 	$(CARGO) test --quiet
 
 demo: build
-	$(CARGO) run --release --quiet --bin p2p-chat-demo -- --peers $(PEERS)
+	$(CARGO) run --release --quiet --bin p2p-chat-demo -- --peers $(PEERS) --timeline target/demo-timeline.svg
 
 demo-tmux: build
 	$(CARGO) run --release --quiet --bin p2p-chat-demo -- --tmux --peers $(PEERS)

@@ -94,9 +94,10 @@ impl Narrator {
         let who = self.table.get(peer);
         match output {
             Output::Settled { ids, fate } => {
+                let all = (ids.end - ids.start) as usize;
+                debug!(target: FATE, "{all} message(s) to {}: {}", who.name, fate_word(fate));
                 // In a terminal the echo of each message says its fate: the report is only for
                 // messages that have no echo (all of them, with a pipe).
-                let all = (ids.end - ids.start) as usize;
                 let n = all - self.echoes.oldest(peer, all, &echo_fate(fate));
                 match fate {
                     _ if n == 0 => {}
@@ -166,7 +167,9 @@ impl Narrator {
                     error!("{unechoed} message(s) to {who} not delivered: {reason}");
                 }
             }
-            Output::Waiting { reason, first, .. } => {
+            Output::Waiting { ids, reason, first } => {
+                let n = ids.end - ids.start;
+                debug!(target: FATE, "{n} message(s) to {}: held", who.name);
                 self.echoes.all(peer, &echo::Fate::Waiting(reason.short()));
                 if *first {
                     // In a terminal the echo of each message already says it waits, and why.
@@ -224,6 +227,21 @@ impl Narrator {
             } => info!("our connection to {} ended: {reason}", who.name),
             Output::Connect | Output::HalfClose | Output::Close | Output::AskUnacked => {}
         }
+    }
+}
+
+/// The log target of a debug line for every fate decided (and every message held): what the
+/// demo's sequence diagram reads.
+pub const FATE: &str = "fate";
+
+/// A fate in one or a few words, for the `fate` debug lines.
+fn fate_word(fate: &Fate) -> &'static str {
+    match fate {
+        Fate::Delivered => "delivered",
+        Fate::Sent => "sent",
+        Fate::Refused => "refused",
+        Fate::MaybeLost(_) => "may not have arrived",
+        Fate::NotDelivered(_) => "not delivered",
     }
 }
 

@@ -276,3 +276,68 @@ fn demo_tmux_inside_a_tmux_session_with_no_client_attached_succeeds_and_says_how
     let panes = String::from_utf8_lossy(&panes.stdout).lines().count();
     assert_eq!(panes, NAMES.len());
 }
+
+#[test]
+fn the_timeline_has_a_lane_per_peer_an_arrow_per_message_and_a_bar_per_connection() {
+    let dir = TempDir::new();
+    let table = write_table(&dir, &free_ports(NAMES.len()));
+    let svg = dir.path().join("timeline.svg");
+    let args = [
+        "--peers",
+        table.to_str().unwrap(),
+        "--chat-bin",
+        CHAT,
+        "--pace",
+        "50",
+        "--idle-timeout",
+        "0.5",
+        "--timeline",
+        svg.to_str().unwrap(),
+    ];
+    let out = run_demo(&dir, &args, &[], Duration::from_secs(60));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("the run as a sequence diagram: "),
+        "{}",
+        out.stdout
+    );
+    let text = std::fs::read_to_string(&svg).expect("the diagram");
+    let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+    let class = |name: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(name))
+            .count()
+    };
+    // What the transcript shows: the messages typed (a broadcast is one per other peer), and
+    // the connections the senders logged as opened.
+    let mut messages = 0;
+    let mut connections = 0;
+    for line in out.stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() > 3 && words[2] == "stdin" {
+            match words[3].split_once('/') {
+                Some(("*", _)) => messages += NAMES.len() - 1,
+                Some((to, _)) if NAMES.contains(&to) => messages += 1,
+                _ => {}
+            }
+        }
+        let opened = NAMES
+            .iter()
+            .any(|n| line.contains(&format!("connected to {n} (")));
+        if words.get(2) == Some(&"stderr") && opened {
+            connections += 1;
+        }
+    }
+    assert_eq!(class("lane"), NAMES.len(), "{text}");
+    assert!(messages >= 8, "{}", out.stdout);
+    assert_eq!(class("message"), messages, "{text}");
+    assert!(connections >= 6, "{}", out.stdout);
+    assert_eq!(class("connection"), connections, "{text}");
+    // dave runs the poll loop, and his lane says so; every message has its fate.
+    assert!(text.contains("dan (poll loop)"), "{text}");
+    let fated = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("message"))
+        .all(|n| n.attribute("data-fate").is_some());
+    assert!(fated);
+}

@@ -21,6 +21,7 @@ mod options;
 mod process;
 mod script;
 mod stage;
+mod timeline;
 mod tmux;
 
 use std::io::Write;
@@ -144,6 +145,19 @@ fn play(options: &Options, names: Vec<String>, commands: Vec<Command>) -> Result
     let mut stage = Stage::open(names, commands, options.pace, interrupt_rx)?;
     script::perform(&mut stage, options.idle_timeout)?;
     stage.finish(FINISH_TIMEOUT)?;
+    if let Some(path) = &options.timeline {
+        let names = stage.names();
+        let poll: Vec<bool> = (0..names.len()).map(|i| i == SELECT_PEER).collect();
+        let idle = options.idle_timeout.as_secs_f64();
+        let drawing = timeline::svg(&names, &poll, stage.lines(), idle);
+        match std::fs::write(path, drawing) {
+            Ok(()) => say(&format!(
+                "the run as a sequence diagram: {} (open it in a web browser)",
+                path.display()
+            )),
+            Err(e) => say(&format!("cannot write {}: {e}", path.display())),
+        }
+    }
     let problems = stage.verdict();
     if !problems.is_empty() {
         let list: String = problems.iter().map(|p| format!("\n  - {p}")).collect();

@@ -30,6 +30,10 @@ Options:
   --idle-timeout SECS   the peers' idle timeout [default: 2]; decimals allowed
   --pace MS             pause between steps of the script, in milliseconds
                         [default: 1000]; 0 runs the script as fast as it can
+  --timeline FILE       also draw the run as a sequence diagram, an SVG file:
+                        a lane per peer, an arrow per message with its fate, a
+                        bar per TCP connection (make demo writes
+                        target/demo-timeline.svg)
   --tmux                no script: open a tmux session with one pane per friend
                         (the first five), for you to type into
   -h, --help            print this help
@@ -53,6 +57,8 @@ pub struct Options {
     pub idle_timeout: Duration,
     pub pace: Duration,
     pub tmux: bool,
+    /// Where to draw the run as a sequence diagram, if anywhere.
+    pub timeline: Option<PathBuf>,
 }
 
 /// Parses the arguments after the program name: the options, or `None` for `--help`. An error is
@@ -66,6 +72,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options>
         // Slow enough to read along, one chat line a second.
         pace: Duration::from_millis(1000),
         tmux: false,
+        timeline: None,
     };
     // The same reading of the words as p2p-chat's own command line.
     let mut words = Words::new(args);
@@ -81,6 +88,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options>
                 options.idle_timeout = seconds_in("--idle-timeout", &value()?, SHORTEST, 10.0)?
             }
             "--pace" => options.pace = pace(&value()?)?,
+            "--timeline" => options.timeline = Some(PathBuf::from(value()?)),
             "--tmux" if inline.is_none() => options.tmux = true,
             other if other.starts_with('-') => return Err(format!("unknown option {arg}")),
             _ => {

@@ -44,12 +44,20 @@ pub struct Line {
     pub peer: String,
     pub source: Source,
     pub text: String,
+    /// Seconds since the start of the demo, once the transcript has it.
+    pub at: f64,
 }
 
 impl Line {
     fn new(peer: &str, source: Source, text: String) -> Line {
         let peer = peer.to_string();
-        Line { peer, source, text }
+        let at = 0.0;
+        Line {
+            peer,
+            source,
+            text,
+            at,
+        }
     }
 
     /// The sign that `to` shows the message `text` from `from`.
@@ -325,21 +333,30 @@ impl Stage {
         }
     }
 
-    /// Prints a line and keeps it.
+    /// Prints a line and keeps it. Debug lines are kept for the sequence diagram, not printed.
     fn keep(&mut self, mut line: Line) {
         line.text = without_clock(&line.text).to_string();
-        let seconds = self.start.elapsed().as_secs_f64();
-        crate::say(&render(&line, seconds, &self.names(), self.color));
+        line.at = self.start.elapsed().as_secs_f64();
+        if !line.text.starts_with("DEBUG") {
+            crate::say(&render(&line, line.at, &self.names(), self.color));
+        }
         self.lines.push(line);
+    }
+
+    /// Every line so far, in the order it came.
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
     }
 }
 
 /// The peers' log filter: at least `info`, which the demo reads, plus whatever `RUST_LOG` adds
 /// (`RUST_LOG=wire=trace` shows the bytes on the wire).
 fn log_filter() -> String {
+    // The fate of each message and the state changes are for the sequence diagram.
+    let base = "info,fate=debug,state=debug";
     match std::env::var("RUST_LOG") {
-        Ok(extra) if !extra.trim().is_empty() => format!("info,{extra}"),
-        _ => "info".to_string(),
+        Ok(extra) if !extra.trim().is_empty() => format!("{base},{extra}"),
+        _ => base.to_string(),
     }
 }
 

@@ -44,13 +44,12 @@ fn run_demo(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], timeout: Durati
     }
 }
 
-#[test]
-fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
-    let dir = TempDir::new();
-    let ports = free_ports(NAMES.len());
-    let table = write_table(&dir, &ports);
+/// The scripted demo, fast (50 ms between steps, a 0.5 s idle timeout), on a fresh table of
+/// `ports`, with `extra` options.
+fn run_script(dir: &TempDir, ports: &[u16], extra: &[&str]) -> Outcome {
+    let table = write_table(dir, ports);
     let table = table.to_str().unwrap();
-    let args = [
+    let mut args = vec![
         "--peers",
         table,
         "--chat-bin",
@@ -60,7 +59,15 @@ fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
         "--idle-timeout",
         "0.5",
     ];
-    let out = run_demo(&dir, &args, &[], Duration::from_secs(60));
+    args.extend_from_slice(extra);
+    run_demo(dir, &args, &[], Duration::from_secs(60))
+}
+
+#[test]
+fn the_scripted_demo_passes_its_own_checks_on_any_table_of_five() {
+    let dir = TempDir::new();
+    let ports = free_ports(NAMES.len());
+    let out = run_script(&dir, &ports, &[]);
     let all = format!("stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     assert!(out.status.success(), "exit {:?}\n{all}", out.status);
     for key in [
@@ -280,21 +287,9 @@ fn demo_tmux_inside_a_tmux_session_with_no_client_attached_succeeds_and_says_how
 #[test]
 fn the_timeline_has_a_lane_per_peer_an_arrow_per_message_and_a_bar_per_connection() {
     let dir = TempDir::new();
-    let table = write_table(&dir, &free_ports(NAMES.len()));
     let svg = dir.path().join("timeline.svg");
-    let args = [
-        "--peers",
-        table.to_str().unwrap(),
-        "--chat-bin",
-        CHAT,
-        "--pace",
-        "50",
-        "--idle-timeout",
-        "0.5",
-        "--timeline",
-        svg.to_str().unwrap(),
-    ];
-    let out = run_demo(&dir, &args, &[], Duration::from_secs(60));
+    let ports = free_ports(NAMES.len());
+    let out = run_script(&dir, &ports, &["--timeline", svg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(
         out.stdout.contains("the run as a sequence diagram: "),

@@ -138,6 +138,21 @@ pub fn find_me(table: &PeerTable, options: &Options) -> Result<PeerId> {
     })
 }
 
+/// Loads the table, finds our entry and resolves every host (each within the connect timeout).
+/// Only our own host must resolve: a friend's that does not is named in a warning, which ends
+/// with `then` (what becomes of messages to them).
+pub fn load_table(options: &Options, then: &str) -> Result<(PeerTable, PeerId)> {
+    let mut table = PeerTable::load(&options.peers_path)?;
+    let me = find_me(&table, options)?;
+    for (id, error) in table.resolve(&options.peers_path, options.connect_timeout) {
+        if id == me {
+            return Err(error);
+        }
+        log::warn!("{error}; messages to {} {then}", table.get(id).name);
+    }
+    Ok((table, me))
+}
+
 /// Opens our listening socket on our own entry's address and port.
 pub fn bind(table: &PeerTable, me: PeerId) -> Result<TcpListener> {
     let addrs = table.get(me).socket_addrs()?;

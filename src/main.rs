@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use p2p_chat::cli::{self, Action};
 use p2p_chat::error::Result;
-use p2p_chat::peers::PeerTable;
 use p2p_chat::term;
 
 fn main() -> ExitCode {
@@ -33,19 +32,8 @@ fn try_main() -> Result<()> {
     };
     let screen = p2p_chat::screen(&options);
     p2p_chat::logging::init(&screen, options.verbose);
-    let mut table = PeerTable::load(&options.peers_path)?;
-    let me = p2p_chat::find_me(&table, &options)?;
-    // Only our own host must resolve; a friend's that does not is looked up again when we write
-    // to them, and their messages wait until it does.
-    for (id, error) in table.resolve(&options.peers_path, options.connect_timeout) {
-        if id == me {
-            return Err(error);
-        }
-        log::warn!(
-            "{error}; messages to {} will wait until it does",
-            table.get(id).name
-        );
-    }
+    // A friend's host that does not resolve now is looked up again when we write to them.
+    let (table, me) = p2p_chat::load_table(&options, "will wait until it does")?;
     let listener = p2p_chat::bind(&table, me)?;
 
     // The first Ctrl-C asks for a graceful quit; a second one quits at once.

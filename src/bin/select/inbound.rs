@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
+use p2p_chat::conversation::earliest;
 use p2p_chat::inbound::{ConnId, Inbound};
 use p2p_chat::incoming::{FIRST_CONFIRMATION_WAIT, Incoming};
 use p2p_chat::peers::{PeerId, PeerTable};
@@ -71,10 +72,7 @@ impl InConn {
             .friend()
             .is_none()
             .then(|| self.last_read + silence_limit);
-        match (self.first_wait, silent) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.first_wait, silent)
     }
 
     /// Acts on what is due: a first confirmation with no NUL after it goes out; a connection

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use log::{error, info};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use p2p_chat::cli::{self, Action, Options};
 use p2p_chat::compose::{Console, Typing};
 use p2p_chat::conversation::{Limits, earliest};
@@ -120,24 +120,11 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
     };
     let screen = p2p_chat::screen(&options);
     p2p_chat::logging::init(&screen, options.verbose);
-    let mut table = PeerTable::load(&options.peers_path)?;
-    let me = p2p_chat::find_me(&table, &options)?;
     // Every lookup happens here, once: the loop must never wait on DNS.
-    for (id, error) in table.resolve(&options.peers_path, options.connect_timeout) {
-        if id == me {
-            return Err(error);
-        }
-        log::warn!("{error}; messages to {} cannot be sent", table.get(id).name);
-    }
+    let (table, me) = p2p_chat::load_table(&options, "cannot be sent")?;
     let listener = p2p_chat::bind(&table, me)?;
     listener.set_nonblocking(true)?;
-    // Ctrl-C becomes something to read: blocked as a signal, delivered through a descriptor.
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGINT);
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGWINCH);
-    mask.thread_block().map_err(io::Error::from)?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).map_err(io::Error::from)?;
+    let signals = sys::signals()?;
     info!(
         target: NOTICE,
         "{} listening on {} (idle timeout {:.1} s)",
@@ -155,7 +142,7 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
         links: table.ids().map(|_| Link::default()).collect(),
         registry: Arc::new(Inbound::new(max_inbound)),
         console: Console::new(table.clone(), me, Vec::new()),
-        typing: None,
+        typing: screen.is_terminal().then(|| Typing::new(&table, &screen)),
         table,
         silence_limit: p2p_chat::silence_limit(options.idle_timeout),
         options,
@@ -169,13 +156,11 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
     };
     // In a terminal the console edits the line itself, as p2p-chat's does; raw mode is undone
     // when this guard goes, however the loop ends.
-    let _raw_mode = match chat.screen.is_terminal() {
-        true => Some(term::RawMode::enter()?),
-        false => None,
-    };
-    if chat.screen.is_terminal() {
-        chat.typing = Some(Typing::new(&chat.table, &chat.screen));
-    }
+    let _raw_mode = chat
+        .typing
+        .is_some()
+        .then(term::RawMode::enter)
+        .transpose()?;
     Ok(chat.serve())
 }
 
@@ -379,7 +364,8 @@ impl Chat {
                     stages::mark(Stage::Taken);
                     self.friends.send(batches, typed, now);
                 }
-                ConsoleEvent::Peers => self.print_peers(),
+                // `/peers`: the same table as p2p-chat's.
+                ConsoleEvent::Peers => self.friends.print_peers(&self.registry, &self.screen),
                 ConsoleEvent::Quit => self.quit(now),
             }
         }
@@ -408,10 +394,5 @@ impl Chat {
         self.screen.close();
         info!("bye");
         code
-    }
-
-    /// `/peers`: the same table as p2p-chat's.
-    fn print_peers(&self) {
-        self.friends.print_peers(&self.registry, &self.screen);
     }
 }

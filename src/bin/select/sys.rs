@@ -1,6 +1,7 @@
 //! The system calls std does not offer in the form a poll() loop needs: a connect that does not
-//! wait, and a read of stdin that takes only what is there. Their `unsafe` is here and nowhere
-//! else in p2p-chat-select; `poll` and the signal descriptor come safe from `nix`.
+//! wait, a read of stdin that takes only what is there, and signals as a descriptor. Their
+//! `unsafe` is here and nowhere else in p2p-chat-select; `poll` and the signal descriptor come
+//! safe from `nix`.
 
 use std::io;
 use std::mem;
@@ -8,6 +9,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use nix::libc;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// Starts connecting a non-blocking socket to `addr` and returns it at once. The connection is
 /// made when the socket becomes writable; `take_error` then says whether it worked.
@@ -86,4 +89,15 @@ pub fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
         n if n < 0 => Err(io::Error::last_os_error()),
         n => Ok(n as usize),
     }
+}
+
+/// Ctrl-C (and SIGTERM) and a resized window as something to read: the signals are blocked,
+/// and delivered through a descriptor the loop polls.
+pub fn signals() -> io::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGINT);
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGWINCH);
+    mask.thread_block()?;
+    Ok(SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK)?)
 }

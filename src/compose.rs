@@ -258,27 +258,33 @@ impl<H: Handover> Console<H> {
                     )
                 })?;
                 self.add(friend, text);
-                self.echo(text, vec![friend], false);
+                self.echo(text, || vec![friend], false);
             }
             Target::Everyone => {
-                let others: Vec<PeerId> = self.table.ids().filter(|&id| id != self.me).collect();
-                if others.is_empty() {
+                let (table, me) = (Arc::clone(&self.table), self.me);
+                let others = || table.ids().filter(move |&id| id != me);
+                if others().next().is_none() {
                     return Err("no one else is in the peer table: message not sent".to_string());
                 }
-                for &friend in &others {
+                for friend in others() {
                     self.add(friend, text);
                 }
-                self.echo(text, others, true);
+                self.echo(text, || others().collect(), true);
             }
         }
         Ok(())
     }
 
-    /// In a terminal, notes the message for its echo in the transcript.
-    fn echo(&mut self, text: &str, to: Vec<PeerId>, everyone: bool) {
+    /// In a terminal, notes the message for its echo in the transcript (elsewhere there is no
+    /// echo, and nothing is allocated for one).
+    fn echo(&mut self, text: &str, to: impl FnOnce() -> Vec<PeerId>, everyone: bool) {
         if self.terminal {
             let text = escaped(text.as_bytes());
-            self.typed.push(Typed { text, to, everyone });
+            self.typed.push(Typed {
+                text,
+                to: to(),
+                everyone,
+            });
         }
     }
 
@@ -288,7 +294,6 @@ impl<H: Handover> Console<H> {
         frame::encode(me, text, &mut batch.frames);
         batch.count += 1;
         self.pending += 1;
-        stages::mark(Stage::Parsed);
     }
 
     /// Hands every gathered batch over. Returns false if nobody takes them any more.
@@ -297,6 +302,7 @@ impl<H: Handover> Console<H> {
             return true;
         }
         self.pending = 0;
+        stages::mark(Stage::Parsed);
         let batches: Vec<(PeerId, Batch)> = self
             .outbox
             .iter_mut()

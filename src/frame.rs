@@ -92,6 +92,32 @@ impl Batch {
     }
 }
 
+/// How much of a batch has been written: bytes, and frames written whole (each may now be
+/// confirmed).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Written {
+    pub bytes: usize,
+    pub frames: usize,
+}
+
+impl Written {
+    /// Notes that the batch's first `to` bytes are written; returns how many more frames that
+    /// finishes. A batch written to its end is counted from its `count`, with no look at its
+    /// bytes: only a partial write (a slow friend) is scanned, from where the last one stopped.
+    pub fn advance(&mut self, batch: &Batch, to: usize) -> usize {
+        let to = to.min(batch.frames.len());
+        let finished = if to == batch.frames.len() {
+            batch.count - self.frames
+        } else {
+            let new = &batch.frames[self.bytes.min(to)..to];
+            new.iter().filter(|&&b| b == b'\n').count()
+        };
+        self.bytes = to;
+        self.frames += finished;
+        finished
+    }
+}
+
 /// What the decoder found next in the byte stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded<'a> {
@@ -226,6 +252,19 @@ mod tests {
         assert_eq!(b.frames_started_in(6), 1);
         assert_eq!(b.frames_started_in(7), 2);
         assert_eq!(b.frames_started_in(99), 2);
+    }
+
+    #[test]
+    fn written_counts_frames_finished_by_each_write() {
+        let b = batch("a/one\na/two\na/three\n", 3);
+        let mut written = Written::default();
+        assert_eq!(written.advance(&b, 3), 0); // "a/o": nothing finished
+        assert_eq!(written.advance(&b, 12), 2); // "ne\na/two\na/" finishes one and two
+        assert_eq!(written.advance(&b, 12), 0);
+        assert_eq!(written.advance(&b, 99), 1); // the rest, counted from the batch
+        assert_eq!((written.bytes, written.frames), (20, 3));
+        // Whole at once: the count is the batch's, whatever the bytes hold.
+        assert_eq!(Written::default().advance(&batch("x", 4), 1), 4);
     }
 
     /// Decodes everything `chunks` holds, pushing one chunk at a time, as owned strings.

@@ -25,10 +25,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, never, select};
 use log::{info, log_enabled, trace};
 
-use crate::conversation::CHUNK;
 use crate::error::is_timeout;
 use crate::event::{Batch, Control, Event, LinkId, LinkReport, Reason};
-use crate::frame::{ACK_DROPPED, ACK_SHOWN};
+use crate::frame::{ACK_DROPPED, ACK_SHOWN, Written};
 use crate::peers::{Peer, PeerId};
 use crate::sendq;
 use crate::stages::{self, Stage};
@@ -306,14 +305,15 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
         None
     }
 
-    /// Writes a batch, a chunk per call. Between calls (and whenever a call has waited
-    /// `--write-timeout`) confirmations are passed on and controls obeyed, so a friend who reads
-    /// slowly goes on confirming, and a close reaches a link whose friend takes nothing.
+    /// Writes a batch (at most about [`CHUNK`](crate::conversation::CHUNK) bytes, as the model hands them out). Between
+    /// calls (a call returns early when it has waited `--write-timeout`) confirmations are
+    /// passed on and controls obeyed, so a friend who reads slowly goes on confirming, and a
+    /// close reaches a link whose friend takes nothing.
     fn write(&mut self, batch: &Batch) -> Option<End> {
         stages::mark(Stage::Writing);
         self.received += batch.frames.len() as u64;
-        let mut done = 0;
-        while done < batch.frames.len() {
+        let mut written = Written::default();
+        while written.bytes < batch.frames.len() {
             if let Some(end) = self.catch_up() {
                 return Some(end);
             }
@@ -322,17 +322,13 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
                     return Some(end);
                 }
             }
-            let end = (done + CHUNK).min(batch.frames.len());
-            match self.stream.write(&batch.frames[done..end]) {
+            let done = written.bytes;
+            match self.stream.write(&batch.frames[done..]) {
                 Ok(0) => return Some(End::Theirs(Some("wrote nothing".to_string()))),
                 Ok(n) => {
                     stages::mark(Stage::Written);
                     trace_write(self.name, &batch.frames[done..done + n]);
-                    self.frames_written += batch.frames[done..done + n]
-                        .iter()
-                        .filter(|&&b| b == b'\n')
-                        .count();
-                    done += n;
+                    self.frames_written += written.advance(batch, done + n);
                     self.written += n as u64;
                     (self.report)(LinkReport::Wrote(n));
                 }

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 pub enum Stage {
     /// The sender read the line from stdin.
     StdinRead,
-    /// The line was parsed and encoded into a frame.
+    /// The lines of one read were parsed and encoded into frames, ready to hand over.
     Parsed,
     /// The driver holding the models took it (in p2p-chat: the dispatcher, after a hand-off).
     Taken,

@@ -267,19 +267,12 @@ impl Conversation {
         link.stalled &= to < link.handed || self.outbox.messages > 0;
         // Count the frames these bytes finish: each may now be confirmed.
         for flight in self.flight.iter_mut().skip_while(|f| f.end <= from) {
-            // Where the whole batch starts, settled front and all: `written` indexes its bytes.
+            // Where the whole batch starts, settled front and all.
             let start = flight.end - flight.batch.frames.len() as u64;
             if start >= to {
                 break;
             }
-            let written = (from.max(start) - start) as usize..(to.min(flight.end) - start) as usize;
-            link.frames_written += flight.batch.frames[written]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            if flight.end <= to {
-                flight.written_at = Some(now);
-            }
+            link.frames_written += flight.written_up_to((to - start) as usize, now);
         }
         if self.kind == Kind::Classic {
             self.settle_written_as_sent();

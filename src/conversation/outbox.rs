@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::frame::Batch;
+use crate::frame::{Batch, Written};
 
 /// An outbox holds at most this many messages...
 pub const OUTBOX_MESSAGES: usize = 1000;
@@ -70,6 +70,8 @@ pub(super) struct Flight {
     pub(super) end: u64,
     /// When its last byte was written, once it has been.
     pub(super) written_at: Option<Instant>,
+    /// How much of it has been written.
+    written: Written,
 }
 
 impl Flight {
@@ -79,7 +81,17 @@ impl Flight {
             settled: 0,
             end,
             written_at: None,
+            written: Written::default(),
         }
+    }
+
+    /// Notes that the batch's first `len` bytes have been written; returns how many more of
+    /// its frames that finishes.
+    pub(super) fn written_up_to(&mut self, len: usize, now: Instant) -> usize {
+        if len >= self.batch.frames.len() {
+            self.written_at = Some(now);
+        }
+        self.written.advance(&self.batch, len)
     }
 
     /// Messages not yet settled.

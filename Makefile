@@ -12,7 +12,7 @@ help:
 	@echo "make demo               five local peers chat by script; checks its own transcript"
 	@echo "make demo-tmux          five peers in tmux panes, for you to type into"
 	@echo "make test               format check, clippy (warnings are errors), all tests"
-	@echo "make bench              throughput, latency, idle close, per-peer cost, detection time"
+	@echo "make bench              throughput and latency (five runs), idle close, cost, budget"
 	@echo "make clean              remove build output"
 
 build:

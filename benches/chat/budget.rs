@@ -44,6 +44,22 @@ pub struct Budget {
     pub trip: Duration,
 }
 
+/// p2p-chat's two hand-offs between threads: console to dispatcher, dispatcher to link thread.
+const HANDOFFS: [(&str, &str); 2] = [("parsed", "taken"), ("modelled", "writing")];
+
+impl Budget {
+    /// The time the steps of [`HANDOFFS`] took: what p2p-chat's path pays that one thread does
+    /// not.
+    pub fn handoffs(&self) -> Duration {
+        STAGES
+            .windows(2)
+            .zip(&self.steps)
+            .filter(|(pair, _)| HANDOFFS.contains(&(pair[0], pair[1])))
+            .map(|(_, &step)| step)
+            .sum()
+    }
+}
+
 /// CLOCK_MONOTONIC now, in nanoseconds: the clock the peers stamp their stages with.
 fn monotonic_nanos() -> i64 {
     let now = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");

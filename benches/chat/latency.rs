@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::route::Route;
 
-/// Rounds per route.
-pub const ROUNDS: usize = 8;
+/// Rounds per route in one run.
+pub const ROUNDS: usize = 4;
 /// Messages per round: ROUNDS x PER_ROUND samples per route.
 pub const PER_ROUND: usize = 250;
 

@@ -12,8 +12,8 @@ use crate::route::Route;
 
 /// Messages per burst.
 pub const MESSAGES: usize = 100_000;
-/// Timed bursts per route.
-pub const ROUNDS: usize = 31;
+/// Timed bursts per route in one run.
+pub const ROUNDS: usize = 11;
 
 /// Messages per second, one figure per round, for each route in the order given.
 pub type Throughput = Vec<Vec<f64>>;

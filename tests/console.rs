@@ -402,6 +402,8 @@ fn a_second_ctrl_c_leaves_the_shell_a_clean_line() {
         tmux.enter("bob/are you there?");
         tmux.wait_screen("the message on its way", |s| s.contains("sending"));
         tmux.type_text("half typed");
+        // Ctrl-C makes the terminal drop input not yet read: wait until the program has it.
+        tmux.wait_screen("the half-typed line", |s| s.contains("alice> half typed"));
         tmux.keys(&["C-c"]);
         tmux.wait_screen("the quit", |s| s.contains("interrupted"));
         tmux.keys(&["C-c"]);

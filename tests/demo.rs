@@ -260,6 +260,9 @@ fn demo_tmux_inside_a_tmux_session_with_no_client_attached_succeeds_and_says_how
         "-d",
         "-s",
         "outer",
+        // tmux names a window after the program in it: the demo's own window is called so too.
+        "-n",
+        "p2p-chat-demo",
         "-x",
         "160",
         "-y",
@@ -273,15 +276,24 @@ fn demo_tmux_inside_a_tmux_session_with_no_client_attached_succeeds_and_says_how
         None => panic!("this test needs tmux: install it, or set P2P_TEST_SKIP_TMUX=1"),
     }
     assert!(common::wait_until(|| done.exists()), "the demo did not end");
-    let screen = server.run(&["capture-pane", "-p", "-t", "outer"]).unwrap();
+    let screen = server
+        .run(&["capture-pane", "-p", "-t", "=outer:"])
+        .unwrap();
     let screen = String::from_utf8_lossy(&screen.stdout).to_string();
     let status = std::fs::read_to_string(&status).unwrap();
-    assert_eq!(status, "exit 0\n", "{screen}");
+    assert_eq!(
+        status, "exit 0\n",
+        "the demo failed; its pane showed:\n{screen}"
+    );
     assert!(screen.contains("tmux attach -t p2p-chat-demo"), "{screen}");
-    // The session it made is there, with a pane for each friend.
-    let panes = server.run(&["list-panes", "-t", "p2p-chat-demo"]).unwrap();
-    let panes = String::from_utf8_lossy(&panes.stdout).lines().count();
-    assert_eq!(panes, NAMES.len());
+    // The session it made is there, with a pane for each friend, and the window it was started
+    // from was left alone.
+    let panes = |target: &str| {
+        let listed = server.run(&["list-panes", "-t", target]).unwrap();
+        String::from_utf8_lossy(&listed.stdout).lines().count()
+    };
+    assert_eq!(panes("=p2p-chat-demo:"), NAMES.len());
+    assert_eq!(panes("=outer:"), 1, "{screen}");
 }
 
 #[test]

@@ -13,6 +13,12 @@ use std::process::{Command, Stdio};
 use crate::{Failure, say};
 
 pub const SESSION: &str = "p2p-chat-demo";
+/// The session, and its window, as tmux targets. `=` asks for exactly this session, and the colon
+/// for its window: a bare name is first looked for among the windows of the current session, and
+/// tmux names a window after the program running in it, so from inside tmux the window the demo
+/// was started from is called p2p-chat-demo too, and would be split instead.
+const SESSION_TARGET: &str = "=p2p-chat-demo";
+const WINDOW_TARGET: &str = "=p2p-chat-demo:";
 
 /// Checks that tmux is installed and that our session is not open already.
 pub fn check_ready() -> Result<(), Failure> {
@@ -24,7 +30,7 @@ pub fn check_ready() -> Result<(), Failure> {
             _ => format!("cannot run tmux: {e}"),
         }));
     }
-    if tmux(["has-session", "-t", SESSION]).is_ok() {
+    if tmux(["has-session", "-t", SESSION_TARGET]).is_ok() {
         return Err(Failure::Failed(format!(
             "a tmux session named {SESSION} is already running: go back to it with \
              'tmux attach -t {SESSION}', or end it with 'tmux kill-session -t {SESSION}'"
@@ -41,7 +47,7 @@ pub fn run(names: &[String], commands: &[Command]) -> Result<(), Failure> {
         // five panes. It takes the terminal's size once attached.
         let place: &[&str] = match index {
             0 => &["new-session", "-d", "-s", SESSION, "-x", "200", "-y", "50"],
-            _ => &["split-window", "-t", SESSION],
+            _ => &["split-window", "-t", WINDOW_TARGET],
         };
         // -P -F: print the new pane's id, to title it below. The command is given as separate
         // words, which tmux runs without a shell of its own, so `sh` is the only shell involved.
@@ -52,9 +58,15 @@ pub fn run(names: &[String], commands: &[Command]) -> Result<(), Failure> {
         let _ = tmux(["select-pane", "-t", &pane, "-T", &hint(names, index)]);
         first_pane.get_or_insert(pane);
         // Re-tile after each split so the next split has room.
-        let _ = tmux(["select-layout", "-t", SESSION, "tiled"]);
+        let _ = tmux(["select-layout", "-t", WINDOW_TARGET, "tiled"]);
     }
-    let _ = tmux(["set-option", "-t", SESSION, "pane-border-status", "top"]);
+    let _ = tmux([
+        "set-option",
+        "-t",
+        SESSION_TARGET,
+        "pane-border-status",
+        "top",
+    ]);
     if let Some(first) = first_pane {
         let _ = tmux(["select-pane", "-t", &first]);
     }
@@ -73,7 +85,7 @@ pub fn run(names: &[String], commands: &[Command]) -> Result<(), Failure> {
         None => "attach-session",
     };
     let attached = Command::new("tmux")
-        .args([verb, "-t", SESSION])
+        .args([verb, "-t", SESSION_TARGET])
         .stderr(Stdio::null())
         .status();
     if !attached.is_ok_and(|status| status.success()) {
@@ -87,7 +99,7 @@ pub fn run(names: &[String], commands: &[Command]) -> Result<(), Failure> {
         ));
         return Ok(());
     }
-    if tmux(["has-session", "-t", SESSION]).is_ok() {
+    if tmux(["has-session", "-t", SESSION_TARGET]).is_ok() {
         say(&format!(
             "The session {SESSION} is still running. Back to it: tmux attach -t {SESSION}\n\
              End it: tmux kill-session -t {SESSION}"

@@ -152,15 +152,21 @@ pub fn run(task: LinkTask) {
 
 /// The ack reader thread's body: the "outbound socket is readable" branch of a select() loop.
 /// Only confirmation bytes are passed on: the protocol sends nothing else this way.
-/// `taken` counts the bytes read, at once, so the link can tell what has arrived and is not yet
-/// passed on.
-fn read_acks(mut stream: TcpStream, acks: &Sender<Ack>, taken: &AtomicU64) {
+/// `taken` counts the bytes read, so the link can tell what has arrived and is not yet passed
+/// on. Bytes are peeked at and counted before they are read: until then the link sees them in
+/// the socket (FIONREAD), so no confirmation is ever in neither place.
+fn read_acks(stream: TcpStream, acks: &Sender<Ack>, taken: &AtomicU64) {
     let mut buf = [0u8; 4096];
     loop {
-        let ended = match stream.read(&mut buf) {
+        let ended = match stream.peek(&mut buf) {
             Ok(0) => None,
             Ok(n) => {
                 taken.fetch_add(n as u64, Ordering::Release);
+                // At least `n` bytes wait: this read takes exactly the ones peeked at.
+                if let Err(e) = (&stream).read_exact(&mut buf[..n]) {
+                    let _ = acks.send(Ack::Ended(Some(e)));
+                    return;
+                }
                 let bytes: Vec<u8> = buf[..n]
                     .iter()
                     .copied()

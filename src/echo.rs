@@ -1,10 +1,10 @@
 //! Your own messages in a terminal's transcript, with what became of them. Pure: the dispatcher
 //! tells it what happened and when, and prints the lines it returns.
 //!
-//! Each typed message gets an [`Echo`] and its id joins a queue per recipient, in the order typed.
-//! That order is the order of the friend's outbox and of their link's reports, so a report of
-//! "3 delivered" settles the three oldest ids in that friend's queue; a failure settles the
-//! oldest as "may not have arrived" and marks the rest as waiting; a refusal settles the newest.
+//! Each typed message gets an [`Echo`], found by the id each recipient's model gave the message
+//! (the model decides every fate and reports it by those ids; the echo only shows it). A message
+//! refused at the door gets no id: its echo waits in the friend's queue of refusals for the
+//! report that says why, and those reports come in the order the messages were typed.
 //!
 //! An echo is printed once every recipient's fate is known (a p2p-chat friend confirms within
 //! milliseconds), or [`SHOW_AFTER`] after it was typed, with the unknown ones as "sending". After
@@ -13,6 +13,7 @@
 //! did not, and why.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crate::event::Typed;
@@ -51,12 +52,17 @@ struct Echo {
     printed: bool,
 }
 
-/// Every echo not yet finished, and each friend's queue of them.
+/// Every echo not yet finished, found by each recipient's message id.
 #[derive(Debug)]
 pub struct Echoes {
     next_id: u64,
     echoes: BTreeMap<u64, Echo>,
-    queues: Vec<VecDeque<u64>>,
+    /// (friend, the id their model gave the message) -> the echo, while its fate there is not
+    /// final.
+    on_way: BTreeMap<(PeerId, u64), u64>,
+    /// Per friend: echoes of messages refused at the door, oldest first, until the report of
+    /// the refusal.
+    refused: Vec<VecDeque<u64>>,
 }
 
 impl Echoes {
@@ -64,16 +70,21 @@ impl Echoes {
         Echoes {
             next_id: 0,
             echoes: BTreeMap::new(),
-            queues: vec![VecDeque::new(); friends],
+            on_way: BTreeMap::new(),
+            refused: vec![VecDeque::new(); friends],
         }
     }
 
-    /// A message was typed, for the friends in `typed.to`.
-    pub fn typed(&mut self, typed: Typed, now: Instant) {
+    /// A message was typed, for the friends in `typed.to`; `ids` gives, in the same order, the
+    /// id each one's model gave it, or `None` if it was refused at the door.
+    pub fn typed(&mut self, typed: Typed, ids: &[Option<u64>], now: Instant) {
         let id = self.next_id;
         self.next_id += 1;
-        for friend in &typed.to {
-            self.queues[friend.0].push_back(id);
+        for (&friend, message) in typed.to.iter().zip(ids) {
+            match message {
+                Some(message) => _ = self.on_way.insert((friend, *message), id),
+                None => self.refused[friend.0].push_back(id),
+            }
         }
         let fates = vec![(None, None); typed.to.len()];
         let echo = Echo {
@@ -85,39 +96,38 @@ impl Echoes {
         self.echoes.insert(id, echo);
     }
 
-    /// The `n` oldest messages to `friend` met `fate`. Returns how many of them have an echo
-    /// (messages from a pipe have none): the rest need a report of their own.
-    pub fn oldest(&mut self, friend: PeerId, n: usize, fate: &Fate) -> usize {
-        let n = n.min(self.queues[friend.0].len());
-        for id in self.queues[friend.0].drain(..n).collect::<Vec<_>>() {
-            self.set(id, friend, fate.clone());
+    /// The messages to `friend` with these ids met `fate`. Returns how many of them have an
+    /// echo (messages from a pipe have none): the rest need a report of their own.
+    pub fn settle(&mut self, friend: PeerId, ids: Range<u64>, fate: &Fate) -> usize {
+        let found: Vec<(u64, u64)> = self
+            .on_way
+            .range((friend, ids.start)..(friend, ids.end))
+            .map(|(&(_, message), &echo)| (message, echo))
+            .collect();
+        for &(message, echo) in &found {
+            if fate.is_final() {
+                self.on_way.remove(&(friend, message));
+            }
+            self.set(echo, friend, fate.clone());
         }
-        n
+        found.len()
     }
 
-    /// The `n` newest messages to `friend` met `fate` (they were refused as they came). Returns
-    /// how many of them have an echo.
-    pub fn newest(&mut self, friend: PeerId, n: usize, fate: &Fate) -> usize {
-        let queue = &mut self.queues[friend.0];
-        let n = n.min(queue.len());
-        for id in queue.drain(queue.len() - n..).collect::<Vec<_>>() {
-            self.set(id, friend, fate.clone());
-        }
-        n
-    }
-
-    /// Every message to `friend` still on its way met `fate`: waiting (they stay queued), or a
-    /// final one (they leave the queue). Returns how many have an echo.
+    /// Every message to `friend` still on its way met `fate` (say, waiting for a confirmation).
+    /// Returns how many have an echo.
     pub fn all(&mut self, friend: PeerId, fate: &Fate) -> usize {
-        let ids: Vec<u64> = match fate.is_final() {
-            true => self.queues[friend.0].drain(..).collect(),
-            false => self.queues[friend.0].iter().copied().collect(),
-        };
-        let n = ids.len();
-        for id in ids {
+        self.settle(friend, 0..u64::MAX, fate)
+    }
+
+    /// The `n` oldest messages to `friend` refused at the door, for the reason `fate` gives.
+    /// Returns how many of them have an echo.
+    pub fn refused(&mut self, friend: PeerId, n: usize, fate: &Fate) -> usize {
+        let queue = &mut self.refused[friend.0];
+        let ids: Vec<u64> = queue.drain(..n.min(queue.len())).collect();
+        for &id in &ids {
             self.set(id, friend, fate.clone());
         }
-        n
+        ids.len()
     }
 
     fn set(&mut self, id: u64, friend: PeerId, fate: Fate) {
@@ -257,14 +267,14 @@ mod tests {
     fn a_message_is_printed_once_its_fate_is_known_and_then_forgotten() {
         let t0 = Instant::now();
         let mut echoes = Echoes::new(3);
-        echoes.typed(typed("hi", &[1], false), t0);
-        echoes.typed(typed("again", &[1], false), t0);
+        echoes.typed(typed("hi", &[1], false), &[Some(0)], t0);
+        echoes.typed(typed("again", &[1], false), &[Some(1)], t0);
         assert!(
             echoes.lines(t0, "16:20", name).is_empty(),
             "nothing known yet"
         );
         assert_eq!(echoes.next_due(), Some(t0 + SHOW_AFTER));
-        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        echoes.settle(PeerId(1), 0..1, &Fate::Delivered);
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             ["16:20 [you -> bob] hi  delivered"]
@@ -275,7 +285,7 @@ mod tests {
             echoes.lines(t0 + SHOW_AFTER, "16:20", name),
             ["16:20 [you -> bob] again  sending"]
         );
-        echoes.oldest(PeerId(1), 1, &Fate::Sent);
+        echoes.settle(PeerId(1), 1..2, &Fate::Sent);
         assert_eq!(
             echoes.lines(t0 + SHOW_AFTER, "16:20", name),
             ["16:20 [you -> bob] again  sent (no confirmation from their program)"]
@@ -287,13 +297,17 @@ mod tests {
     fn a_waiting_message_is_printed_and_printed_again_when_it_goes_out() {
         let t0 = Instant::now();
         let mut echoes = Echoes::new(3);
-        echoes.typed(typed("see you", &[2], false), t0);
-        echoes.all(PeerId(2), &Fate::Waiting("cannot connect".to_string()));
+        echoes.typed(typed("see you", &[2], false), &[Some(7)], t0);
+        echoes.settle(
+            PeerId(2),
+            7..8,
+            &Fate::Waiting("cannot connect".to_string()),
+        );
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             ["16:20 [you -> carol] see you  waiting (cannot connect)"]
         );
-        echoes.oldest(PeerId(2), 1, &Fate::Delivered);
+        echoes.settle(PeerId(2), 7..8, &Fate::Delivered);
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             ["16:20 [you -> carol] see you  delivered"]
@@ -305,9 +319,14 @@ mod tests {
     fn a_broadcast_is_one_line_saying_who_got_it_and_who_did_not() {
         let t0 = Instant::now();
         let mut echoes = Echoes::new(3);
-        echoes.typed(typed("hello all", &[0, 1, 2], true), t0);
-        echoes.oldest(PeerId(0), 1, &Fate::Delivered);
-        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        // Each friend's model numbers its own messages.
+        echoes.typed(
+            typed("hello all", &[0, 1, 2], true),
+            &[Some(3), Some(0), Some(5)],
+            t0,
+        );
+        echoes.settle(PeerId(0), 3..4, &Fate::Delivered);
+        echoes.settle(PeerId(1), 0..1, &Fate::Delivered);
         echoes.all(PeerId(2), &Fate::Waiting("offline".to_string()));
         assert_eq!(
             echoes.lines(t0, "16:20", name),
@@ -324,14 +343,14 @@ mod tests {
     fn a_message_whose_fate_is_known_waits_for_the_ones_typed_before_it() {
         let t0 = Instant::now();
         let mut echoes = Echoes::new(3);
-        echoes.typed(typed("to bob", &[1], false), t0);
-        echoes.typed(typed("to carol", &[2], false), t0);
+        echoes.typed(typed("to bob", &[1], false), &[Some(0)], t0);
+        echoes.typed(typed("to carol", &[2], false), &[Some(0)], t0);
         echoes.all(PeerId(2), &Fate::Waiting("offline".to_string()));
         assert!(
             echoes.lines(t0, "16:20", name).is_empty(),
             "bob's comes first"
         );
-        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        echoes.settle(PeerId(1), 0..1, &Fate::Delivered);
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             [
@@ -342,22 +361,32 @@ mod tests {
     }
 
     #[test]
-    fn failures_settle_the_oldest_as_maybe_lost_and_refusals_the_newest() {
+    fn fates_find_their_messages_by_id_and_refusals_by_order() {
         let t0 = Instant::now();
         let mut echoes = Echoes::new(3);
-        for text in ["1", "2", "3"] {
-            echoes.typed(typed(text, &[1], false), t0);
-        }
-        echoes.newest(PeerId(1), 1, &Fate::NotDelivered("outbox full".to_string()));
-        echoes.oldest(PeerId(1), 1, &Fate::MaybeLost("frozen".to_string()));
-        echoes.oldest(PeerId(1), 1, &Fate::Delivered);
+        echoes.typed(typed("1", &[1], false), &[Some(0)], t0);
+        echoes.typed(typed("2", &[1], false), &[Some(1)], t0);
+        echoes.typed(typed("3", &[1], false), &[None], t0);
+        echoes.typed(typed("4", &[1], false), &[None], t0);
+        // Settled out of the order typed: each finds its own message.
+        echoes.settle(PeerId(1), 1..2, &Fate::Delivered);
+        echoes.settle(PeerId(1), 0..1, &Fate::MaybeLost("frozen".to_string()));
+        // Ids of another friend, or of messages already settled, find nothing.
+        assert_eq!(echoes.settle(PeerId(2), 0..2, &Fate::Delivered), 0);
+        assert_eq!(echoes.settle(PeerId(1), 0..2, &Fate::Sent), 0);
+        let full = Fate::NotDelivered("outbox full".to_string());
+        assert_eq!(echoes.refused(PeerId(1), 1, &full), 1);
+        let quitting = Fate::NotDelivered("quitting".to_string());
+        assert_eq!(echoes.refused(PeerId(1), 5, &quitting), 1);
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             [
                 "16:20 [you -> bob] 1  may not have arrived (frozen)",
                 "16:20 [you -> bob] 2  delivered",
-                "16:20 [you -> bob] 3  not delivered (outbox full)"
+                "16:20 [you -> bob] 3  not delivered (outbox full)",
+                "16:20 [you -> bob] 4  not delivered (quitting)"
             ]
         );
+        assert!(echoes.echoes.is_empty() && echoes.on_way.is_empty());
     }
 }

@@ -121,11 +121,23 @@ impl Friends {
     /// Messages typed: each batch goes to its friend's model; in a terminal, each message's
     /// echo follows it. The driver then takes each friend's actions.
     pub fn send(&mut self, batches: Vec<(PeerId, Batch)>, typed: Vec<Typed>, now: Instant) {
-        for typed in typed {
-            self.narrator.typed(typed, now);
-        }
+        // Per friend, the id the model gives the next of these messages; none if it refused them.
+        let mut next: Vec<Option<u64>> = vec![None; self.talks.len()];
         for (peer, batch) in batches {
-            self.talks[peer.0].send(batch, now);
+            next[peer.0] = self.talks[peer.0].send(batch, now).map(|ids| ids.start);
+        }
+        // The typed messages come in the order of each friend's batch: their echoes follow the ids.
+        for typed in typed {
+            let ids: Vec<Option<u64>> = typed
+                .to
+                .iter()
+                .map(|friend| {
+                    let id = next[friend.0];
+                    next[friend.0] = id.map(|id| id + 1);
+                    id
+                })
+                .collect();
+            self.narrator.typed(typed, &ids, now);
         }
     }
 

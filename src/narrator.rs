@@ -42,9 +42,10 @@ impl Narrator {
         }
     }
 
-    /// A message was typed in a terminal: its echo follows it.
-    pub fn typed(&mut self, typed: Typed, now: Instant) {
-        self.echoes.typed(typed, now);
+    /// A message was typed in a terminal: its echo follows it. `ids`: the id each recipient's
+    /// model gave it, or `None` where it was refused at the door.
+    pub fn typed(&mut self, typed: Typed, ids: &[Option<u64>], now: Instant) {
+        self.echoes.typed(typed, ids, now);
     }
 
     /// Prints the echoes that are due; returns when the next one will be.
@@ -98,7 +99,7 @@ impl Narrator {
                 debug!(target: FATE, "{all} message(s) to {}: {}", who.name, fate_word(fate));
                 // In a terminal the echo of each message says its fate: the report is only for
                 // messages that have no echo (all of them, with a pipe).
-                let n = all - self.echoes.oldest(peer, all, &echo_fate(fate));
+                let n = all - self.echoes.settle(peer, ids.clone(), &echo_fate(fate));
                 match fate {
                     _ if n == 0 => {}
                     Fate::Delivered | Fate::Sent => {}
@@ -145,7 +146,7 @@ impl Narrator {
                     Rejection::Quitting => "p2p-chat is quitting",
                 };
                 let fate = echo::Fate::NotDelivered(reason.to_string());
-                let echoed = self.echoes.newest(peer, *count, &fate);
+                let echoed = self.echoes.refused(peer, *count, &fate);
                 self.unechoed_refusals[peer.0] += count - echoed;
                 if why == &Rejection::OutboxFull && *first && echoed < *count {
                     error!(
@@ -170,7 +171,8 @@ impl Narrator {
             Output::Waiting { ids, reason, first } => {
                 let n = ids.end - ids.start;
                 debug!(target: FATE, "{n} message(s) to {}: held", who.name);
-                self.echoes.all(peer, &echo::Fate::Waiting(reason.short()));
+                let fate = echo::Fate::Waiting(reason.short());
+                self.echoes.settle(peer, ids.clone(), &fate);
                 if *first {
                     // In a terminal the echo of each message already says it waits, and why.
                     let level = match self.screen.is_terminal() {

@@ -108,9 +108,7 @@ impl<H: Handover> Console<H> {
     pub fn feed(&mut self, chunk: &[u8], answers: &mut impl Write) -> bool {
         stages::mark(Stage::StdinRead);
         let mut lines = std::mem::take(&mut self.lines);
-        let keep_going = lines.split(chunk, &mut |line, too_long| {
-            self.line(line, too_long, answers)
-        });
+        let keep_going = lines.split(chunk, &mut |line, flaw| self.line(line, flaw, answers));
         self.lines = lines;
         keep_going && self.flush()
     }
@@ -118,7 +116,7 @@ impl<H: Handover> Console<H> {
     /// End of input, which means `/quit`. A last line without a newline still counts.
     pub fn end(&mut self, answers: &mut impl Write) {
         let mut lines = std::mem::take(&mut self.lines);
-        let keep_going = lines.finish(&mut |line, too_long| self.line(line, too_long, answers));
+        let keep_going = lines.finish(&mut |line, flaw| self.line(line, flaw, answers));
         if keep_going {
             self.quit();
         }
@@ -148,7 +146,8 @@ impl<H: Handover> Console<H> {
                         let typed = format!("{}{line}", screen.prompt());
                         let _ = writeln!(answers, "{}", screen.dim(&typed));
                     }
-                    self.line(&line, false, &mut answers)
+                    // The editor takes no control characters: a typed line has no flaw.
+                    self.line(&line, None, &mut answers)
                 }
                 Outcome::Quit => false,
                 Outcome::Suspend => {
@@ -187,16 +186,18 @@ impl<H: Handover> Console<H> {
     }
 
     /// Handles one line. Returns false when the console should stop.
-    pub fn line(&mut self, line: &str, too_long: bool, answers: &mut impl Write) -> bool {
-        if too_long {
-            let _ = writeln!(
-                answers,
-                "error: that line is over {MAX_LINE} bytes, longer than any message can be; \
-                 nothing was sent"
-            );
-            return true;
-        }
-        match command::parse(line) {
+    fn line(&mut self, line: &str, flaw: Option<Flaw>, answers: &mut impl Write) -> bool {
+        let parsed = match flaw {
+            Some(Flaw::TooLong) => Err(format!(
+                "that line is over {MAX_LINE} bytes, longer than any message can be; nothing \
+                 was sent"
+            )),
+            Some(Flaw::Nul) => Err("that line holds a NUL byte, which would end a frame on \
+                                    the wire; nothing was sent: remove it"
+                .to_string()),
+            None => command::parse(line).map_err(|e| e.to_string()),
+        };
+        match parsed {
             Ok(None) => true,
             Ok(Some(command)) => self.obey(command, answers),
             Err(e) => {
@@ -344,8 +345,19 @@ impl Typing {
     }
 }
 
+/// What makes a line from stdin unusable whatever it says. Found by [`LineBuffer`], which sees
+/// a whole read at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// Longer than [`MAX_LINE`]: it has been cut.
+    TooLong,
+    /// It holds a NUL byte, which ends a frame on the wire. (Only a pipe can bring one: the line
+    /// editor takes no control characters.)
+    Nul,
+}
+
 /// Splits stdin's bytes into lines however the reads cut them, keeping at most [`MAX_LINE`] bytes
-/// of a line that spans reads. Pure: no I/O.
+/// of a line that spans reads, and finds each line's [`Flaw`]. Pure: no I/O.
 #[derive(Debug, Default)]
 struct LineBuffer {
     /// The start of a line that did not end within the last read; empty almost always.
@@ -355,10 +367,10 @@ struct LineBuffer {
 }
 
 impl LineBuffer {
-    /// Calls `each(line, too_long)` for every line that `chunk` completes, without its `\n`, and
+    /// Calls `each(line, flaw)` for every line that `chunk` completes, without its `\n`, and
     /// keeps the unfinished rest. Stops early, returning false, when `each` does. Invalid UTF-8
     /// is shown with replacement characters.
-    fn split(&mut self, chunk: &[u8], each: &mut impl FnMut(&str, bool) -> bool) -> bool {
+    fn split(&mut self, chunk: &[u8], each: &mut impl FnMut(&str, Option<Flaw>) -> bool) -> bool {
         let Some(last) = chunk.iter().rposition(|&b| b == b'\n') else {
             self.keep(chunk);
             return true;
@@ -381,15 +393,17 @@ impl LineBuffer {
                 return true;
             }
         }
-        // Every other complete line lies whole in this read: validate them all at once and hand
-        // each out without a copy.
+        // Every other complete line lies whole in this read: check them all at once (UTF-8, and
+        // whether any holds a NUL byte) and hand each out without a copy.
+        let nul = complete.contains(&0);
+        let flaw_of = |line: &[u8]| flaw(line, line.len() > MAX_LINE, nul);
         let keep_going = match std::str::from_utf8(complete) {
             Ok(text) => text
                 .split('\n')
-                .all(|line| each(line, line.len() > MAX_LINE)),
+                .all(|line| each(line, flaw_of(line.as_bytes()))),
             Err(_) => complete
                 .split(|&b| b == b'\n')
-                .all(|line| each(&String::from_utf8_lossy(line), line.len() > MAX_LINE)),
+                .all(|line| each(&String::from_utf8_lossy(line), flaw_of(line))),
         };
         if keep_going {
             self.keep(rest);
@@ -399,11 +413,12 @@ impl LineBuffer {
 
     /// Hands over the line held in `partial`, if any: at end of input, a last line that had no
     /// `\n`.
-    fn finish(&mut self, each: &mut impl FnMut(&str, bool) -> bool) -> bool {
+    fn finish(&mut self, each: &mut impl FnMut(&str, Option<Flaw>) -> bool) -> bool {
         if self.partial.is_empty() && !self.too_long {
             return true;
         }
-        let keep_going = each(&String::from_utf8_lossy(&self.partial), self.too_long);
+        let flaw = flaw(&self.partial, self.too_long, true);
+        let keep_going = each(&String::from_utf8_lossy(&self.partial), flaw);
         self.partial.clear();
         self.too_long = false;
         keep_going
@@ -414,6 +429,16 @@ impl LineBuffer {
         self.too_long |= bytes.len() > room;
         self.partial
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
+/// A line's flaw; `may_hold_nul` is false when its whole read holds no NUL byte, so the line is
+/// not searched again.
+fn flaw(line: &[u8], too_long: bool, may_hold_nul: bool) -> Option<Flaw> {
+    match () {
+        _ if too_long => Some(Flaw::TooLong),
+        _ if may_hold_nul && line.contains(&0) => Some(Flaw::Nul),
+        _ => None,
     }
 }
 
@@ -526,11 +551,19 @@ mod tests {
 
     /// Splits `chunks` with a fresh buffer; returns each line and whether it was too long.
     fn split_all(chunks: &[&[u8]]) -> Vec<(String, bool)> {
+        split_flawed(chunks)
+            .into_iter()
+            .map(|(line, flaw)| (line, flaw == Some(Flaw::TooLong)))
+            .collect()
+    }
+
+    /// Splits `chunks` with a fresh buffer; returns each line's start and its flaw.
+    fn split_flawed(chunks: &[&[u8]]) -> Vec<(String, Option<Flaw>)> {
         let mut buffer = LineBuffer::default();
         let mut lines = Vec::new();
-        let mut each = |line: &str, too_long: bool| {
+        let mut each = |line: &str, flaw: Option<Flaw>| {
             let shown = line.chars().take(8).collect();
-            lines.push((shown, too_long));
+            lines.push((shown, flaw));
             true
         };
         for chunk in chunks {
@@ -566,7 +599,7 @@ mod tests {
             [("yyyyyyyy".into(), true), ("ok".into(), false)]
         );
         let mut buffer = LineBuffer::default();
-        let mut each = |_: &str, _: bool| true;
+        let mut each = |_: &str, _: Option<Flaw>| true;
         for _ in 0..10 {
             buffer.split(&long, &mut each);
             assert!(buffer.partial.len() <= MAX_LINE, "memory stays bounded");
@@ -574,6 +607,39 @@ mod tests {
         assert_eq!(
             split_all(&[&long, &long, b"\nok"]),
             [("yyyyyyyy".into(), true), ("ok".into(), false)]
+        );
+    }
+
+    #[test]
+    fn line_buffer_flags_each_line_holding_a_nul_byte_however_the_reads_cut_it() {
+        let nul = Some(Flaw::Nul);
+        assert_eq!(
+            split_flawed(&[b"ok\na\0b\nfine\n"]),
+            [
+                ("ok".into(), None),
+                ("a\0b".into(), nul),
+                ("fine".into(), None)
+            ]
+        );
+        // The NUL in a line that spans reads, and in a last line with no newline.
+        assert_eq!(
+            split_flawed(&[b"x/1\x00", b"2\ny/", b"ok\nz\0"]),
+            [
+                ("x/1\u{0}2".into(), nul),
+                ("y/ok".into(), None),
+                ("z\0".into(), nul)
+            ]
+        );
+        assert_eq!(split_flawed(&[b"\xff\0\n"]), [("\u{fffd}\0".into(), nul)]);
+    }
+
+    #[test]
+    fn a_line_with_a_nul_byte_is_refused_and_the_others_are_sent() {
+        let (events, answers) = run_console("bob/one\nbob/t\0wo\nbob/three\n");
+        assert!(answers.contains("holds a NUL byte"), "{answers}");
+        assert_eq!(
+            frames(&events),
+            [(1, "alice/one\nalice/three\n".to_string(), 2)]
         );
     }
 

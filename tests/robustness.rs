@@ -231,6 +231,8 @@ fn forty_connections_claiming_one_friend_hold_four_slots_and_another_friend_gets
         carol.send("bob/let me in");
         bob.expect_stdout("[carol] let me in");
         // At the first try: bob refused nobody, and carol never had to hold the message and retry.
+        // (carol's log is read apart from bob's screen: wait until her line has come.)
+        carol.expect_stderr("connected to bob");
         assert_eq!(bob.stderr_count("refused connection"), 0);
         assert_eq!(carol.stderr_count("wait in their outbox"), 0);
         assert_eq!(carol.stderr_count("connected to bob"), 1);

@@ -138,7 +138,12 @@ impl Narrator {
                     _ => "dropped by their p2p-chat",
                 };
                 let n = ids.end - ids.start;
-                info!("{n} message(s) to {who} counted as sent were confirmed after all: {what}");
+                // News about your own messages: shown in a terminal too, where their echoes,
+                // already printed as sent, do not change.
+                info!(
+                    target: NOTICE,
+                    "{n} message(s) to {who} counted as sent were confirmed after all: {what}"
+                );
             }
             Output::Rejected { count, why, first } => {
                 let reason = match why {

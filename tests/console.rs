@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -473,6 +473,29 @@ fn a_frozen_friend_is_told_once_in_the_echo_of_the_message() {
         s.contains("[you -> bob] are you frozen?  delivered")
     });
     assert!(!screen.contains("has confirmed nothing"), "{screen}");
+}
+
+#[test]
+fn a_friend_counted_as_not_confirming_who_confirms_after_all_is_news_on_screen() {
+    // bob is the test: he reads alice's message and confirms nothing, so alice counts him as a
+    // program that does not confirm; then he confirms it after all.
+    let (group, bob) = Group::with_listener(&["alice", "bob"]);
+    let Some(tmux) = alice_in_tmux(&group, "--ack-timeout 0.3") else {
+        return;
+    };
+    tmux.enter("bob/hello");
+    let (mut raw, _) = bob.accept().expect("alice connects");
+    raw.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    let mut frame = [0u8; 12];
+    raw.read_exact(&mut frame).expect("alice's frame");
+    assert_eq!(&frame, b"alice/hello\n");
+    tmux.wait_screen("the echo", |s| {
+        s.contains("[you -> bob] hello  sent (no confirmation")
+    });
+    raw.write_all(&[0]).expect("a confirmation");
+    tmux.wait_screen("the news", |s| {
+        s.contains("counted as sent were confirmed after all: delivered")
+    });
 }
 
 #[test]

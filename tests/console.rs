@@ -7,54 +7,29 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::tmux::TmuxServer;
 use common::{BIN, Group, PATIENCE};
 
-/// Set to `1` to skip these tests on a machine without tmux (README says so); otherwise a missing
-/// tmux fails them, so a green run always means the console was tested.
-const SKIP_TMUX: &str = "P2P_TEST_SKIP_TMUX";
-
-/// One tmux server with one session running one command in a 120x32 pane. Its socket lives in
-/// the test's directory, so nothing of it outlives the test.
+/// One tmux server with one session running one command in a 120x32 pane.
 struct Tmux {
-    socket: PathBuf,
+    server: TmuxServer,
 }
 
 impl Tmux {
     /// Starts `command` (run by `sh`) in a new pane. Without tmux, fails the test, or returns
     /// `None` where the user has asked to skip the console tests.
     fn start(dir: &Path, command: &str) -> Option<Tmux> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let socket = dir.join(format!("tmux-{}", NEXT.fetch_add(1, Ordering::SeqCst)));
-        let tmux = Tmux { socket };
-        let started = tmux.run(&["new-session", "-d", "-x", "120", "-y", "32", command]);
-        match started {
-            Some(out) if out.status.success() => Some(tmux),
-            Some(out) => panic!("tmux new-session: {}", String::from_utf8_lossy(&out.stderr)),
-            None if std::env::var_os(SKIP_TMUX).is_some_and(|v| v == "1") => {
-                eprintln!("skipped: tmux is not installed, and {SKIP_TMUX}=1 says to skip");
-                None
-            }
-            None => panic!(
-                "the console tests need tmux, which is not installed: install it (on Debian, \
-                 apt-get install tmux), or set {SKIP_TMUX}=1 to skip these tests"
-            ),
-        }
+        let server = TmuxServer::start(dir, &["-x", "120", "-y", "32", command])?;
+        Some(Tmux { server })
     }
 
     fn run(&self, args: &[&str]) -> Option<Output> {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .ok()
+        self.server.run(args)
     }
 
     /// Makes the window `columns` wide, as a person dragging its edge would.
@@ -102,12 +77,6 @@ impl Tmux {
             );
             thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
     }
 }
 

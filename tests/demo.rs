@@ -215,36 +215,10 @@ fn tmux_missing_says_how_to_install_it() {
     assert!(out.stderr.contains("brew install tmux"), "{}", out.stderr);
 }
 
-/// A tmux server of the test's own (its socket in the test's directory), killed on drop.
-struct TmuxServer {
-    socket: PathBuf,
-}
-
-impl TmuxServer {
-    fn run(&self, args: &[&str]) -> Option<std::process::Output> {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .ok()
-    }
-}
-
-impl Drop for TmuxServer {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
 #[test]
 fn demo_tmux_inside_a_tmux_session_with_no_client_attached_succeeds_and_says_how_to_attach() {
     let dir = TempDir::new();
     let table = write_table(&dir, &free_ports(NAMES.len()));
-    let server = TmuxServer {
-        socket: dir.path().join("tmux"),
-    };
     let done = dir.path().join("done");
     // The demo runs in a pane of a detached session: a terminal, inside tmux, and no client.
     let status = dir.path().join("status");
@@ -255,9 +229,7 @@ fn demo_tmux_inside_a_tmux_session_with_no_client_attached_succeeds_and_says_how
         status = status.display(),
         done = done.display()
     );
-    let started = server.run(&[
-        "new-session",
-        "-d",
+    let session = [
         "-s",
         "outer",
         // tmux names a window after the program in it: the demo's own window is called so too.
@@ -268,13 +240,10 @@ fn demo_tmux_inside_a_tmux_session_with_no_client_attached_succeeds_and_says_how
         "-y",
         "48",
         &script,
-    ]);
-    match started {
-        Some(out) if out.status.success() => {}
-        Some(out) => panic!("tmux new-session: {}", String::from_utf8_lossy(&out.stderr)),
-        None if std::env::var_os("P2P_TEST_SKIP_TMUX").is_some_and(|v| v == "1") => return,
-        None => panic!("this test needs tmux: install it, or set P2P_TEST_SKIP_TMUX=1"),
-    }
+    ];
+    let Some(server) = common::tmux::TmuxServer::start(dir.path(), &session) else {
+        return;
+    };
     assert!(common::wait_until(|| done.exists()), "the demo did not end");
     let screen = server
         .run(&["capture-pane", "-p", "-t", "=outer:"])

@@ -9,6 +9,8 @@
 // Processes, pipes, directories, ports and tables: shared with the benchmarks and the demo too.
 mod process;
 pub use process::*;
+// A tmux server of the test's own, for the tests of the console and of the demo in tmux.
+pub mod tmux;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

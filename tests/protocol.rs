@@ -58,11 +58,7 @@ fn a_nak_then_a_nul_settle_one_message_refused_and_the_next_delivered() {
         alice.send("bob/two");
         assert_eq!(read_lines(&mut raw, 2), b"alice/one\nalice/two\n");
         raw.write_all(&[0x15, 0x00]).unwrap();
-        let settled = alice.wait_settled("bob", 2);
-        assert!(
-            settled.contains("1 delivered, 0 sent, 1 failed"),
-            "{settled}"
-        );
+        alice.expect_settled("bob", 1, 0, 1);
         let refused = alice.expect_stderr("their p2p-chat dropped them");
         assert!(refused.contains("1 message(s) to bob"), "{refused}");
     });
@@ -111,19 +107,11 @@ fn a_classic_friend_is_learned_counted_sent_at_once_closed_on_time_and_not_waite
         assert_eq!(read_lines(&mut raw, 1), b"alice/one\n");
         // Nothing confirmed, and their kernel took everything: they do not confirm.
         alice.expect_stderr("bob's program does not confirm");
-        let settled = alice.wait_settled("bob", 1);
-        assert!(
-            settled.contains("0 delivered, 1 sent, 0 failed"),
-            "{settled}"
-        );
+        alice.expect_settled("bob", 0, 1, 0);
         // From now on a message counts as sent when it is written, with no waiting to learn.
         alice.send("bob/two");
         assert_eq!(read_lines(&mut raw, 1), b"alice/two\n");
-        let settled = alice.wait_settled("bob", 2);
-        assert!(
-            settled.contains("0 delivered, 2 sent, 0 failed"),
-            "{settled}"
-        );
+        alice.expect_settled("bob", 0, 2, 0);
         assert_eq!(alice.stderr_count("does not confirm"), 1, "learned once");
         // The idle close is a half-close: bob reads the end of the stream.
         alice.expect_stderr("closing idle connection to bob after 1.0 s");
@@ -151,8 +139,7 @@ fn confirmations_for_messages_not_yet_sent_confirm_nothing_and_end_the_connectio
         let mut raw = accept(&bob);
         assert_eq!(read_lines(&mut raw, 1), b"alice/one\n");
         raw.write_all(&[0]).unwrap();
-        let settled = alice.wait_settled("bob", 1);
-        assert!(settled.contains("1 delivered"), "{settled}");
+        alice.expect_settled("bob", 1, 0, 0);
         // Three more, ahead of anything to confirm: they would settle the next three messages.
         raw.write_all(&[0, 0, 0]).unwrap();
         let line = alice.expect_stderr("our connection to bob ended");
@@ -165,10 +152,6 @@ fn confirmations_for_messages_not_yet_sent_confirm_nothing_and_end_the_connectio
         let mut fresh = accept(&bob);
         assert_eq!(read_lines(&mut fresh, 1), b"alice/two\n");
         fresh.write_all(&[0]).unwrap();
-        let settled = alice.wait_settled("bob", 2);
-        assert!(
-            settled.contains("2 delivered, 0 sent, 0 failed"),
-            "{settled}"
-        );
+        alice.expect_settled("bob", 2, 0, 0);
     });
 }

@@ -86,13 +86,7 @@ impl Conversation {
     /// connection is closed.
     pub fn abandon(&mut self) {
         self.quitting = true;
-        let written: usize = self
-            .flight
-            .iter()
-            .filter(|f| f.written_at.is_some())
-            .map(Flight::count)
-            .sum();
-        self.settle_front(written, Fate::MaybeLost(Reason::Quitting));
+        self.settle_front(self.written_whole(), Fate::MaybeLost(Reason::Quitting));
         let unwritten: usize = self.flight.iter().map(Flight::count).sum();
         self.settle_front(unwritten, Fate::NotDelivered(Reason::Quitting));
         self.drop_outbox(Reason::Quitting);

@@ -468,14 +468,18 @@ impl Conversation {
         self.outputs.push_back(Output::Settled { ids, fate });
     }
 
-    /// A classic friend's messages count as sent once written.
-    fn settle_written_as_sent(&mut self) {
-        let written: usize = self
-            .flight
+    /// Unsettled messages at the front of the flight whose batches have been written whole.
+    fn written_whole(&self) -> usize {
+        self.flight
             .iter()
             .take_while(|f| f.written_at.is_some())
             .map(Flight::count)
-            .sum();
+            .sum()
+    }
+
+    /// A classic friend's messages count as sent once written.
+    fn settle_written_as_sent(&mut self) {
+        let written = self.written_whole();
         if written > 0 {
             self.settle_front(written, Fate::Sent);
             self.reachable();

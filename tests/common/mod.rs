@@ -346,6 +346,14 @@ impl Peer {
         self.expect_stderr(&format!("all {total} message(s) to {friend} settled"))
     }
 
+    /// Waits until every message to `friend` is settled and checks how: so many delivered, so
+    /// many counted as sent, so many failed.
+    pub fn expect_settled(&mut self, friend: &str, delivered: usize, sent: usize, failed: usize) {
+        let settled = self.wait_settled(friend, delivered + sent + failed);
+        let counts = format!("{delivered} delivered, {sent} sent, {failed} failed");
+        assert!(settled.contains(&counts), "{settled}");
+    }
+
     /// Sends SIGINT, as Ctrl-C in a terminal would.
     pub fn interrupt(&self) {
         self.signal("-INT");

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::command::{self, Command, Target};
-use crate::editor::{Keys, LineEditor, Outcome};
 use crate::escape::escaped;
 use crate::event::{Batch, ConsoleEvent, Typed};
 use crate::frame::{self, MAX_FRAME};
 use crate::logging;
 use crate::peers::{PeerId, PeerTable};
-use crate::screen::Screen;
 use crate::stages::{self, Stage};
+use crate::terminal::Screen;
+use crate::terminal::editor::{Keys, LineEditor, Outcome};
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
 /// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).

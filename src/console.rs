@@ -9,9 +9,10 @@
 //! End of input means `/quit`. The console ends after sending [`ConsoleEvent::Quit`]; the
 //! dispatcher also treats the channel closing as quit.
 //!
-//! In a terminal the console reads keys, not lines: `run_terminal` feeds them to the
-//! [`LineEditor`] and hands each entered line to the same code a piped line goes through. The
-//! line being typed lives on the [`Screen`], which draws it below everything else.
+//! In a terminal the console reads keys, not lines: `run_terminal` feeds them to the line
+//! editor ([`LineEditor`](crate::terminal::editor::LineEditor)) and hands each entered line to
+//! the same code a piped line goes through. The line being typed lives on the [`Screen`], which
+//! draws it below everything else.
 
 use std::io::{self, BufReader, Read};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crossbeam_channel::Sender;
 use crate::compose::{Console, Typing};
 use crate::event::ConsoleEvent;
 use crate::peers::{PeerId, PeerTable};
-use crate::screen::Screen;
+use crate::terminal::Screen;
 
 /// The most stdin bytes one read takes, and so the most input one hand-off carries.
 pub const READ_BYTES: usize = 64 * 1024;

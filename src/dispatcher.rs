@@ -35,8 +35,8 @@ use crate::inbound::Inbound;
 use crate::link::{self, LinkTask};
 use crate::logging::NOTICE;
 use crate::peers::{PeerId, PeerTable};
-use crate::screen::Screen;
 use crate::stages::{self, Stage};
+use crate::terminal::Screen;
 
 /// Batches a link's queue holds. Small: messages wait in the outbox, where the model can still
 /// count, hold and report them, rather than in a channel.

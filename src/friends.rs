@@ -14,8 +14,8 @@ use crate::inbound::Inbound;
 use crate::narrator::Narrator;
 use crate::peers::{PeerId, PeerTable};
 use crate::roster;
-use crate::screen::Screen;
-use crate::term;
+use crate::terminal::Screen;
+use crate::terminal::term;
 
 /// What a model asks of its driver: the outputs that need I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,8 +22,8 @@ use log::{info, log_enabled, trace, warn};
 use crate::escape::{claimed_name, escaped};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
 use crate::peers::{PeerId, PeerTable};
-use crate::screen::Screen;
 use crate::stages::{self, Stage};
+use crate::terminal::Screen;
 
 /// How long the first confirmation on a connection waits for a NUL byte that would mark the
 /// sender as the classic program. Its `\n\0` leave in one write, so they arrive together but for

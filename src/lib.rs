@@ -20,28 +20,33 @@
 //!              └──> Inbound registry <──┘   (the one mutex: admission cap, /peers counts)
 //! ```
 //!
-//! * [`acceptor`]: blocks in `accept`, admits connections under a cap, spawns a reader for each.
-//! * [`reader`]: one per inbound connection; decodes frames, prints them, confirms them.
-//! * [`console`]: reads stdin lines (or, in a terminal, keys for the [`editor`]), answers
-//!   mistakes, hands messages to the dispatcher.
+//! The lesson is in three places: the model, and its two drivers.
+//!
 //! * [`conversation`]: the pure model of what we know about one friend: outbox, flight, kind,
 //!   deadlines, and the one place a message's fate is decided. Time is an argument.
-//! * [`dispatcher`]: owns one conversation per friend and the link carrying out its I/O; moves
-//!   events into the models and carries their outputs out. It never touches a socket.
-//!   [`narrator`] says what the models report (log lines, echoes); [`roster`] draws `/peers`.
-//! * [`link`]: one per connection we open, owning it; connects, writes, half-closes, and (with
-//!   its ack reader thread) passes on the friend's confirmations. It decides nothing; [`sendq`]
-//!   asks the kernel what is still in the connection's send queue.
-//! * [`event`]: the types that cross threads. Thread modules import it, never each other.
-//! * [`screen`]: the one way to the terminal: chat lines, and in a terminal the input line at
-//!   the bottom, behind one lock that every printing thread takes, so nothing breaks the line
-//!   being typed. [`logging`] writes through it; [`term`] holds the termios, window-size and
-//!   local-time calls std lacks.
-//! * Pure modules, unit-tested without I/O: [`peers`] (the table), [`frame`] (the wire format),
-//!   [`escape`] (text from the network made safe to print), [`command`] (console lines),
-//!   [`compose`] (the console's logic), [`incoming`] (what arrives on one inbound connection),
-//!   [`editor`] (keys and the line editor), [`echo`] (your own messages with their fates),
-//!   [`cli`] (the command line).
+//!   [`friends`] holds one per friend, for either driver.
+//! * p2p-chat's threads, one module per role:
+//!   - [`dispatcher`]: owns the friends' models and the link carrying out each one's I/O; moves
+//!     events into the models and carries their outputs out. It never touches a socket.
+//!   - [`link`]: one per connection we open, owning it; connects, writes, half-closes, and (with
+//!     its ack reader thread) passes on the friend's confirmations. It decides nothing; [`sendq`]
+//!     asks the kernel what is still in the connection's send queue.
+//!   - [`acceptor`]: blocks in `accept`, admits connections under a cap, spawns a reader for each.
+//!   - [`reader`]: one per inbound connection; decodes frames, prints them, confirms them.
+//!   - [`console`]: reads stdin lines (or, in a terminal, keys), hands messages to the dispatcher.
+//!   - [`event`]: the types that cross threads. Thread modules import it, never each other.
+//! * p2p-chat-select's loop, in `src/bin/select/`: the same model, driven from one poll().
+//!
+//! Shared by both drivers, and pure (unit-tested without I/O) unless said: [`incoming`] (what
+//! arrives on one inbound connection: sender checks, lines to show, confirmations), [`inbound`]
+//! (who may connect: the cap; a lock), [`compose`] (what is typed: lines, commands, batches),
+//! [`command`] (console lines), [`frame`] (the wire format), [`escape`] (text from the network
+//! made safe to print), [`narrator`] (the words for what the models report), [`roster`]
+//! (`/peers`), [`stages`] (the latency budget's clock stamps).
+//!
+//! Apart from the lesson: [`terminal`] (the screen, the line editor, the echoes of your own
+//! messages, raw mode), and the set-up: [`peers`] (the table), [`cli`] (the command line),
+//! [`error`], [`logging`] (through the screen).
 //!
 //! Every message ends in one state the user can see: delivered (the friend's p2p-chat confirmed
 //! it), sent (the friend's program does not confirm; the bytes were written), or reported as not
@@ -67,8 +72,6 @@ pub mod compose;
 pub mod console;
 pub mod conversation;
 pub mod dispatcher;
-pub mod echo;
-pub mod editor;
 pub mod error;
 pub mod escape;
 pub mod event;
@@ -82,10 +85,9 @@ pub mod narrator;
 pub mod peers;
 pub mod reader;
 pub mod roster;
-pub mod screen;
 pub mod sendq;
 pub mod stages;
-pub mod term;
+pub mod terminal;
 
 use std::io::IsTerminal;
 use std::net::TcpListener;
@@ -104,7 +106,7 @@ use crate::error::{Error, Result};
 use crate::inbound::Inbound;
 use crate::peers::{PeerId, PeerTable};
 use crate::reader::ReaderContext;
-use crate::screen::Screen;
+use crate::terminal::{Screen, term};
 
 /// Shown in the empty input line of a terminal.
 const HINT: &str = "friend/message, */message for everyone, Tab completes a name, /help";

@@ -17,8 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::Level;
 
-use crate::screen::Screen;
-use crate::term;
+use crate::terminal::Screen;
+use crate::terminal::term;
 
 /// The log target of info lines shown by default in a terminal: `info!(target: NOTICE, ...)`.
 pub const NOTICE: &str = "notice";

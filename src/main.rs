@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use p2p_chat::cli::{self, Action};
 use p2p_chat::error::Result;
-use p2p_chat::term;
+use p2p_chat::terminal::term;
 
 fn main() -> ExitCode {
     match try_main() {

@@ -10,12 +10,12 @@ use log::{Level, debug, error, info, log, warn};
 use crate::conversation::{
     Conversation, Fate, Kind, Limits, MAX_BACKOFF, Output, Reason, Rejection,
 };
-use crate::echo::{self, Echoes};
 use crate::event::Typed;
 use crate::logging::{NOTICE, STATE};
 use crate::peers::{PeerId, PeerTable};
-use crate::screen::Screen;
-use crate::term;
+use crate::terminal::Screen;
+use crate::terminal::echo::{self, Echoes};
+use crate::terminal::term;
 
 pub struct Narrator {
     table: Arc<PeerTable>,

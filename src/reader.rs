@@ -29,8 +29,8 @@ use crate::event::Event;
 use crate::inbound::{ConnId, Inbound};
 use crate::incoming::{FIRST_CONFIRMATION_WAIT, Incoming};
 use crate::peers::PeerTable;
-use crate::screen::Screen;
 use crate::stages::{self, Stage};
+use crate::terminal::Screen;
 
 /// What every reader thread needs; cloned (cheaply) into each.
 #[derive(Clone)]

@@ -7,7 +7,7 @@
 //! line at a time and writes the lines gathered so far with one `write_all` whenever the buffer is
 //! empty (as `console.rs` does), on a connection with Nagle off (as `link.rs` does); the receiver
 //! reads 64 KiB at a time and writes the complete lines of each read to stdout with one write and a
-//! flush (as `reader.rs` and `screen.rs` do). What it leaves out is what the chat adds: parsing,
+//! flush (as `reader.rs` and `terminal/screen.rs` do). What it leaves out is what the chat adds: parsing,
 //! routing through the dispatcher, a thread per link and per reader, frame checks and escaping.
 
 use std::io::{self, BufRead, BufReader, Read, Write};

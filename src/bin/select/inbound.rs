@@ -14,8 +14,8 @@ use p2p_chat::conversation::earliest;
 use p2p_chat::inbound::{ConnId, Inbound};
 use p2p_chat::incoming::{FIRST_CONFIRMATION_WAIT, Incoming};
 use p2p_chat::peers::{PeerId, PeerTable};
-use p2p_chat::screen::Screen;
 use p2p_chat::stages::{self, Stage};
+use p2p_chat::terminal::Screen;
 
 /// An inbound connection: a friend's, to read from.
 pub struct InConn {

@@ -38,9 +38,9 @@ use p2p_chat::friends::Friends;
 use p2p_chat::inbound::Inbound;
 use p2p_chat::logging::NOTICE;
 use p2p_chat::peers::{PeerId, PeerTable};
-use p2p_chat::screen::Screen;
 use p2p_chat::stages::{self, Stage};
-use p2p_chat::term;
+use p2p_chat::terminal::Screen;
+use p2p_chat::terminal::term;
 
 use inbound::InConn;
 use outbound::Link;

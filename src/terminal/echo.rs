@@ -1,7 +1,7 @@
 //! Your own messages in a terminal's transcript, with what became of them. Pure: the dispatcher
 //! tells it what happened and when, and prints the lines it returns.
 //!
-//! Each typed message gets an [`Echo`], found by the id each recipient's model gave the message
+//! Each typed message gets an `Echo`, found by the id each recipient's model gave the message
 //! (the model decides every fate and reports it by those ids; the echo only shows it). A message
 //! refused at the door gets no id: its echo waits in the friend's queue of refusals for the
 //! report that says why, and those reports come in the order the messages were typed.

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::{editor, term};
 use crate::escape::escape_into;
-use crate::{editor, term};
 
 /// How incoming messages are written to stdout.
 #[derive(Clone)]

@@ -29,6 +29,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A mistake in the peer table at `path`, on `line` (0: the file as a whole).
+    pub fn table(path: &str, line: usize, message: impl Into<String>) -> Error {
+        Error::Table {
+            path: path.to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+
     /// The process exit code for this error: 2 for bad input, 1 for a runtime fault.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -128,15 +128,14 @@ pub fn screen(options: &Options) -> Screen {
 
 /// Finds our own entry in the table.
 pub fn find_me(table: &PeerTable, options: &Options) -> Result<PeerId> {
-    table.find(&options.name).ok_or_else(|| Error::Table {
-        path: options.peers_path.clone(),
-        line: 0,
-        message: format!(
+    table.find(&options.name).ok_or_else(|| {
+        let message = format!(
             "no entry named {:?}; the names are: {} (add a line for {:?}, or pick one of those)",
             options.name,
             table.names(),
             options.name
-        ),
+        );
+        Error::table(&options.peers_path, 0, message)
     })
 }
 

@@ -11,9 +11,9 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, bounded};
 
 use crate::error::{Error, Result};
 use crate::escape::{escaped, is_invisible};
@@ -47,27 +47,41 @@ impl Peer {
         Ok(addrs)
     }
 
-    /// [`Peer::socket_addrs`] within `timeout`. std has no lookup with a deadline, so a name is
-    /// looked up on a helper thread; one that is still waiting on DNS when the time is up is left
-    /// to finish on its own, and its answer is dropped.
+    /// [`Peer::socket_addrs`] within `timeout`.
     pub fn resolve(&self, timeout: Duration) -> io::Result<Vec<SocketAddr>> {
-        if let Ok(ip) = self.host.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, self.port)]);
-        }
+        self.lookup()
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| timed_out(timeout))
+    }
+
+    /// Starts [`Peer::socket_addrs`]; the answer arrives on the channel returned. An address
+    /// needs no lookup and is there at once. std has no lookup with a deadline, so a name is
+    /// looked up on a helper thread; one still waiting on DNS when its caller gives up is left
+    /// to finish on its own, and its answer is dropped.
+    fn lookup(&self) -> Receiver<io::Result<Vec<SocketAddr>>> {
         let (tx, rx) = bounded(1);
-        let peer = self.clone();
-        std::thread::Builder::new()
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            let _ = tx.send(Ok(vec![SocketAddr::new(ip, self.port)]));
+            return rx;
+        }
+        let (answer, peer) = (tx.clone(), self.clone());
+        let spawned = std::thread::Builder::new()
             .name(format!("resolve:{}", self.name))
             .spawn(move || {
-                let _ = tx.send(peer.socket_addrs());
-            })?;
-        rx.recv_timeout(timeout).unwrap_or_else(|_| {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no answer within {:.1} s", timeout.as_secs_f64()),
-            ))
-        })
+                let _ = answer.send(peer.socket_addrs());
+            });
+        if let Err(e) = spawned {
+            let _ = tx.send(Err(e));
+        }
+        rx
     }
+}
+
+fn timed_out<T>(timeout: Duration) -> io::Result<T> {
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no answer within {:.1} s", timeout.as_secs_f64()),
+    ))
 }
 
 impl fmt::Display for Peer {
@@ -97,11 +111,7 @@ impl PeerTable {
     /// Only a regular file of at most [`MAX_TABLE_BYTES`] is read: `/dev/zero` would never end,
     /// and a FIFO would wait for a writer for ever.
     pub fn load(path: &str) -> Result<PeerTable> {
-        let refuse = |message: String| Error::Table {
-            path: path.to_string(),
-            line: 0,
-            message,
-        };
+        let refuse = |message: String| Error::table(path, 0, message);
         let read_error = |source| Error::TableRead {
             path: path.to_string(),
             source,
@@ -132,21 +142,16 @@ impl PeerTable {
             .strip_prefix("\u{feff}".as_bytes())
             .map(<[u8]>::to_vec)
             .unwrap_or(text);
-        let text = String::from_utf8(text).map_err(|e| Error::Table {
-            path: path.to_string(),
-            line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
-            message: "the file is not valid UTF-8".to_string(),
+        let text = String::from_utf8(text).map_err(|e| {
+            let line = line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to());
+            Error::table(path, line, "the file is not valid UTF-8")
         })?;
         PeerTable::parse(&text, path)
     }
 
     /// Parses the text of a table; `path` is only used in error messages. Needs no network.
     pub fn parse(text: &str, path: &str) -> Result<PeerTable> {
-        let error = |line: usize, message: String| Error::Table {
-            path: path.to_string(),
-            line,
-            message,
-        };
+        let error = |line: usize, message: String| Error::table(path, line, message);
         let mut peers: Vec<Peer> = Vec::new();
         let mut lines = Vec::new();
         for (index, raw) in text.lines().enumerate() {
@@ -156,26 +161,21 @@ impl PeerTable {
             let (name, host, port) = match fields[..] {
                 [] => continue,
                 [name, host, port] => (name, host, port),
-                [_] | [_, _] => {
-                    return Err(error(
-                        line,
-                        format!(
-                            "expected NAME HOST PORT, found {} field(s): {:?}",
-                            fields.len(),
-                            content.trim()
-                        ),
-                    ));
-                }
                 _ => {
-                    return Err(error(
-                        line,
-                        format!(
-                            "expected NAME HOST PORT, found {} fields: {:?} \
-                             (names and hosts cannot contain spaces)",
-                            fields.len(),
-                            content.trim()
-                        ),
-                    ));
+                    let found = match fields.len() {
+                        1 => "1 field".to_string(),
+                        n => format!("{n} fields"),
+                    };
+                    // More than three: a space inside a name or a host.
+                    let hint = match fields.len() {
+                        4.. => " (names and hosts cannot contain spaces)",
+                        _ => "",
+                    };
+                    let message = format!(
+                        "expected NAME HOST PORT, found {found}: {:?}{hint}",
+                        content.trim()
+                    );
+                    return Err(error(line, message));
                 }
             };
             check_name(name).map_err(|why| error(line, why))?;
@@ -217,50 +217,27 @@ impl PeerTable {
     /// frame can be checked against its sender's machine. Returns the friends whose host did not
     /// resolve, each with an error that names the table line; the caller decides what is fatal.
     pub fn resolve(&mut self, path: &str, timeout: Duration) -> Vec<(PeerId, Error)> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        for (index, peer) in self.peers.iter().enumerate() {
-            if let Ok(ip) = peer.host.parse::<IpAddr>() {
-                // An address needs no lookup, and no thread.
-                let _ = tx.send((index, Ok(vec![SocketAddr::new(ip, peer.port)])));
-                continue;
-            }
-            let (answer, peer) = (tx.clone(), peer.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("resolve:{}", peer.name))
-                .spawn(move || {
-                    let _ = answer.send((index, peer.resolve(timeout)));
-                });
-            if let Err(e) = spawned {
-                let _ = tx.send((index, Err(e)));
-            }
-        }
-        drop(tx);
-        let mut answers: Vec<Option<io::Result<Vec<SocketAddr>>>> =
-            (0..self.peers.len()).map(|_| None).collect();
-        // Each lookup gives up by itself after `timeout`, so this ends soon after it.
-        for (index, answer) in rx.iter() {
-            answers[index] = Some(answer);
-        }
+        let deadline = Instant::now() + timeout;
+        let lookups: Vec<_> = self.peers.iter().map(Peer::lookup).collect();
         let mut failed = Vec::new();
-        for (index, answer) in answers.into_iter().enumerate() {
-            match answer {
-                Some(Ok(addrs)) => self.ips[index] = addrs.iter().map(SocketAddr::ip).collect(),
-                Some(Err(e)) => failed.push((PeerId(index), self.unresolved(path, index, &e))),
-                None => {}
+        for (index, lookup) in lookups.into_iter().enumerate() {
+            let answer = lookup.recv_deadline(deadline);
+            match answer.unwrap_or_else(|_| timed_out(timeout)) {
+                Ok(addrs) => self.ips[index] = addrs.iter().map(SocketAddr::ip).collect(),
+                Err(e) => failed.push((
+                    PeerId(index),
+                    Error::table(
+                        path,
+                        self.lines[index],
+                        format!(
+                            "host {:?} is neither an IP address nor a name that resolves ({e})",
+                            self.peers[index].host
+                        ),
+                    ),
+                )),
             }
         }
         failed
-    }
-
-    fn unresolved(&self, path: &str, index: usize, e: &io::Error) -> Error {
-        Error::Table {
-            path: path.to_string(),
-            line: self.lines[index],
-            message: format!(
-                "host {:?} is neither an IP address nor a name that resolves ({e})",
-                self.peers[index].host
-            ),
-        }
     }
 
     /// Finds a friend by name.
@@ -395,7 +372,7 @@ mod tests {
     fn reports_wrong_field_counts_with_file_and_line() {
         assert_eq!(
             parse_err("alice 127.0.0.1 7001\nbob 127.0.0.1\n"),
-            "peers.txt:2: expected NAME HOST PORT, found 2 field(s): \"bob 127.0.0.1\""
+            "peers.txt:2: expected NAME HOST PORT, found 2 fields: \"bob 127.0.0.1\""
         );
         assert!(parse_err("\n\nbob 127.0.0.1 7002 extra\n").starts_with("peers.txt:3: expected"));
     }

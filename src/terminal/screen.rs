@@ -175,18 +175,14 @@ impl Screen {
     /// reading end of a pipe was closed); the caller then asks the program to quit.
     pub fn show(&self, lines: &[u8]) -> io::Result<()> {
         let Some(input) = &self.input else {
-            let mut stdout = io::stdout().lock();
-            stdout.write_all(lines)?;
-            return stdout.flush();
+            return write_out(lines);
         };
         let input = input.lock();
         let mut out = Vec::with_capacity(lines.len() + 100);
         out.extend_from_slice(ERASE_ROW.as_bytes());
         out.extend_from_slice(lines);
         self.draw(&input, &mut out);
-        let mut stdout = io::stdout().lock();
-        stdout.write_all(&out)?;
-        stdout.flush()
+        write_out(&out)
     }
 
     /// Prints `text` (whole lines) on stderr: above the input line in a terminal.
@@ -196,15 +192,12 @@ impl Screen {
             return;
         };
         let input = input.lock();
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(ERASE_ROW.as_bytes());
-        let _ = stdout.flush();
+        // stdout's lock is reentrant: held across the three writes, it keeps other output out.
+        let _stdout = io::stdout().lock();
+        let _ = write_out(ERASE_ROW.as_bytes());
         let text = String::from_utf8_lossy(text);
         let _ = io::stderr().write_all(wrapped(&text, term::width().saturating_sub(1)).as_bytes());
-        let mut out = Vec::new();
-        self.draw(&input, &mut out);
-        let _ = stdout.write_all(&out);
-        let _ = stdout.flush();
+        self.redraw(&input, b"");
     }
 
     /// The console's line changed: draw it.
@@ -221,11 +214,10 @@ impl Screen {
     pub fn suspend(&self) {
         let Some(input) = &self.input else { return };
         let input = input.lock();
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(ERASE_ROW.as_bytes());
-        let _ = stdout.flush();
-        term::suspend();
         // stdout's lock is reentrant: the redraw takes it again on this thread.
+        let _stdout = io::stdout().lock();
+        let _ = write_out(ERASE_ROW.as_bytes());
+        term::suspend();
         self.redraw(&input, b"");
     }
 
@@ -249,9 +241,7 @@ impl Screen {
             out.push_str(&self.dim(&note));
             out.push('\n');
         }
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(out.as_bytes());
-        let _ = stdout.flush();
+        let _ = write_out(out.as_bytes());
     }
 
     /// The window changed size (SIGWINCH): the input line is drawn again for the new width. A
@@ -277,9 +267,7 @@ impl Screen {
     fn redraw(&self, input: &InputLine, before: &[u8]) {
         let mut out = before.to_vec();
         self.draw(input, &mut out);
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(&out);
-        let _ = stdout.flush();
+        let _ = write_out(&out);
     }
 
     /// Appends the input line, and the cursor's move to its place, to `out`.
@@ -394,6 +382,13 @@ fn fitted_hint(hint: &str, room: usize) -> String {
         fitted = next;
     }
     fitted
+}
+
+/// Writes `bytes` to stdout in one locked write, and flushes.
+fn write_out(bytes: &[u8]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()
 }
 
 fn no_color() -> bool {

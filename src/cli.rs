@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use crate::conversation::Limits;
 use crate::error::{Error, Result};
 
 /// `p2p-chat --help`: what p2p-chat is, then [`OPTIONS`].
@@ -81,6 +82,18 @@ pub struct Options {
     pub verbose: bool,
     /// In a terminal: the time before chat lines.
     pub clock: bool,
+}
+
+impl Options {
+    /// The time limits each friend's model keeps.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            idle: self.idle_timeout,
+            ack: self.ack_timeout,
+            give_up: self.give_up,
+            write: self.write_timeout,
+        }
+    }
 }
 
 /// What the command line asks for.

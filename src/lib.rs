@@ -100,7 +100,6 @@ use log::info;
 
 use crate::acceptor::Acceptor;
 use crate::cli::Options;
-use crate::conversation::Limits;
 use crate::dispatcher::{Dispatcher, Inputs, Settings};
 use crate::error::{Error, Result};
 use crate::inbound::Inbound;
@@ -238,7 +237,7 @@ pub fn run(
         table,
         me,
         Settings {
-            limits: Limits::from_options(options),
+            limits: options.limits(),
             connect_timeout: options.connect_timeout,
         },
         inbound,

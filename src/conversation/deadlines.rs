@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::outbox::Flight;
 use super::{Conn, Conversation, Kind, Output, Reason};
-use crate::cli::Options;
 
-/// The time limits, from the command line.
+/// The time limits ([`Options::limits`](crate::cli::Options::limits) takes them from the
+/// command line).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Half-close a connection this long after the last message was written.
@@ -23,16 +23,6 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits the command line set.
-    pub fn from_options(options: &Options) -> Limits {
-        Limits {
-            idle: options.idle_timeout,
-            ack: options.ack_timeout,
-            give_up: options.give_up,
-            write: options.write_timeout,
-        }
-    }
-
     /// How long quitting waits for the links before it reports what they still hold: a connect,
     /// a write and a confirmation's time, and a second more.
     pub fn quit_wait(&self, connect: Duration) -> Duration {

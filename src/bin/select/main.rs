@@ -133,7 +133,7 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
         options.idle_timeout.as_secs_f64()
     );
     let table = Arc::new(table);
-    let limits = Limits::from_options(&options);
+    let limits = options.limits();
     let max_inbound = options
         .max_inbound
         .unwrap_or_else(|| p2p_chat::default_max_inbound(&table));

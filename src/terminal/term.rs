@@ -1,9 +1,9 @@
 //! The terminal, for what the standard library does not do: raw mode, its size, local time.
 //!
-//! This is the program's one use of `nix` (already compiled for `ctrlc`): termios to turn the
-//! terminal's own line editing and echo off while the console edits the line itself, an ioctl for
-//! the window's width and `localtime_r` for the clock on chat lines. Its two `unsafe` calls are
-//! here; the only others are the two send-queue ioctls in `sendq`.
+//! It uses `nix` (already compiled for `ctrlc`), as `sendq` does for the socket queues: termios
+//! to turn the terminal's own line editing and echo off while the console edits the line itself,
+//! an ioctl for the window's width and `localtime_r` for the clock on chat lines. Its two
+//! `unsafe` calls are here; the library's only other one is in `sendq`.
 //!
 //! Raw mode is always undone. [`RawMode`] restores the saved settings when dropped (a normal quit,
 //! an error), and [`restore`] does it from anywhere else: the panic hook, the second Ctrl-C, the

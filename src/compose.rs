@@ -5,7 +5,9 @@
 //! command. Mistakes (an unknown friend, a missing `/`, an empty message) are answered at once
 //! and the console carries on. Messages are encoded into frames here, one [`Batch`] per friend,
 //! and handed over as [`ConsoleEvent`]s through a [`Handover`]: whatever one read returned, in
-//! one hand-off, so a lone message is fast and a burst is cheap.
+//! one hand-off, so a lone message is fast and a burst is cheap. In a terminal, lines come from
+//! the line editor instead ([`Typing`](crate::terminal::Typing)) and enter at
+//! [`Console::entered`].
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
@@ -19,8 +21,6 @@ use crate::frame::{self, MAX_FRAME};
 use crate::logging;
 use crate::peers::{PeerId, PeerTable};
 use crate::stages::{self, Stage};
-use crate::terminal::Screen;
-use crate::terminal::editor::{Keys, LineEditor, Outcome};
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
 /// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).
@@ -129,48 +129,12 @@ impl<H: Handover> Console<H> {
         }
     }
 
-    /// Keys typed in a terminal: edited into a line on the screen, an entered line handled as a
-    /// pipe's line is. Answers are printed above the input line, after the line they answer.
-    /// Returns false once the console should stop (`/quit`, Ctrl-D on an empty line).
-    pub fn keys(&mut self, bytes: &[u8], typing: &mut Typing, screen: &Screen) -> bool {
+    /// A line entered in a terminal, handled as a pipe's line is; in a terminal, a message is
+    /// noted for its echo. Answers go to `answers`. Returns false once the console should stop.
+    pub fn entered(&mut self, line: &str, answers: &mut impl Write) -> bool {
         self.terminal = true;
-        let mut answers = screen.above_writer();
-        let names: Vec<&str> = typing.names.iter().map(String::as_str).collect();
-        for key in typing.keys.push(bytes) {
-            let keep_going = match typing.editor.apply(key, &names) {
-                Outcome::Draw => true,
-                Outcome::Submit(line) => {
-                    // A message is shown with what became of it; anything else is shown as
-                    // typed, above its answer.
-                    if !matches!(command::parse(&line), Ok(Some(Command::Send { .. }))) {
-                        let typed = format!("{}{line}", screen.prompt());
-                        let _ = writeln!(answers, "{}", screen.dim(&typed));
-                    }
-                    // The editor takes no control characters: a typed line has no flaw.
-                    self.line(&line, None, &mut answers)
-                }
-                Outcome::Quit => false,
-                Outcome::Suspend => {
-                    screen.suspend();
-                    true
-                }
-                Outcome::Clear => {
-                    screen.clear();
-                    true
-                }
-                Outcome::Choices(names) => {
-                    let _ = writeln!(answers, "{}", names.join("  "));
-                    true
-                }
-            };
-            if !keep_going {
-                screen.set_input(typing.editor.line(), typing.editor.cursor());
-                self.quit();
-                return false;
-            }
-        }
-        screen.set_input(typing.editor.line(), typing.editor.cursor());
-        self.flush()
+        // The line editor takes no control characters: an entered line has no flaw.
+        self.line(line, None, answers)
     }
 
     pub fn table(&self) -> &PeerTable {
@@ -321,26 +285,6 @@ impl<H: Handover> Console<H> {
                 }
                 false
             }
-        }
-    }
-}
-
-/// The line being typed in a terminal: the keys decoded so far, the editor, and the names Tab
-/// completes.
-pub struct Typing {
-    keys: Keys,
-    editor: LineEditor,
-    names: Vec<String>,
-}
-
-impl Typing {
-    /// Draws the empty input line.
-    pub fn new(table: &PeerTable, screen: &Screen) -> Typing {
-        screen.set_input(&[], 0);
-        Typing {
-            keys: Keys::default(),
-            editor: LineEditor::default(),
-            names: table.ids().map(|id| table.get(id).name.clone()).collect(),
         }
     }
 }

@@ -19,10 +19,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use crate::compose::{Console, Typing};
+use crate::compose::Console;
 use crate::event::ConsoleEvent;
 use crate::peers::{PeerId, PeerTable};
-use crate::terminal::Screen;
+use crate::terminal::{Screen, Typing};
 
 /// The most stdin bytes one read takes, and so the most input one hand-off carries.
 pub const READ_BYTES: usize = 64 * 1024;
@@ -39,7 +39,7 @@ pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent
 }
 
 /// The console in a terminal: keys in, lines edited on the screen, entered lines handled as a
-/// pipe's lines are (see [`Console::keys`]).
+/// pipe's lines are (see [`Typing::keys`]).
 fn run_terminal(console: &mut Console<Sender<ConsoleEvent>>, screen: &Screen) {
     let mut typing = Typing::new(console.table(), screen);
     let mut bytes = [0u8; 4096];
@@ -53,7 +53,7 @@ fn run_terminal(console: &mut Console<Sender<ConsoleEvent>>, screen: &Screen) {
                 break;
             }
         };
-        if !console.keys(&bytes[..n], &mut typing, screen) {
+        if !typing.keys(&bytes[..n], console, screen) {
             return;
         }
     }

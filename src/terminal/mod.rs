@@ -10,10 +10,13 @@
 //! * [`editor`]: keys and the line editor (history, Tab, wide characters). Pure.
 //! * [`echo`]: your own messages in the transcript, with their fates. Pure.
 //! * [`term`]: the termios, window-size and local-time calls std lacks.
+//! * [`typing`]: keys from the terminal, through the editor, to the console logic.
 
 pub mod echo;
 pub mod editor;
 pub mod screen;
 pub mod term;
+pub mod typing;
 
 pub use screen::Screen;
+pub use typing::Typing;

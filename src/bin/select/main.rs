@@ -31,7 +31,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use p2p_chat::cli::{self, Action, Options};
-use p2p_chat::compose::{Console, Typing};
+use p2p_chat::compose::Console;
 use p2p_chat::conversation::{Limits, earliest};
 use p2p_chat::event::ConsoleEvent;
 use p2p_chat::friends::Friends;
@@ -39,8 +39,7 @@ use p2p_chat::inbound::Inbound;
 use p2p_chat::logging::NOTICE;
 use p2p_chat::peers::{PeerId, PeerTable};
 use p2p_chat::stages::{self, Stage};
-use p2p_chat::terminal::Screen;
-use p2p_chat::terminal::term;
+use p2p_chat::terminal::{Screen, Typing, term};
 
 use inbound::InConn;
 use outbound::Link;
@@ -352,7 +351,7 @@ impl Chat {
                 self.console.end(answers); // end of input means quit
                 false
             }
-            (Some(typing), _) => self.console.keys(&buf[..n], typing, &self.screen),
+            (Some(typing), _) => typing.keys(&buf[..n], &mut self.console, &self.screen),
             (None, _) => self.console.feed(&buf[..n], answers),
         };
         // After /quit or the end of input, nothing more is read.

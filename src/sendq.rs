@@ -46,3 +46,40 @@ fn ask(
     unsafe { ioctl(socket.as_raw_fd(), &mut n) }?;
     Ok(n.max(0) as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn what_waits_to_be_read_and_a_queue_the_friend_has_taken_or_cannot_take() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut friend, _) = listener.accept().unwrap(); // reads nothing
+        // What they write waits to be read, counted.
+        assert_eq!(unread(&stream).unwrap(), 0);
+        friend.write_all(b"\0\0").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while unread(&stream).unwrap() < 2 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(unread(&stream).unwrap(), 2);
+        stream.write_all(b"hello\n").unwrap();
+        // Loopback acknowledges at once; wait for it rather than assume it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while unacked(&stream).unwrap() > 0 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(unacked(&stream).unwrap(), 0);
+        assert_eq!(unsent(&stream).unwrap(), 0);
+        // Fill their receive window: what is left over stays unsent in our queue.
+        stream.set_nonblocking(true).unwrap();
+        let big = vec![b'x'; 1 << 20];
+        while stream.write(&big).is_ok() {}
+        assert!(unacked(&stream).unwrap() > 0);
+        assert!(unsent(&stream).unwrap() > 0);
+    }
+}

@@ -81,7 +81,7 @@ impl Narrator {
         debug!(target: STATE, "{who}'s outbox is full ({bound}): input waits until they take more");
     }
 
-    /// The idle close begins: the model half-closes exactly `idle` after the last message.
+    /// The idle close begins: the model half-closes exactly `idle` after the last byte written.
     pub fn closing_idle(&self, peer: PeerId, idle: Duration) {
         let name = &self.table.get(peer).name;
         info!(

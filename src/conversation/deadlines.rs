@@ -97,7 +97,7 @@ impl Conversation {
                     None if all_written => {
                         let at = match self.quitting && unconfirmed == 0 {
                             true => now,
-                            false => link.last_handed + limits.idle,
+                            false => link.last_sent + limits.idle,
                         };
                         if next.due(at, now) {
                             link.half_closed_at = Some(now);

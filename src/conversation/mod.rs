@@ -94,8 +94,9 @@ struct Link {
     /// Frames whose bytes were all written, and confirmations read: never more than that.
     frames_written: usize,
     confirmations: usize,
-    /// When a message was last taken: the idle close counts from here.
-    last_handed: Instant,
+    /// When a message was last taken, or its bytes last written: the idle close counts from
+    /// here, so a friend who reads slowly is not half-closed while still taking our bytes.
+    last_sent: Instant,
     /// The last time a write made progress, or bytes began to wait to be written.
     progress: Instant,
     stalled: bool,
@@ -214,7 +215,7 @@ impl Conversation {
             written: 0,
             frames_written: 0,
             confirmations: 0,
-            last_handed: now,
+            last_sent: now,
             progress: now,
             stalled: false,
             confirmed_at: None,
@@ -247,7 +248,7 @@ impl Conversation {
             link.progress = now;
         }
         link.handed += batch.frames.len() as u64;
-        link.last_handed = now;
+        link.last_sent = now;
         self.outbox_from += batch.count as u64;
         self.flight
             .push_back(Flight::new(batch.clone(), link.handed));
@@ -262,6 +263,7 @@ impl Conversation {
         let (from, to) = (link.written, (link.written + n as u64).min(link.handed));
         link.written = to;
         link.progress = now;
+        link.last_sent = now;
         // A stall ends when the friend has caught up with everything, outbox and all, not when
         // their kernel takes another buffer's worth: input would wait and flow by turns.
         link.stalled &= to < link.handed || self.outbox.messages > 0;
@@ -417,7 +419,7 @@ impl Conversation {
             Conn::Open(_) if !self.flight.is_empty() => {
                 LinkView::Busy(self.flight.iter().map(Flight::count).sum())
             }
-            Conn::Open(link) => LinkView::Idle(link.last_handed + self.limits.idle),
+            Conn::Open(link) => LinkView::Idle(link.last_sent + self.limits.idle),
         }
     }
 

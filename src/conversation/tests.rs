@@ -61,7 +61,7 @@ fn a_confirmed_message_is_delivered_and_the_idle_connection_half_closes_then_clo
             settled(0..1, Fate::Delivered)
         ]
     );
-    // The idle close comes exactly the idle timeout after the message was taken.
+    // The idle close comes exactly the idle timeout after the message was taken and written.
     assert_eq!(c.tick(t0 + S), Some(t0 + 30 * S));
     assert_eq!(c.tick(t0 + 30 * S), None);
     assert_eq!(outputs(&mut c), [Output::HalfClose]);
@@ -80,6 +80,27 @@ fn a_confirmed_message_is_delivered_and_the_idle_connection_half_closes_then_clo
     );
     assert!(c.is_done());
     assert_eq!(c.tally().delivered, 1);
+}
+
+#[test]
+fn the_idle_close_counts_from_the_last_byte_written_not_from_when_it_was_taken() {
+    let t0 = Instant::now();
+    let mut c = asked_to_connect("a/12345678\n", 1, t0);
+    c.connected(t0);
+    let chunk = c.take_chunk(t0).unwrap();
+    // A slow friend takes a byte every 4 s: the last at 44 s, past the idle timeout.
+    let mut now = t0;
+    for _ in 0..chunk.frames.len() {
+        now += 4 * S;
+        c.wrote(1, now);
+        c.tick(now);
+    }
+    c.confirmations(&[ACK_SHOWN], now);
+    assert_eq!(c.tick(now + S), Some(now + 30 * S));
+    assert_eq!(c.link_view(), LinkView::Idle(now + 30 * S));
+    assert!(!outputs(&mut c).contains(&Output::HalfClose));
+    c.tick(now + 30 * S);
+    assert_eq!(outputs(&mut c), [Output::HalfClose]);
 }
 
 #[test]

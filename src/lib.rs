@@ -25,16 +25,21 @@
 //! * [`conversation`]: the pure model of what we know about one friend: outbox, flight, kind,
 //!   deadlines, and the one place a message's fate is decided. Time is an argument.
 //!   [`friends`] holds one per friend, for either driver.
-//! * p2p-chat's threads, one module per role:
-//!   - [`dispatcher`]: owns the friends' models and the link carrying out each one's I/O; moves
-//!     events into the models and carries their outputs out. It never touches a socket.
-//!   - [`link`]: one per connection we open, owning it; connects, writes, half-closes, and (with
-//!     its ack reader thread) passes on the friend's confirmations. It decides nothing; [`sendq`]
-//!     asks the kernel what is still in the connection's send queue.
-//!   - [`acceptor`]: blocks in `accept`, admits connections under a cap, spawns a reader for each.
-//!   - [`reader`]: one per inbound connection; decodes frames, prints them, confirms them.
-//!   - [`console`]: reads stdin lines (or, in a terminal, keys), hands messages to the dispatcher.
-//!   - [`event`]: the types that cross threads. Thread modules import it, never each other.
+//! * p2p-chat's threads, one module per role, in [`threads`]:
+//!   - [`dispatcher`](threads::dispatcher): owns the friends' models and the link carrying out
+//!     each one's I/O; moves events into the models and carries their outputs out. It never
+//!     touches a socket.
+//!   - [`link`](threads::link): one per connection we open, owning it; connects, writes,
+//!     half-closes, and (with its ack reader thread) passes on the friend's confirmations. It
+//!     decides nothing; [`sendq`] asks the kernel what is still in the connection's send queue.
+//!   - [`acceptor`](threads::acceptor): blocks in `accept`, admits connections under a cap,
+//!     spawns a reader for each.
+//!   - [`reader`](threads::reader): one per inbound connection; decodes frames, prints them,
+//!     confirms them.
+//!   - [`console`](threads::console): reads stdin lines (or, in a terminal, keys), hands messages
+//!     to the dispatcher.
+//!   - [`event`]: the types that cross threads. Threads talk only through these; a thread
+//!     module imports another only to start it (the acceptor its readers, the dispatcher links).
 //! * p2p-chat-select's loop, in `src/bin/select/`: the same model, driven from one poll().
 //!
 //! Shared by both drivers, and pure (unit-tested without I/O) unless said: [`incoming`] (what
@@ -65,13 +70,10 @@
 //! inbound connection and [`run`] stops the acceptor, prints a half-typed line back as not
 //! sent, restores the terminal and returns. Every message typed is delivered, sent, or reported.
 
-pub mod acceptor;
 pub mod cli;
 pub mod command;
 pub mod compose;
-pub mod console;
 pub mod conversation;
-pub mod dispatcher;
 pub mod error;
 pub mod escape;
 pub mod event;
@@ -79,15 +81,14 @@ pub mod frame;
 pub mod friends;
 pub mod inbound;
 pub mod incoming;
-pub mod link;
 pub mod logging;
 pub mod narrator;
 pub mod peers;
-pub mod reader;
 pub mod roster;
 pub mod sendq;
 pub mod stages;
 pub mod terminal;
+pub mod threads;
 
 use std::io::IsTerminal;
 use std::net::TcpListener;
@@ -98,14 +99,14 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, bounded, unbounded};
 use log::info;
 
-use crate::acceptor::Acceptor;
 use crate::cli::Options;
-use crate::dispatcher::{Dispatcher, Inputs, Settings};
 use crate::error::{Error, Result};
 use crate::inbound::Inbound;
 use crate::peers::{PeerId, PeerTable};
-use crate::reader::ReaderContext;
 use crate::terminal::{Screen, term};
+use crate::threads::acceptor::Acceptor;
+use crate::threads::dispatcher::{Dispatcher, Inputs, Settings};
+use crate::threads::reader::ReaderContext;
 
 /// Shown in the empty input line of a terminal.
 const HINT: &str = "friend/message, */message for everyone, Tab completes a name, /help";
@@ -231,7 +232,7 @@ pub fn run(
     let console_screen = screen.clone();
     thread::Builder::new()
         .name("console".into())
-        .spawn(move || console::run(console_table, me, console_tx, console_screen))?;
+        .spawn(move || threads::console::run(console_table, me, console_tx, console_screen))?;
 
     let dispatcher = Dispatcher::new(
         table,

@@ -5,10 +5,11 @@
 //! `chat relay-receive PORT`), so it pays for the same pipes and process boundaries as a pair of
 //! chat peers. Its buffering copies the chat's: the sender reads stdin through a 64 KiB buffer a
 //! line at a time and writes the lines gathered so far with one `write_all` whenever the buffer is
-//! empty (as `console.rs` does), on a connection with Nagle off (as `link.rs` does); the receiver
-//! reads 64 KiB at a time and writes the complete lines of each read to stdout with one write and a
-//! flush (as `reader.rs` and `terminal/screen.rs` do). What it leaves out is what the chat adds: parsing,
-//! routing through the dispatcher, a thread per link and per reader, frame checks and escaping.
+//! empty (as `threads/console.rs` does), on a connection with Nagle off (as `threads/link.rs`
+//! does); the receiver reads 64 KiB at a time and writes the complete lines of each read to stdout
+//! with one write and a flush (as `threads/reader.rs` and `terminal/screen.rs` do). What it leaves
+//! out is what the chat adds: parsing, routing through the dispatcher, a thread per link and per
+//! reader, frame checks and escaping.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -24,7 +25,7 @@ pub const RECEIVE: &str = "relay-receive";
 
 /// The chat's stdin read size (`console::READ_BYTES`), which is also its socket read size
 /// (`reader::READ_CHUNK`).
-const BUFFER: usize = p2p_chat::console::READ_BYTES;
+const BUFFER: usize = p2p_chat::threads::console::READ_BYTES;
 
 /// Starts the receiving half, then the sending half connected to it.
 pub fn start() -> (Process, Process) {

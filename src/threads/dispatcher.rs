@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, Sender, at, bounded, never};
 use log::info;
 
+use super::link::{self, LinkTask};
 use crate::conversation::{Limits, earliest};
 use crate::event::{Batch, ConsoleEvent, Control, Event, LinkId, LinkReport, Reason};
 use crate::friends::{Action, Friends};
 use crate::inbound::Inbound;
-use crate::link::{self, LinkTask};
 use crate::logging::NOTICE;
 use crate::peers::{PeerId, PeerTable};
 use crate::stages::{self, Stage};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use log::{error, info};
 
-use crate::reader::{self, ReaderContext};
+use super::reader::{self, ReaderContext};
 
 /// A handle on the running acceptor thread.
 pub struct Acceptor {

@@ -153,8 +153,10 @@ impl Incoming {
         self.confirming == Confirming::Undecided && !self.confirmations.is_empty()
     }
 
-    /// The first confirmation's wait is over with no NUL byte: a p2p-chat (or a person at
-    /// netcat) is at the other end.
+    /// The first confirmation's wait is over with no NUL byte (its time is up, or the sender
+    /// ended the connection, so none can follow): a p2p-chat (or a person at netcat) is at the
+    /// other end. Call it at the sender's end of file too, then confirm: the sender may be
+    /// waiting for its confirmations before it closes its side.
     pub fn first_wait_over(&mut self) {
         if self.confirming == Confirming::Undecided {
             self.confirming = Confirming::Yes;

@@ -28,6 +28,40 @@ fn a_receiver_confirms_each_frame_shown_with_a_nul_and_each_dropped_with_a_nak()
 }
 
 #[test]
+fn a_sender_who_ends_the_connection_at_once_still_gets_its_confirmations() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut raw = connect(group.port(1));
+        // The frames and our end of file together: the receiver sees the end while the first
+        // confirmation waits to learn whether a NUL byte follows.
+        raw.write_all(b"alice/one\nalice/two\n").unwrap();
+        raw.shutdown(std::net::Shutdown::Write).unwrap();
+        bob.expect_line("[alice] one");
+        bob.expect_line("[alice] two");
+        let mut acks = Vec::new();
+        raw.read_to_end(&mut acks).unwrap();
+        assert_eq!(acks, [0x00, 0x00]);
+    });
+}
+
+#[test]
+fn messages_on_connections_closed_at_once_are_counted_delivered_and_none_reported() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        // An idle close a millisecond after each write: every message ends its connection.
+        let mut alice = group.start_program(program, "alice", &["--idle-timeout", "0.001"]);
+        for i in 0..5 {
+            alice.send(&format!("bob/m{i}"));
+            bob.expect_line(&format!("[alice] m{i}"));
+            alice.expect_settled("bob", i + 1, 0, 0);
+        }
+        assert_eq!(alice.stderr_count("may not have arrived"), 0);
+    });
+}
+
+#[test]
 fn a_sender_that_ends_frames_with_nul_is_never_written_to() {
     common::both(|program| {
         let group = Group::new(&["alice", "bob"]);

@@ -124,7 +124,12 @@ impl Reader<'_> {
                 let _ = stream.set_read_timeout(self.silence_limit());
             }
             let n = match read {
-                Ok(0) => return End::Eof,
+                Ok(0) => {
+                    // No NUL byte can follow: what waited for one is confirmed before we close.
+                    self.incoming.first_wait_over();
+                    self.confirm(stream);
+                    return End::Eof;
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_timeout(&e) && waiting => {

@@ -103,23 +103,21 @@ impl InConn {
         now: Instant,
     ) -> Heard {
         let n = match (&*self.stream).read(buf) {
-            Ok(0) => {
-                info!(
-                    "{} closed their connection to you",
-                    self.incoming.describe(table)
-                );
-                self.end(table, registry);
-                return Heard::Nothing;
-            }
-            Ok(n) => n,
+            Ok(n) if n > 0 => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                 return Heard::Nothing;
             }
-            Err(e) => {
-                warn!(
-                    "connection from {} failed: {e}",
-                    self.incoming.describe(table)
-                );
+            ended => {
+                let who = self.incoming.describe(table);
+                match ended {
+                    Err(e) => warn!("connection from {who} failed: {e}"),
+                    Ok(_) => {
+                        // No NUL byte can follow: what waited for one is confirmed first.
+                        self.incoming.first_wait_over();
+                        self.confirm(table);
+                        info!("{who} closed their connection to you");
+                    }
+                }
                 self.end(table, registry);
                 return Heard::Nothing;
             }

@@ -34,6 +34,15 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// `127.0.0.1:7002`, or `[::1]:7002` for an IPv6 address, whose colons would run into the
+    /// port's.
+    pub fn address(&self) -> String {
+        match self.host.contains(':') {
+            true => format!("[{}]:{}", self.host, self.port),
+            false => format!("{}:{}", self.host, self.port),
+        }
+    }
+
     /// Resolves the host (an address or a name) to socket addresses. A name lookup may block on
     /// DNS for as long as the system likes, so only [`Peer::resolve`] calls this for a name.
     pub fn socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
@@ -87,11 +96,7 @@ fn timed_out<T>(timeout: Duration) -> io::Result<T> {
 impl fmt::Display for Peer {
     /// `bob (127.0.0.1:7002)`, the form every log line uses to name a friend.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "{} ([{}]:{})", self.name, self.host, self.port)
-        } else {
-            write!(f, "{} ({}:{})", self.name, self.host, self.port)
-        }
+        write!(f, "{} ({})", self.name, self.address())
     }
 }
 
@@ -366,6 +371,8 @@ mod tests {
         assert_eq!(table.names(), "alice, bob, carol");
         assert_eq!(table.find("dave"), None);
         assert_eq!(table.get(bob).to_string(), "bob ([::1]:7002)");
+        assert_eq!(table.get(bob).address(), "[::1]:7002");
+        assert_eq!(table.get(PeerId(0)).address(), "127.0.0.1:7001");
     }
 
     #[test]

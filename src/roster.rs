@@ -30,7 +30,7 @@ pub fn row(
     let t = talk.tally();
     [
         name,
-        format!("{}:{}", peer.host, peer.port),
+        peer.address(),
         outbound(talk, now),
         talk.waiting().to_string(),
         t.delivered.to_string(),

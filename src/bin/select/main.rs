@@ -44,6 +44,9 @@ use p2p_chat::terminal::{Screen, Typing, term};
 use inbound::InConn;
 use outbound::Link;
 
+/// What becomes of messages to a friend whose host did not resolve.
+const UNRESOLVED: &str = "wait unsent: p2p-chat-select looks names up only at start-up";
+
 /// `p2p-chat-select --help`: what this program is, then the options both programs share.
 const ABOUT: &str = "\
 p2p-chat-select: p2p-chat as one poll() loop on one thread
@@ -120,7 +123,7 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
     let screen = p2p_chat::screen(&options);
     p2p_chat::logging::init(&screen, options.verbose);
     // Every lookup happens here, once: the loop must never wait on DNS.
-    let (table, me) = p2p_chat::load_table(&options, "cannot be sent")?;
+    let (table, me) = p2p_chat::load_table(&options, UNRESOLVED)?;
     let listener = p2p_chat::bind(&table, me)?;
     listener.set_nonblocking(true)?;
     let signals = sys::signals()?;

@@ -201,7 +201,7 @@ fn connect(
 ) -> Result<Connection, Reason> {
     let Some(addr) = table.resolved_addrs(peer).first().copied() else {
         let host = table.get(peer).host.clone();
-        let error = "it did not resolve at start-up".to_string();
+        let error = "it did not resolve at start-up, when names are looked up".to_string();
         return Err(Reason::Resolve { host, error });
     };
     let stream =

@@ -155,9 +155,10 @@ impl Narrator {
                 self.unechoed_refusals[peer.0] += count - echoed;
                 if why == &Rejection::OutboxFull && *first && echoed < *count {
                     error!(
-                        "{who}'s outbox is full ({} messages wait while they cannot be reached \
-                         or take nothing): new messages to them are refused; the count follows \
+                        "{}'s outbox is full ({} messages wait while they cannot be reached or \
+                         take nothing): new messages to {who} are refused; the count follows \
                          when they are back",
+                        who.name,
                         talk.waiting()
                     );
                 }

@@ -95,8 +95,8 @@ impl Inbound {
             let cap = self.cap;
             let Some((victim, kind)) = victim else {
                 state.warn(format!(
-                    "refused connection from {remote}: the {cap} connections open (the \
-                     --max-inbound cap) all come from their friends' own addresses"
+                    "refused connection from {remote}: every connection open ({cap}, the \
+                     --max-inbound cap) comes from a friend's own address"
                 ));
                 return None;
             };

@@ -2,6 +2,7 @@
 //! control and invisible characters become visible escapes, so a peer cannot clear the screen,
 //! start a second line inside its message, reverse its text or hide part of it. Used for
 //! everything shown that a peer chose: names and messages, in chat lines, logs and the input line.
+//! And how many columns text takes on a terminal, for what is laid out in columns.
 
 use std::io::Write;
 
@@ -133,6 +134,35 @@ pub fn claimed_name(bytes: &[u8]) -> String {
         })
         .collect();
     format!("\"{shown}\" ({spelled})")
+}
+
+/// How many columns a character takes on a terminal: two for wide ones (CJK, most emoji), none
+/// for combining marks and the emoji joiner and variation selectors, one for the rest.
+pub fn columns(c: char) -> usize {
+    match c {
+        '\u{0300}'..='\u{036F}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' => 0,
+        '\u{1100}'..='\u{115F}'
+        | '\u{2E80}'..='\u{303E}'
+        | '\u{3041}'..='\u{33FF}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{4E00}'..='\u{9FFF}'
+        | '\u{A000}'..='\u{A4CF}'
+        | '\u{AC00}'..='\u{D7A3}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{FE30}'..='\u{FE4F}'
+        | '\u{FF00}'..='\u{FF60}'
+        | '\u{FFE0}'..='\u{FFE6}'
+        | '\u{1F300}'..='\u{1F64F}'
+        | '\u{1F900}'..='\u{1F9FF}'
+        | '\u{1FA70}'..='\u{1FAFF}'
+        | '\u{20000}'..='\u{3FFFD}' => 2,
+        _ => 1,
+    }
+}
+
+/// How many columns `text` takes on a terminal (wide characters take two).
+pub fn columns_of(text: &str) -> usize {
+    text.chars().map(columns).sum()
 }
 
 #[cfg(test)]

@@ -46,8 +46,8 @@
 //! arrives on one inbound connection: sender checks, lines to show, confirmations), [`inbound`]
 //! (who may connect: the cap; a lock), [`compose`] (what is typed: lines, commands, batches),
 //! [`command`] (console lines), [`frame`] (the wire format), [`escape`] (text from the network
-//! made safe to print), [`narrator`] (the words for what the models report), [`roster`]
-//! (`/peers`), [`stages`] (the latency budget's clock stamps).
+//! made safe to print, and the columns text takes), [`narrator`] (the words for what the models
+//! report), [`roster`] (`/peers`), [`stages`] (the latency budget's clock stamps).
 //!
 //! Apart from the lesson: [`terminal`] (the screen, the line editor, the echoes of your own
 //! messages, raw mode), and the set-up: [`peers`] (the table), [`cli`] (the command line),

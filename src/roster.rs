@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::conversation::{Conversation, LinkView};
+use crate::escape::columns_of;
 use crate::peers::Peer;
 
 /// The columns, in order.
@@ -47,12 +48,7 @@ pub fn render(rows: &[Row], width: usize, unknown: usize) -> String {
     let header: Row = HEADER.map(String::from);
     let all: Vec<&Row> = std::iter::once(&header).chain(rows).collect();
     let widths: Vec<usize> = (0..HEADER.len())
-        .map(|c| {
-            all.iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|c| all.iter().map(|row| columns_of(&row[c])).max().unwrap_or(0))
         .collect();
     let mut shown: Vec<usize> = (0..HEADER.len()).collect();
     for drop in DROP_ORDER {
@@ -67,11 +63,12 @@ pub fn render(rows: &[Row], width: usize, unknown: usize) -> String {
         let cells: Vec<String> = shown
             .iter()
             .map(|&c| {
-                let w = widths[c];
+                // Padded by the columns it takes: a CJK name takes two a character.
+                let pad = " ".repeat(widths[c] - columns_of(&row[c]));
                 // Text columns to the left, counts to the right.
                 match c {
-                    0..=2 => format!("{:<w$}", row[c]),
-                    _ => format!("{:>w$}", row[c]),
+                    0..=2 => format!("{}{pad}", row[c]),
+                    _ => format!("{pad}{}", row[c]),
                 }
             })
             .collect();
@@ -169,6 +166,20 @@ mod tests {
         assert!(table.lines().next().unwrap().contains("address"), "{table}");
         assert!(table.contains("down, retry 10s"), "{table}");
         assert!(table.lines().all(|l| l.chars().count() <= 79), "{table}");
+    }
+
+    #[test]
+    fn wide_characters_in_a_name_are_padded_by_the_columns_they_take() {
+        let table = render(&[row("李"), row("zoë"), row("bob")], usize::MAX, 0);
+        let address_at: Vec<usize> = table
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let name = line.split(' ').next().unwrap();
+                crate::escape::columns_of(name) + line[name.len()..].find('1').unwrap()
+            })
+            .collect();
+        assert_eq!(address_at, [7, 7, 7], "{table}");
     }
 
     #[test]

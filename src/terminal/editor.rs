@@ -7,7 +7,7 @@
 //! given width: a character moves the cursor once, wide ones (CJK, emoji) take two columns, and a
 //! line longer than the width scrolls sideways to keep the cursor in view.
 
-use crate::escape;
+use crate::escape::{self, columns};
 
 /// One key the user pressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,35 +299,6 @@ fn common_prefix(names: &[&str]) -> String {
     first[..len].to_string()
 }
 
-/// How many columns a character takes on a terminal: two for wide ones (CJK, most emoji), none
-/// for combining marks and the emoji joiner and variation selectors, one for the rest.
-pub fn columns(c: char) -> usize {
-    match c {
-        '\u{0300}'..='\u{036F}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' => 0,
-        '\u{1100}'..='\u{115F}'
-        | '\u{2E80}'..='\u{303E}'
-        | '\u{3041}'..='\u{33FF}'
-        | '\u{3400}'..='\u{4DBF}'
-        | '\u{4E00}'..='\u{9FFF}'
-        | '\u{A000}'..='\u{A4CF}'
-        | '\u{AC00}'..='\u{D7A3}'
-        | '\u{F900}'..='\u{FAFF}'
-        | '\u{FE30}'..='\u{FE4F}'
-        | '\u{FF00}'..='\u{FF60}'
-        | '\u{FFE0}'..='\u{FFE6}'
-        | '\u{1F300}'..='\u{1F64F}'
-        | '\u{1F900}'..='\u{1F9FF}'
-        | '\u{1FA70}'..='\u{1FAFF}'
-        | '\u{20000}'..='\u{3FFFD}' => 2,
-        _ => 1,
-    }
-}
-
-/// How many columns `text` takes on a terminal (wide characters take two).
-pub fn columns_of(text: &str) -> usize {
-    text.chars().map(columns).sum()
-}
-
 /// One character as it is drawn in the input line: control and invisible characters (pasted in)
 /// as the same visible escapes incoming text gets, so they cannot disturb the screen.
 fn drawn(c: char) -> String {
@@ -340,7 +311,7 @@ fn drawn(c: char) -> String {
 /// column to put the cursor at. A line too long for the row scrolls so the cursor stays in view,
 /// with a `<` or `>` at an edge where text is hidden.
 pub fn render(prompt: &str, line: &[char], cursor: usize, width: usize) -> (String, usize) {
-    let prompt_columns: usize = prompt.chars().map(columns).sum();
+    let prompt_columns = escape::columns_of(prompt);
     // Leave the last column free: writing into it makes some terminals wrap.
     let room = width.saturating_sub(prompt_columns + 1).max(1);
     let cells: Vec<(String, usize)> = line

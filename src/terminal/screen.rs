@@ -26,7 +26,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{editor, term};
-use crate::escape::escape_into;
+use crate::escape::{columns, columns_of, escape_into};
 
 /// How incoming messages are written to stdout.
 #[derive(Clone)]
@@ -278,7 +278,7 @@ impl Screen {
         let width = term::width();
         let (text, column) = editor::render(&input.prompt, &input.line, input.cursor, width);
         out.extend_from_slice(text.as_bytes());
-        let mut drawn = editor::columns_of(&text);
+        let mut drawn = columns_of(&text);
         if input.line.is_empty() {
             let room = width.saturating_sub(drawn + 1);
             let hint = fitted_hint(&input.hint, room);
@@ -363,7 +363,7 @@ fn visible_columns(text: &str) -> usize {
             }
             continue;
         }
-        columns += editor::columns_of(c.encode_utf8(&mut [0; 4]));
+        columns += self::columns(c);
     }
     columns
 }

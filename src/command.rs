@@ -48,6 +48,7 @@ impl fmt::Display for CommandError {
                 write!(f, "no friend's name before the '/': write friend/message")
             }
             CommandError::EmptyMessage { to } => {
+                let to = if to == "*" { "everyone" } else { to };
                 write!(
                     f,
                     "nothing to send to {to}: write the message after the '/'"
@@ -173,5 +174,10 @@ mod tests {
             Err(CommandError::EmptyMessage { to: "bob".into() })
         );
         assert!(CommandError::NoSlash.to_string().contains("friend/message"));
+        let nothing = parse("*/").unwrap_err().to_string();
+        assert!(
+            nothing.starts_with("nothing to send to everyone:"),
+            "{nothing}"
+        );
     }
 }

@@ -100,6 +100,7 @@ use crossbeam_channel::{Receiver, bounded, unbounded};
 use log::info;
 
 use crate::cli::Options;
+use crate::conversation::Secs;
 use crate::error::{Error, Result};
 use crate::inbound::Inbound;
 use crate::peers::{PeerId, PeerTable};
@@ -210,10 +211,10 @@ pub fn run(
 
     info!(
         target: logging::NOTICE,
-        "{} listening on {} (idle timeout {:.1} s)",
+        "{} listening on {} (idle timeout {})",
         table.get(me).name,
         listener.local_addr()?,
-        options.idle_timeout.as_secs_f64()
+        Secs(options.idle_timeout)
     );
     let acceptor = Acceptor::spawn(
         listener,

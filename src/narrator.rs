@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use log::{Level, debug, error, info, log, warn};
 
 use crate::conversation::{
-    Conversation, Fate, Kind, Limits, MAX_BACKOFF, Output, Reason, Rejection,
+    Conversation, Fate, Kind, Limits, MAX_BACKOFF, Output, Reason, Rejection, Secs,
 };
 use crate::event::Typed;
 use crate::logging::{NOTICE, STATE};
@@ -84,10 +84,7 @@ impl Narrator {
     /// The idle close begins: the model half-closes exactly `idle` after the last byte written.
     pub fn closing_idle(&self, peer: PeerId, idle: Duration) {
         let name = &self.table.get(peer).name;
-        info!(
-            "closing idle connection to {name} after {:.1} s",
-            idle.as_secs_f64()
-        );
+        info!("closing idle connection to {name} after {}", Secs(idle));
     }
 
     /// Says what a friend's model reported.
@@ -200,11 +197,11 @@ impl Narrator {
                     return; // their echoes say so
                 }
                 warn!(
-                    "{} has confirmed nothing for {:.1} s: {count} message(s) unconfirmed, still \
-                     trying for up to {:.0} s (--give-up)",
+                    "{} has confirmed nothing for {}: {count} message(s) unconfirmed, still \
+                     trying for up to {} (--give-up)",
                     who.name,
-                    silent.as_secs_f64(),
-                    self.limits.give_up.as_secs_f64()
+                    Secs(*silent),
+                    Secs(self.limits.give_up)
                 );
             }
             Output::Learned(Kind::Confirms) => {
@@ -217,10 +214,10 @@ impl Narrator {
             Output::Learned(Kind::Unknown) => {}
             Output::Reachable => info!(target: NOTICE, "{who} can be reached again"),
             Output::Stalled => warn!(
-                "{} has taken none of our bytes for {:.1} s (--write-timeout): stalled or frozen; \
+                "{} has taken none of our bytes for {} (--write-timeout): stalled or frozen; \
                  nobody else's input waits for them",
                 who.name,
-                self.limits.write.as_secs_f64()
+                Secs(self.limits.write)
             ),
             Output::Closed { reason: None, .. } => {
                 debug!(target: STATE, "connection to {} closed", who.name)

@@ -41,7 +41,7 @@ mod report;
 
 pub use deadlines::{Limits, earliest};
 pub use outbox::{CHUNK, OUTBOX_BYTES, OUTBOX_MESSAGES};
-pub use report::{Fate, Output, Reason, Rejection, Tally};
+pub use report::{Fate, Output, Reason, Rejection, Secs, Tally};
 
 use outbox::{Flight, Outbox};
 

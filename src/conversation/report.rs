@@ -65,7 +65,6 @@ impl Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = |d: &Duration| d.as_secs_f64();
         match self {
             Reason::Resolve { host, error } => write!(f, "cannot resolve host {host:?}: {error}"),
             Reason::Connect {
@@ -83,25 +82,38 @@ impl fmt::Display for Reason {
                 ..
             } => write!(
                 f,
-                "cannot connect to {addr}: no answer within {:.1} s (--connect-timeout)",
-                secs(timeout)
+                "cannot connect to {addr}: no answer within {} (--connect-timeout)",
+                Secs(*timeout)
             ),
             Reason::Connect { addr, error, .. } => write!(f, "cannot connect to {addr}: {error}"),
             Reason::GaveUp(limit) => write!(
                 f,
-                "nothing confirmed for {:.1} s (--give-up): frozen, or their machine is gone",
-                secs(limit)
+                "nothing confirmed for {} (--give-up): frozen, or their machine is gone",
+                Secs(*limit)
             ),
             Reason::Stalled(limit) => write!(
                 f,
-                "they took none of our bytes for {:.1} s (--write-timeout): stalled or frozen",
-                secs(limit)
+                "they took none of our bytes for {} (--write-timeout): stalled or frozen",
+                Secs(*limit)
             ),
             Reason::ClosedByFriend => write!(f, "they closed the connection (quit or restarted?)"),
             Reason::Broken(error) => write!(f, "the connection broke: {error}"),
             Reason::Protocol => write!(f, "they confirmed more messages than we sent them"),
             Reason::NoThread(error) => write!(f, "cannot start a thread for the link: {error}"),
             Reason::Quitting => write!(f, "p2p-chat is quitting"),
+        }
+    }
+}
+
+/// A duration as the log lines say it: `2.5 s`, or `40 ms` when that would round to nothing
+/// (the options go down to a millisecond).
+pub struct Secs(pub Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 < Duration::from_millis(100) {
+            true => write!(f, "{} ms", self.0.as_millis()),
+            false => write!(f, "{:.1} s", self.0.as_secs_f64()),
         }
     }
 }

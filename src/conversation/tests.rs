@@ -479,3 +479,11 @@ fn quitting_waits_for_a_stalled_friend_who_is_taking_bytes_again_and_not_for_one
     c.tick(t0 + 11 * S);
     assert_eq!(outputs(&mut c), [Output::Close]);
 }
+
+#[test]
+fn durations_are_said_in_seconds_or_in_milliseconds_when_those_would_round_to_nothing() {
+    assert_eq!(Secs(Duration::from_millis(2500)).to_string(), "2.5 s");
+    assert_eq!(Secs(Duration::from_millis(100)).to_string(), "0.1 s");
+    assert_eq!(Secs(Duration::from_millis(40)).to_string(), "40 ms");
+    assert_eq!(Secs(Duration::from_millis(1)).to_string(), "1 ms");
+}

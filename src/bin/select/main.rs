@@ -32,7 +32,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use p2p_chat::cli::{self, Action, Options};
 use p2p_chat::compose::Console;
-use p2p_chat::conversation::{Limits, earliest};
+use p2p_chat::conversation::{Limits, Secs, earliest};
 use p2p_chat::event::ConsoleEvent;
 use p2p_chat::friends::Friends;
 use p2p_chat::inbound::Inbound;
@@ -129,10 +129,10 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
     let signals = sys::signals()?;
     info!(
         target: NOTICE,
-        "{} listening on {} (idle timeout {:.1} s)",
+        "{} listening on {} (idle timeout {})",
         table.get(me).name,
         listener.local_addr()?,
-        options.idle_timeout.as_secs_f64()
+        Secs(options.idle_timeout)
     );
     let table = Arc::new(table);
     let limits = options.limits();

@@ -12,7 +12,8 @@
 //! read set, so one byte back would make it spin: a connection that has sent a NUL byte is never
 //! written to. To see a classic `\n\0` even when the NUL comes in a later read, the first
 //! confirmation waits up to [`FIRST_CONFIRMATION_WAIT`] for more bytes; the driver does the
-//! waiting and calls [`Incoming::first_wait_over`].
+//! waiting and calls [`Incoming::first_wait_over`] when it is over, or at the sender's end of
+//! file, after which no NUL can come.
 
 use std::net::SocketAddr;
 use std::time::Duration;

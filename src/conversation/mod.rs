@@ -266,7 +266,9 @@ impl Conversation {
         link.last_sent = now;
         // A stall ends when the friend has caught up with everything, outbox and all, not when
         // their kernel takes another buffer's worth: input would wait and flow by turns.
+        let was_stalled = link.stalled;
         link.stalled &= to < link.handed || self.outbox.messages > 0;
+        let caught_up = was_stalled && !link.stalled;
         // Count the frames these bytes finish: each may now be confirmed.
         for flight in self.flight.iter_mut().skip_while(|f| f.end <= from) {
             // Where the whole batch starts, settled front and all.
@@ -278,6 +280,9 @@ impl Conversation {
         }
         if self.kind == Kind::Classic {
             self.settle_written_as_sent();
+        }
+        if caught_up {
+            self.end_refusals(); // nothing more is refused: the count of those that were
         }
     }
 

@@ -384,6 +384,34 @@ fn a_friend_who_takes_nothing_is_stalled_and_then_holds_up_no_input() {
 }
 
 #[test]
+fn the_count_of_messages_refused_during_a_stall_is_told_when_the_friend_has_caught_up() {
+    let t0 = Instant::now();
+    let mut c = asked_to_connect("a/x\n", 1, t0);
+    c.connected(t0);
+    c.take_chunk(t0).unwrap(); // not written yet
+    for _ in 0..OUTBOX_MESSAGES {
+        c.send(batch("a/x\n", 1), t0);
+    }
+    c.tick(t0 + 5 * S);
+    assert_eq!(outputs(&mut c), [Output::Stalled]);
+    assert_eq!(c.send(batch("a/y\n", 1), t0 + 5 * S), None);
+    outputs(&mut c);
+    // The friend takes everything, outbox and all: the stall is over, and so is the refusing.
+    let mut now = t0 + 6 * S;
+    c.wrote(4, now);
+    while let Some(chunk) = c.take_chunk(now) {
+        now += S / 10;
+        c.wrote(chunk.frames.len(), now);
+    }
+    let refused = Output::RefusedRun {
+        count: 1,
+        why: Rejection::OutboxFull,
+    };
+    assert_eq!(outputs(&mut c), [refused]);
+    assert!(c.send(batch("a/z\n", 1), now).is_some());
+}
+
+#[test]
 fn quitting_reports_what_waits_for_an_unreachable_friend_and_refuses_new_messages() {
     let t0 = Instant::now();
     let mut c = asked_to_connect("a/0\na/1\n", 2, t0);

@@ -129,8 +129,8 @@ impl<H: Handover> Console<H> {
         }
     }
 
-    /// A line entered in a terminal, handled as a pipe's line is; in a terminal, a message is
-    /// noted for its echo. Answers go to `answers`. Returns false once the console should stop.
+    /// A line entered in a terminal: handled as a pipe's line is, and a message is noted for its
+    /// echo. Answers go to `answers`. Returns false once the console should stop.
     pub fn entered(&mut self, line: &str, answers: &mut impl Write) -> bool {
         self.terminal = true;
         // The line editor takes no control characters: an entered line has no flaw.

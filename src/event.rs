@@ -1,11 +1,13 @@
 //! The messages that cross threads, and nothing else.
 //!
-//! Every channel in the program carries one of these types. The thread modules import this one
-//! and never each other, so dependencies point one way: a reader that tells the dispatcher a
-//! friend has spoken does not need to know the dispatcher exists, only [`Event`].
+//! Every channel in the program carries one of these types. Threads talk only through them (a
+//! thread module imports another only to start it), so dependencies point one way: a reader that
+//! tells the dispatcher a friend has spoken does not need to know the dispatcher exists, only
+//! [`Event`].
 //!
 //! ```text
-//!   console ──ConsoleEvent──> dispatcher ──Batch, Control──> link ──Event::Link(LinkReport)──> dispatcher
+//!   console ──ConsoleEvent──> dispatcher ──Batch, Control──> link
+//!   link    ──Event::Link(LinkReport)──> dispatcher
 //!   reader  ──Event::{Heard, StdoutClosed}──> dispatcher
 //! ```
 

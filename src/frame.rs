@@ -137,7 +137,7 @@ pub struct FrameDecoder {
     buf: Vec<u8>,
     /// Start of the first frame not yet returned.
     start: usize,
-    /// How many bytes after `start` are known to hold no terminator, so they are not searched again.
+    /// How many bytes after `start` are known to hold no terminator, not to be searched again.
     scanned: usize,
     /// True while skipping the rest of an oversized frame.
     discarding: bool,

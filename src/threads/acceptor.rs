@@ -1,9 +1,10 @@
 //! The acceptor thread: the "listening socket is readable" branch of a select() loop.
 //!
-//! It blocks in `accept`, registers each new connection with the [`crate::inbound::Inbound`] registry (which
-//! enforces the cap) and starts one reader thread for it. It owns nothing else. To stop it, the
-//! dispatcher sets a flag and connects to the listener once, which wakes the blocked `accept`
-//! (the way tiny-http stops its acceptor); see [`Acceptor::stop`].
+//! It blocks in `accept`, registers each new connection with the
+//! [`Inbound`](crate::inbound::Inbound) registry (which enforces the cap) and starts one reader
+//! thread for it. It owns nothing else. To stop it, the dispatcher sets a flag and connects to the
+//! listener once, which wakes the blocked `accept` (the way tiny-http stops its acceptor); see
+//! [`Acceptor::stop`].
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -311,10 +311,10 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
         None
     }
 
-    /// Writes a batch (at most about [`CHUNK`](crate::conversation::CHUNK) bytes, as the model hands them out). Between
-    /// calls (a call returns early when it has waited `--write-timeout`) confirmations are
-    /// passed on and controls obeyed, so a friend who reads slowly goes on confirming, and a
-    /// close reaches a link whose friend takes nothing.
+    /// Writes a batch (at most about [`CHUNK`](crate::conversation::CHUNK) bytes, as the model
+    /// hands them out). Between calls (a call returns early when it has waited `--write-timeout`)
+    /// confirmations are passed on and controls obeyed, so a friend who reads slowly goes on
+    /// confirming, and a close reaches a link whose friend takes nothing.
     fn write(&mut self, batch: &Batch) -> Option<End> {
         stages::mark(Stage::Writing);
         self.received += batch.frames.len() as u64;

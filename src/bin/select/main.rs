@@ -2,10 +2,10 @@
 //! the C program `p2p-chat-app.c`. One thread, one `poll()` call, and every socket in it.
 //!
 //! What we know about each friend is the same pure model p2p-chat's dispatcher drives, a
-//! [`Conversation`](p2p_chat::conversation::Conversation): the outbox, what is in flight, whether they confirm, every deadline, every
-//! message's fate. So is what arrives on an inbound connection ([`Incoming`](p2p_chat::incoming::Incoming)), the admission cap
-//! ([`Inbound`]) and what the user is told (`Friends`, `Narrator`). Only the way events reach them
-//! differs: here every socket is non-blocking and one poll() says which is ready.
+//! [`Conversation`](p2p_chat::conversation::Conversation): outbox, flight, kind, deadlines, fates.
+//! So is what arrives on an inbound connection ([`Incoming`](p2p_chat::incoming::Incoming)), the
+//! admission cap ([`Inbound`]) and what the user is told (`Friends`, `Narrator`). Only the way
+//! events reach them differs: here every socket is non-blocking and one poll() says which is ready.
 //!
 //! Each turn of the loop ticks every model (acting on what is due, and learning the earliest next
 //! deadline), then builds the poll set: the signal descriptor (Ctrl-C arrives here as data, not

@@ -150,9 +150,10 @@ impl Inbound {
         ));
     }
 
-    /// Forgets a connection; its reader calls this as it ends. Harmless if already closed.
-    pub fn remove(&self, id: ConnId) {
-        self.state.lock().conns.remove(&id);
+    /// Forgets a connection; its reader calls this as it ends. Returns false if it was already
+    /// gone: the registry closed it (to make room, or at the quit).
+    pub fn remove(&self, id: ConnId) -> bool {
+        self.state.lock().conns.remove(&id).is_some()
     }
 
     /// How many connections each friend has open to us (indexed by `PeerId`), and how many have

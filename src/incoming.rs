@@ -15,11 +15,13 @@
 //! waiting and calls [`Incoming::first_wait_over`] when it is over, or at the sender's end of
 //! file, after which no NUL can come.
 
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::{info, log_enabled, trace, warn};
 
+use crate::conversation::Secs;
 use crate::escape::{claimed_name, escaped};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
 use crate::peers::{PeerId, PeerTable};
@@ -43,6 +45,17 @@ enum Confirming {
     Yes,
     /// The sender is the classic program, or writing to it failed.
     Never,
+}
+
+/// How an inbound connection ended, for the line that says so.
+#[derive(Debug)]
+pub enum Ending {
+    /// The sender ended it (`None`: their end of file), or it broke.
+    Theirs(Option<io::Error>),
+    /// It never said who it is and was silent this long, so we close it.
+    Silent(Duration),
+    /// The registry closed it, to make room or because we are quitting; it has said why.
+    Ours,
 }
 
 /// One inbound connection's state. See the module documentation.
@@ -192,8 +205,20 @@ impl Incoming {
         self.senders.friend
     }
 
-    /// The connection has ended: sums up the dropped frames that were not logged.
-    pub fn end(&self, table: &PeerTable) {
+    /// The connection has ended: says how, and sums up the dropped frames that were not logged.
+    pub fn end(&self, table: &PeerTable, how: Ending) {
+        let who = self.describe(table);
+        match how {
+            Ending::Theirs(None) => info!("{who} closed their connection to you"),
+            Ending::Theirs(Some(e)) => warn!("connection from {who} failed: {e}"),
+            Ending::Silent(limit) => {
+                info!(
+                    "closing connection from {who}: nothing received for {}",
+                    Secs(limit)
+                )
+            }
+            Ending::Ours => {}
+        }
         let problems = self.senders.problems;
         if problems > LOGGED_PROBLEMS {
             warn!(

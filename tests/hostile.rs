@@ -99,6 +99,12 @@ fn claims_from_a_wrong_address_never_lock_out_a_friend(claims: usize) {
             }
             assert!(line.contains("unverified"), "{line}");
         }
+        // Every connection alice lost was closed by her: pushed out to make room (said as
+        // such), or at her quit. None may be told as the sender's doing.
+        alice.close_stdin();
+        assert!(alice.wait_exit().success());
+        assert!(alice.stderr_count("to make room") > 0);
+        assert_eq!(alice.stderr_count("closed their connection to you"), 0);
         drop(held);
     });
 }

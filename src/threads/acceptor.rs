@@ -87,10 +87,7 @@ fn admit(stream: TcpStream, remote: SocketAddr, context: &ReaderContext) {
     let context = context.clone();
     let spawned = thread::Builder::new()
         .name(format!("reader:{remote}"))
-        .spawn(move || {
-            reader::run(&stream, remote, id, &context);
-            context.inbound.remove(id);
-        });
+        .spawn(move || reader::run(&stream, remote, id, &context));
     if let Err(e) = spawned {
         error!("closing connection from {remote}: cannot start its reader thread: {e}");
         inbound.remove(id);

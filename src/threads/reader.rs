@@ -22,12 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use log::{info, warn};
+use log::warn;
 
 use crate::error::is_timeout;
 use crate::event::Event;
 use crate::inbound::{ConnId, Inbound};
-use crate::incoming::{FIRST_CONFIRMATION_WAIT, Incoming};
+use crate::incoming::{Ending, FIRST_CONFIRMATION_WAIT, Incoming};
 use crate::peers::PeerTable;
 use crate::stages::{self, Stage};
 use crate::terminal::Screen;
@@ -52,14 +52,6 @@ const HEARD_EVERY: Duration = Duration::from_secs(1);
 /// Bytes asked for per `read`. Large enough that a burst is read in few system calls.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Why a connection ended, for the log line.
-enum End {
-    Eof,
-    Silent,
-    Failed(io::Error),
-    StdoutClosed,
-}
-
 /// The reader thread's body.
 pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderContext) {
     // A read timeout turns "silent for too long" into an error we can act on.
@@ -74,20 +66,16 @@ pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderC
         heard_at: None,
     };
     let end = reader.serve(stream);
-    let table = &context.table;
-    reader.incoming.end(table);
-    let who = reader.incoming.describe(table);
-    match end {
-        End::Eof => info!("{who} closed their connection to you"),
-        End::Silent => info!(
-            "closing connection from {who}: nothing received for {:.1} s",
-            context.silence_limit.as_secs_f64()
-        ),
-        End::Failed(e) => warn!("connection from {who} failed: {e}"),
-        End::StdoutClosed => {
-            let _ = context.events.send(Event::StdoutClosed);
-        }
-    }
+    // Gone from the registry already: it closed the connection (to make room, or at the quit)
+    // and said why, so the friend is not blamed for it.
+    let ours = !context.inbound.remove(id);
+    let Some(how) = end else {
+        let _ = context.events.send(Event::StdoutClosed);
+        return;
+    };
+    reader
+        .incoming
+        .end(&context.table, if ours { Ending::Ours } else { how });
 }
 
 struct Reader<'a> {
@@ -110,7 +98,8 @@ impl Reader<'_> {
         }
     }
 
-    fn serve(&mut self, mut stream: &TcpStream) -> End {
+    /// Reads, shows and confirms until the connection ends (`None`: stdout is gone).
+    fn serve(&mut self, mut stream: &TcpStream) -> Option<Ending> {
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut lines = Vec::new();
         loop {
@@ -128,7 +117,7 @@ impl Reader<'_> {
                     // No NUL byte can follow: what waited for one is confirmed before we close.
                     self.incoming.first_wait_over();
                     self.confirm(stream);
-                    return End::Eof;
+                    return Some(Ending::Theirs(None));
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -137,8 +126,10 @@ impl Reader<'_> {
                     self.confirm(stream);
                     continue;
                 }
-                Err(e) if is_timeout(&e) => return End::Silent,
-                Err(e) => return End::Failed(e),
+                Err(e) if is_timeout(&e) => {
+                    return Some(Ending::Silent(self.context.silence_limit));
+                }
+                Err(e) => return Some(Ending::Theirs(Some(e))),
             };
             stages::mark(Stage::Read);
             let context = self.context;
@@ -152,7 +143,7 @@ impl Reader<'_> {
             }
             if !lines.is_empty() {
                 if context.screen.show(&lines).is_err() {
-                    return End::StdoutClosed;
+                    return None;
                 }
                 stages::mark(Stage::Printed);
                 lines.clear();

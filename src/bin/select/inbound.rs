@@ -9,10 +9,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::info;
 use p2p_chat::conversation::earliest;
 use p2p_chat::inbound::{ConnId, Inbound};
-use p2p_chat::incoming::{FIRST_CONFIRMATION_WAIT, Incoming};
+use p2p_chat::incoming::{Ending, FIRST_CONFIRMATION_WAIT, Incoming};
 use p2p_chat::peers::{PeerId, PeerTable};
 use p2p_chat::stages::{self, Stage};
 use p2p_chat::terminal::Screen;
@@ -84,12 +84,7 @@ impl InConn {
             self.confirm(table);
         }
         if self.incoming.friend().is_none() && now >= self.last_read + limit {
-            info!(
-                "closing connection from {}: nothing received for {:.1} s",
-                self.incoming.describe(table),
-                limit.as_secs_f64()
-            );
-            self.end(table, registry);
+            self.end(table, registry, Ending::Silent(limit));
         }
     }
 
@@ -108,17 +103,12 @@ impl InConn {
                 return Heard::Nothing;
             }
             ended => {
-                let who = self.incoming.describe(table);
-                match ended {
-                    Err(e) => warn!("connection from {who} failed: {e}"),
-                    Ok(_) => {
-                        // No NUL byte can follow: what waited for one is confirmed first.
-                        self.incoming.first_wait_over();
-                        self.confirm(table);
-                        info!("{who} closed their connection to you");
-                    }
+                if ended.is_ok() {
+                    // No NUL byte can follow: what waited for one is confirmed before we close.
+                    self.incoming.first_wait_over();
+                    self.confirm(table);
                 }
-                self.end(table, registry);
+                self.end(table, registry, Ending::Theirs(ended.err()));
                 return Heard::Nothing;
             }
         };
@@ -163,9 +153,11 @@ impl InConn {
         }
     }
 
-    fn end(&mut self, table: &PeerTable, registry: &Inbound) {
+    /// The connection ends `how`, or as the registry decided if it closed it first.
+    fn end(&mut self, table: &PeerTable, registry: &Inbound, how: Ending) {
         self.ended = true;
-        self.incoming.end(table);
-        registry.remove(self.id);
+        let ours = !registry.remove(self.id);
+        self.incoming
+            .end(table, if ours { Ending::Ours } else { how });
     }
 }

@@ -5,9 +5,8 @@
 //! command. Mistakes (an unknown friend, a missing `/`, an empty message) are answered at once
 //! and the console carries on. Messages are encoded into frames here, one [`Batch`] per friend,
 //! and handed over as [`ConsoleEvent`]s through a [`Handover`]: whatever one read returned, in
-//! one hand-off, so a lone message is fast and a burst is cheap. In a terminal, lines come from
-//! the line editor instead ([`Typing`](crate::terminal::Typing)) and enter at
-//! [`Console::entered`].
+//! one hand-off, so a lone message is fast and a burst is cheap. In a terminal, keys come in
+//! instead ([`Console::keys`]), and each line the line editor hands back is handled the same way.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
@@ -21,6 +20,9 @@ use crate::frame::{self, MAX_FRAME};
 use crate::logging;
 use crate::peers::{PeerId, PeerTable};
 use crate::stages::{self, Stage};
+use crate::terminal::Screen;
+use crate::terminal::editor::Outcome;
+use crate::terminal::typing::Typing;
 
 /// The longest line the console keeps; the rest of a longer line is skipped, so a runaway paste
 /// cannot grow memory without bound. Any line this long is refused anyway (see [`MAX_FRAME`]).
@@ -129,12 +131,47 @@ impl<H: Handover> Console<H> {
         }
     }
 
-    /// A line entered in a terminal: handled as a pipe's line is, and a message is noted for its
-    /// echo. Answers go to `answers`. Returns false once the console should stop.
-    pub fn entered(&mut self, line: &str, answers: &mut impl Write) -> bool {
+    /// Keys typed in a terminal: edited into a line on the screen, an entered line handled as a
+    /// pipe's line is. Answers are printed above the input line, after the line they answer.
+    /// Returns false once the console should stop (`/quit`, Ctrl-D on an empty line).
+    pub fn keys(&mut self, bytes: &[u8], typing: &mut Typing, screen: &Screen) -> bool {
         self.terminal = true;
-        // The line editor takes no control characters: an entered line has no flaw.
-        self.line(line, None, answers)
+        let mut answers = screen.above_writer();
+        for key in typing.decode(bytes) {
+            let keep_going = match typing.apply(key) {
+                Outcome::Draw => true,
+                Outcome::Submit(line) => {
+                    // A message is shown with what became of it; anything else is shown as
+                    // typed, above its answer.
+                    if !matches!(command::parse(&line), Ok(Some(Command::Send { .. }))) {
+                        let typed = format!("{}{line}", screen.prompt());
+                        let _ = writeln!(answers, "{}", screen.dim(&typed));
+                    }
+                    // The editor takes no control characters: a typed line has no flaw.
+                    self.line(&line, None, &mut answers)
+                }
+                Outcome::Quit => false,
+                Outcome::Suspend => {
+                    screen.suspend();
+                    true
+                }
+                Outcome::Clear => {
+                    screen.clear();
+                    true
+                }
+                Outcome::Choices(names) => {
+                    let _ = writeln!(answers, "{}", names.join("  "));
+                    true
+                }
+            };
+            if !keep_going {
+                typing.draw(screen);
+                self.quit();
+                return false;
+            }
+        }
+        typing.draw(screen);
+        self.flush()
     }
 
     pub fn table(&self) -> &PeerTable {

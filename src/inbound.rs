@@ -150,8 +150,8 @@ impl Inbound {
         ));
     }
 
-    /// Forgets a connection; its reader calls this as it ends. Returns false if it was already
-    /// gone: the registry closed it (to make room, or at the quit).
+    /// Forgets a connection as it ends (`Incoming::end` does this for both programs). Returns
+    /// false if it was already gone: the registry closed it (to make room, or at the quit).
     pub fn remove(&self, id: ConnId) -> bool {
         self.state.lock().conns.remove(&id).is_some()
     }

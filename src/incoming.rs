@@ -24,6 +24,7 @@ use log::{info, log_enabled, trace, warn};
 use crate::conversation::Secs;
 use crate::escape::{claimed_name, escaped};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Decoded, FrameDecoder, MAX_FRAME};
+use crate::inbound::{ConnId, Inbound};
 use crate::peers::{PeerId, PeerTable};
 use crate::stages::{self, Stage};
 use crate::terminal::Screen;
@@ -205,8 +206,15 @@ impl Incoming {
         self.senders.friend
     }
 
-    /// The connection has ended: says how, and sums up the dropped frames that were not logged.
-    pub fn end(&self, table: &PeerTable, how: Ending) {
+    /// The connection has ended `how`: it leaves the registry, and the line says so, unless the
+    /// registry had closed it first (and said why); then the dropped frames not logged are
+    /// summed up.
+    pub fn end(&self, table: &PeerTable, registry: &Inbound, id: ConnId, how: Ending) {
+        let how = if registry.remove(id) {
+            how
+        } else {
+            Ending::Ours
+        };
         let who = self.describe(table);
         match how {
             Ending::Theirs(None) => info!("{who} closed their connection to you"),

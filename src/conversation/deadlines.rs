@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use super::outbox::Flight;
 use super::{Conn, Conversation, Kind, Output, Reason};
 
-/// The time limits ([`Options::limits`](crate::cli::Options::limits) takes them from the
-/// command line).
+/// The time limits (the command line's options make them: `cli::Options::limits`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Half-close a connection this long after the last message was written.

@@ -10,7 +10,7 @@
 //! * [`editor`]: keys and the line editor (history, Tab, wide characters). Pure.
 //! * [`echo`]: your own messages in the transcript, with their fates. Pure.
 //! * [`term`]: the termios, window-size and local-time calls std lacks.
-//! * [`typing`]: keys from the terminal, through the editor, to the console logic.
+//! * [`typing`]: the line being typed: keys decoded, applied by the editor, drawn.
 
 pub mod echo;
 pub mod editor;

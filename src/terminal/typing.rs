@@ -1,16 +1,12 @@
-//! The line being typed in a terminal: keys in, the [`LineEditor`] edits the line on the
-//! [`Screen`], and each entered line goes to the console logic ([`Console::entered`]) as a
-//! pipe's line would. Run by p2p-chat's console thread and p2p-chat-select's loop alike.
-
-use std::io::Write;
+//! The line being typed in a terminal: the keys decoded so far, the [`LineEditor`], and the
+//! names Tab completes. The console logic (`compose::Console::keys`) feeds it what stdin brings
+//! and handles each outcome, an entered line as it handles a pipe's line; this module knows
+//! nothing of that logic, so dependencies point one way.
 
 use super::Screen;
-use super::editor::{Keys, LineEditor, Outcome};
-use crate::command::{self, Command};
-use crate::compose::{Console, Handover};
+use super::editor::{Key, Keys, LineEditor, Outcome};
 use crate::peers::PeerTable;
 
-/// The keys decoded so far, the editor, and the names Tab completes.
 pub struct Typing {
     keys: Keys,
     editor: LineEditor,
@@ -28,50 +24,19 @@ impl Typing {
         }
     }
 
-    /// Keys typed: edited into the line on the screen, an entered line handed to `console`.
-    /// Answers are printed above the input line, after the line they answer. Returns false once
-    /// the console should stop (`/quit`, Ctrl-D on an empty line).
-    pub fn keys<H: Handover>(
-        &mut self,
-        bytes: &[u8],
-        console: &mut Console<H>,
-        screen: &Screen,
-    ) -> bool {
-        let mut answers = screen.above_writer();
+    /// The keys in `bytes`, after whatever the last read left incomplete.
+    pub fn decode(&mut self, bytes: &[u8]) -> Vec<Key> {
+        self.keys.push(bytes)
+    }
+
+    /// Applies one key to the line: what the console should do next.
+    pub fn apply(&mut self, key: Key) -> Outcome {
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        for key in self.keys.push(bytes) {
-            let keep_going = match self.editor.apply(key, &names) {
-                Outcome::Draw => true,
-                Outcome::Submit(line) => {
-                    // A message is shown with what became of it; anything else is shown as
-                    // typed, above its answer.
-                    if !matches!(command::parse(&line), Ok(Some(Command::Send { .. }))) {
-                        let typed = format!("{}{line}", screen.prompt());
-                        let _ = writeln!(answers, "{}", screen.dim(&typed));
-                    }
-                    console.entered(&line, &mut answers)
-                }
-                Outcome::Quit => false,
-                Outcome::Suspend => {
-                    screen.suspend();
-                    true
-                }
-                Outcome::Clear => {
-                    screen.clear();
-                    true
-                }
-                Outcome::Choices(names) => {
-                    let _ = writeln!(answers, "{}", names.join("  "));
-                    true
-                }
-            };
-            if !keep_going {
-                screen.set_input(self.editor.line(), self.editor.cursor());
-                console.quit();
-                return false;
-            }
-        }
+        self.editor.apply(key, &names)
+    }
+
+    /// Draws the line as it now is.
+    pub fn draw(&self, screen: &Screen) {
         screen.set_input(self.editor.line(), self.editor.cursor());
-        console.flush()
     }
 }

@@ -39,7 +39,7 @@ pub fn run(table: Arc<PeerTable>, me: PeerId, to_dispatcher: Sender<ConsoleEvent
 }
 
 /// The console in a terminal: keys in, lines edited on the screen, entered lines handled as a
-/// pipe's lines are (see [`Typing::keys`]).
+/// pipe's lines are (see [`Console::keys`]).
 fn run_terminal(console: &mut Console<Sender<ConsoleEvent>>, screen: &Screen) {
     let mut typing = Typing::new(console.table(), screen);
     let mut bytes = [0u8; 4096];
@@ -53,7 +53,7 @@ fn run_terminal(console: &mut Console<Sender<ConsoleEvent>>, screen: &Screen) {
                 break;
             }
         };
-        if !typing.keys(&bytes[..n], console, screen) {
+        if !console.keys(&bytes[..n], &mut typing, screen) {
             return;
         }
     }

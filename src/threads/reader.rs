@@ -65,17 +65,15 @@ pub fn run(stream: &TcpStream, remote: SocketAddr, id: ConnId, context: &ReaderC
         incoming: Incoming::new(remote),
         heard_at: None,
     };
-    let end = reader.serve(stream);
-    // Gone from the registry already: it closed the connection (to make room, or at the quit)
-    // and said why, so the friend is not blamed for it.
-    let ours = !context.inbound.remove(id);
-    let Some(how) = end else {
-        let _ = context.events.send(Event::StdoutClosed);
-        return;
-    };
-    reader
-        .incoming
-        .end(&context.table, if ours { Ending::Ours } else { how });
+    match reader.serve(stream) {
+        Some(how) => reader
+            .incoming
+            .end(&context.table, &context.inbound, id, how),
+        None => {
+            context.inbound.remove(id);
+            let _ = context.events.send(Event::StdoutClosed);
+        }
+    }
 }
 
 struct Reader<'a> {

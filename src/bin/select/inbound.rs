@@ -153,11 +153,8 @@ impl InConn {
         }
     }
 
-    /// The connection ends `how`, or as the registry decided if it closed it first.
     fn end(&mut self, table: &PeerTable, registry: &Inbound, how: Ending) {
         self.ended = true;
-        let ours = !registry.remove(self.id);
-        self.incoming
-            .end(table, if ours { Ending::Ours } else { how });
+        self.incoming.end(table, registry, self.id, how);
     }
 }

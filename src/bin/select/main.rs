@@ -354,7 +354,7 @@ impl Chat {
                 self.console.end(answers); // end of input means quit
                 false
             }
-            (Some(typing), _) => typing.keys(&buf[..n], &mut self.console, &self.screen),
+            (Some(typing), _) => self.console.keys(&buf[..n], typing, &self.screen),
             (None, _) => self.console.feed(&buf[..n], answers),
         };
         // After /quit or the end of input, nothing more is read.

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::warn;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::peers::PeerId;
 
@@ -56,11 +56,16 @@ struct State {
     conns: BTreeMap<ConnId, Conn>,
     next_id: u64,
     warnings: Throttle,
+    /// We are quitting: nobody new is admitted, and a connection that ends is not the friend's
+    /// doing.
+    closing: bool,
 }
 
 pub struct Inbound {
     cap: usize,
     state: Mutex<State>,
+    /// Signalled whenever a connection leaves, for [`Inbound::close_all`] to wait on.
+    removed: Condvar,
 }
 
 impl Inbound {
@@ -71,7 +76,9 @@ impl Inbound {
                 conns: BTreeMap::new(),
                 next_id: 0,
                 warnings: Throttle::new(Duration::from_secs(1)),
+                closing: false,
             }),
+            removed: Condvar::new(),
         }
     }
 
@@ -79,6 +86,9 @@ impl Inbound {
     /// refused. `stream` is shared with the connection's reader.
     pub fn admit(&self, stream: Arc<TcpStream>, remote: SocketAddr) -> Option<ConnId> {
         let mut state = self.state.lock();
+        if state.closing {
+            return None;
+        }
         if state.conns.len() >= self.cap {
             // First to go: the oldest that has not said who it is; then the oldest that speaks
             // for a friend from an address the table does not give them, whatever it has said.
@@ -153,7 +163,10 @@ impl Inbound {
     /// Forgets a connection as it ends (`Incoming::end` does this for both programs). Returns
     /// false if it was already gone: the registry closed it (to make room, or at the quit).
     pub fn remove(&self, id: ConnId) -> bool {
-        self.state.lock().conns.remove(&id).is_some()
+        let mut state = self.state.lock();
+        let held = state.conns.remove(&id).is_some();
+        self.removed.notify_all();
+        held && !state.closing
     }
 
     /// How many connections each friend has open to us (indexed by `PeerId`), and how many have
@@ -177,9 +190,22 @@ impl Inbound {
         self.state.lock().conns.len()
     }
 
-    /// Closes every inbound connection; their readers then end on their own.
-    pub fn close_all(&self) {
+    /// Closes every inbound connection, at the quit. Their reading sides first: a reader then
+    /// sees an end of file and, like at the sender's end, confirms what it has shown (the first
+    /// confirmation on a connection may still be waiting for a NUL byte) before it ends. Whatever
+    /// is still open after `grace` is cut off.
+    pub fn close_all(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
         let mut state = self.state.lock();
+        state.closing = true;
+        for conn in state.conns.values() {
+            let _ = conn.stream.shutdown(Shutdown::Read);
+        }
+        while !state.conns.is_empty() {
+            if self.removed.wait_until(&mut state, deadline).timed_out() {
+                break;
+            }
+        }
         for conn in state.conns.values() {
             let _ = conn.stream.shutdown(Shutdown::Both);
         }

@@ -46,6 +46,23 @@ fn a_sender_who_ends_the_connection_at_once_still_gets_its_confirmations() {
 }
 
 #[test]
+fn a_receiver_who_quits_right_after_showing_a_first_frame_still_confirms_it() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start_program(program, "bob", &[]);
+        let mut raw = connect(group.port(1));
+        raw.write_all(b"alice/last words\n").unwrap();
+        bob.expect_line("[alice] last words");
+        // Bob quits while the first confirmation still waits to learn whether a NUL follows.
+        bob.close_stdin();
+        bob.wait_exit();
+        let mut acks = Vec::new();
+        let _ = raw.read_to_end(&mut acks);
+        assert_eq!(acks, [0x00], "the message bob showed was not confirmed");
+    });
+}
+
+#[test]
 fn messages_on_connections_closed_at_once_are_counted_delivered_and_none_reported() {
     common::both(|program| {
         let group = Group::new(&["alice", "bob"]);

@@ -42,6 +42,10 @@ use crate::terminal::Screen;
 /// count, hold and report them, rather than in a channel.
 const LINK_QUEUE: usize = 2;
 
+/// How long the readers get at the quit, once their connections' reading sides are shut, to
+/// confirm what they have shown.
+const READERS_AT_QUIT: Duration = Duration::from_millis(200);
+
 /// Settings the dispatcher needs from the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -207,7 +211,7 @@ impl Dispatcher {
             }
         }
         self.friends.finish(Instant::now());
-        self.inbound.close_all();
+        self.inbound.close_all(READERS_AT_QUIT);
     }
 
     /// A link or a reader has news: it goes into the friend's model.

@@ -104,9 +104,7 @@ impl InConn {
             }
             ended => {
                 if ended.is_ok() {
-                    // No NUL byte can follow: what waited for one is confirmed before we close.
-                    self.incoming.first_wait_over();
-                    self.confirm(table);
+                    self.settle(table);
                 }
                 self.end(table, registry, Ending::Theirs(ended.err()));
                 return Heard::Nothing;
@@ -136,6 +134,13 @@ impl InConn {
             Some(friend) => Heard::Friend(friend),
             None => Heard::Nothing,
         }
+    }
+
+    /// The sender has ended the connection, or we are quitting: no NUL byte will be read, so
+    /// what waited for one is confirmed now, before the connection closes.
+    pub fn settle(&mut self, table: &PeerTable) {
+        self.incoming.first_wait_over();
+        self.confirm(table);
     }
 
     /// Writes the confirmations due, without waiting: a sender whose socket does not take

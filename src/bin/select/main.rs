@@ -390,8 +390,11 @@ impl Chat {
         }
     }
 
-    fn bye(&self, code: ExitCode) -> ExitCode {
-        self.registry.close_all();
+    fn bye(&mut self, code: ExitCode) -> ExitCode {
+        for conn in &mut self.inbound {
+            conn.settle(&self.table);
+        }
+        self.registry.close_all(Duration::ZERO);
         stages::write(&self.options.name); // only in a run that records them
         self.screen.close();
         info!("bye");

@@ -157,8 +157,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
             _ => set_name(&mut name, arg)?,
         }
     }
-    options.name = name
-        .ok_or_else(|| usage("missing NAME: say who you are, e.g. 'p2p-chat alice'".to_string()))?;
+    options.name = name.ok_or_else(|| {
+        usage(
+            "missing NAME: give your own name in the peer table as the last argument, e.g. alice"
+                .to_string(),
+        )
+    })?;
     Ok(Action::Run(options))
 }
 

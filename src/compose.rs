@@ -318,7 +318,7 @@ impl<H: Handover> Console<H> {
             Err(unsent) => {
                 if let ConsoleEvent::Send(batches, _) = unsent {
                     let count: usize = batches.iter().map(|(_, batch)| batch.count).sum();
-                    log::error!("{count} message(s) not delivered: p2p-chat is quitting");
+                    log::error!("{count} message(s) not delivered: you are quitting");
                 }
                 false
             }

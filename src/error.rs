@@ -38,6 +38,15 @@ impl Error {
         }
     }
 
+    /// The error as `program` says it on stderr: after its name, and for a mistake on the command
+    /// line, with where to read the options.
+    pub fn report(&self, program: &str) -> String {
+        match self {
+            Error::Usage(_) => format!("{program}: {self}\nTry '{program} --help' for more."),
+            _ => format!("{program}: {self}"),
+        }
+    }
+
     /// The process exit code for this error: 2 for bad input, 1 for a runtime fault.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -50,7 +59,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(message) => write!(f, "{message}\nTry 'p2p-chat --help' for more."),
+            Error::Usage(message) => write!(f, "{message}"),
             Error::TableRead { path, source } => {
                 write!(f, "cannot read peer table {path}: {source}")?;
                 if source.kind() == io::ErrorKind::NotFound {

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     match try_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("p2p-chat: {e}");
+            eprintln!("{}", e.report("p2p-chat"));
             ExitCode::from(e.exit_code() as u8)
         }
     }

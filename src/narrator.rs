@@ -145,7 +145,7 @@ impl Narrator {
             Output::Rejected { count, why, first } => {
                 let reason = match why {
                     Rejection::OutboxFull => "their outbox is full",
-                    Rejection::Quitting => "p2p-chat is quitting",
+                    Rejection::Quitting => "you are quitting",
                 };
                 let fate = echo::Fate::NotDelivered(reason.to_string());
                 let echoed = self.echoes.refused(peer, *count, &fate);
@@ -163,7 +163,7 @@ impl Narrator {
             Output::RefusedRun { count, why } => {
                 let reason = match why {
                     Rejection::OutboxFull => "refused while their outbox was full",
-                    Rejection::Quitting => "p2p-chat is quitting",
+                    Rejection::Quitting => "you are quitting",
                 };
                 // Those with an echo have said so there.
                 let unechoed = std::mem::take(&mut self.unechoed_refusals[peer.0]).min(*count);

@@ -136,6 +136,10 @@ fn durations_that_round_to_nothing_or_run_past_a_day_are_refused_with_the_range(
             let (status, _, stderr) = run_program_to_end(program, &args, dir.path(), b"");
             assert_eq!(status.code(), Some(2), "{option} {value}: {stderr}");
             assert!(stderr.contains("from 0.001 to 86400"), "{stderr}");
+            // Each program points at its own help.
+            let name = std::path::Path::new(program).file_name().unwrap();
+            let hint = format!("Try '{} --help'", name.to_string_lossy());
+            assert!(stderr.contains(&hint), "{stderr}");
         }
     });
 }

@@ -100,7 +100,7 @@ impl fmt::Display for Reason {
             Reason::Broken(error) => write!(f, "the connection broke: {error}"),
             Reason::Protocol => write!(f, "they confirmed more messages than we sent them"),
             Reason::NoThread(error) => write!(f, "cannot start a thread for the link: {error}"),
-            Reason::Quitting => write!(f, "p2p-chat is quitting"),
+            Reason::Quitting => write!(f, "you are quitting"),
         }
     }
 }

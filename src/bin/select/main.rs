@@ -102,7 +102,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("p2p-chat-select: {e}");
+            eprintln!("{}", e.report("p2p-chat-select"));
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -201,6 +201,13 @@ impl Incoming {
         self.confirmations.clear();
     }
 
+    /// The lines of the last read could not be shown (stdout is gone): nothing more is confirmed,
+    /// so the sender counts none of it as shown.
+    pub fn unshown(&mut self) {
+        self.confirming = Confirming::Never;
+        self.confirmations.clear();
+    }
+
     /// The friend this connection speaks for, once known.
     pub fn friend(&self) -> Option<PeerId> {
         self.senders.friend

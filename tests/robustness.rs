@@ -375,49 +375,55 @@ fn a_message_after_a_friend_restarts_arrives_on_a_fresh_connection() {
 }
 
 #[test]
-fn a_closed_stdout_ends_the_program_cleanly() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = Command::new(BIN)
-        .args(["--peers", group.table.to_str().unwrap(), "bob"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Close the reading end of bob's stdout, as `p2p-chat bob | head -0` would.
-    drop(bob.stdout.take());
-    let mut bob = common::KillOnDrop(bob);
-    let (lines_tx, bob_err) = crossbeam_channel::unbounded();
-    common::read_lines(
-        "bob stderr".into(),
-        bob.stderr.take().unwrap(),
-        lines_tx,
-        |l| l,
-    );
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match bob_err.recv_deadline(deadline) {
-            Ok(line) if line.contains("listening on") => break,
-            Ok(_) => {}
-            Err(e) => panic!("bob never said he listens: {e:?}"),
+fn a_closed_stdout_ends_the_program_cleanly_and_confirms_nothing_unshown() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = Command::new(program)
+            .args(["--peers", group.table.to_str().unwrap(), "bob"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end of bob's stdout, as `p2p-chat bob | head -0` would.
+        drop(bob.stdout.take());
+        let mut bob = common::KillOnDrop(bob);
+        let (lines_tx, bob_err) = crossbeam_channel::unbounded();
+        common::read_lines(
+            "bob stderr".into(),
+            bob.stderr.take().unwrap(),
+            lines_tx,
+            |l| l,
+        );
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match bob_err.recv_deadline(deadline) {
+                Ok(line) if line.contains("listening on") => break,
+                Ok(_) => {}
+                Err(e) => panic!("bob never said he listens: {e:?}"),
+            }
         }
-    }
-    let mut alice = group.start("alice", &[]);
-    // The first line bob shows fails to reach his stdout, and that ends bob.
-    alice.send("bob/anyone there?");
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = bob.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "bob did not quit");
-        thread::sleep(Duration::from_millis(10)); // std has no wait-with-timeout for a child
-    };
-    let err: Vec<String> = bob_err.iter().collect();
-    let err = err.join("\n");
-    assert!(status.success(), "{status:?}: {err}");
-    assert!(err.contains("standard output is closed"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+        // The first line bob shows fails to reach his stdout, and that ends bob.
+        let mut alice = connect(group.port(1));
+        alice.write_all(b"alice/anyone there?\n").unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = bob.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "bob did not quit");
+            thread::sleep(Duration::from_millis(10)); // std has no wait-with-timeout for a child
+        };
+        let err: Vec<String> = bob_err.iter().collect();
+        let err = err.join("\n");
+        assert!(status.success(), "{status:?}: {err}");
+        assert!(err.contains("standard output is closed"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        // Nothing was shown, so nothing may be confirmed as shown.
+        let mut acks = Vec::new();
+        let _ = alice.read_to_end(&mut acks);
+        assert!(!acks.contains(&0), "a message never shown was confirmed: {acks:?}");
+    });
 }
 
 #[test]

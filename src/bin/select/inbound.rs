@@ -120,6 +120,7 @@ impl InConn {
         }
         if !lines.is_empty() {
             if screen.show(&lines).is_err() {
+                self.incoming.unshown();
                 return Heard::StdoutClosed;
             }
             stages::mark(Stage::Printed);

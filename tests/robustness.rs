@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Group, PATIENCE, TempDir, connect, run_to_end};
+use common::{Group, PATIENCE, TempDir, connect, run_to_end};
 
 /// A small deterministic pseudo-random generator (xorshift), so failures can be replayed.
 struct Rng(u64);
@@ -422,7 +422,10 @@ fn a_closed_stdout_ends_the_program_cleanly_and_confirms_nothing_unshown() {
         // Nothing was shown, so nothing may be confirmed as shown.
         let mut acks = Vec::new();
         let _ = alice.read_to_end(&mut acks);
-        assert!(!acks.contains(&0), "a message never shown was confirmed: {acks:?}");
+        assert!(
+            !acks.contains(&0),
+            "a message never shown was confirmed: {acks:?}"
+        );
     });
 }
 

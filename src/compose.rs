@@ -141,14 +141,21 @@ impl<H: Handover> Console<H> {
             let keep_going = match typing.apply(key) {
                 Outcome::Draw => true,
                 Outcome::Submit(line) => {
-                    // A message is shown with what became of it; anything else is shown as
-                    // typed, above its answer.
-                    if !matches!(command::parse(&line), Ok(Some(Command::Send { .. }))) {
-                        let typed = format!("{}{line}", screen.prompt());
-                        let _ = writeln!(answers, "{}", screen.dim(&typed));
+                    // A message is shown with what became of it, in its echo; anything else,
+                    // or a message refused here, is shown as typed, above its answer.
+                    let typed = screen.dim(&format!("{}{line}", screen.prompt()));
+                    let message = matches!(command::parse(&line), Ok(Some(Command::Send { .. })));
+                    if !message {
+                        let _ = writeln!(answers, "{typed}");
                     }
                     // The editor takes no control characters: a typed line has no flaw.
-                    self.line(&line, None, &mut answers)
+                    let mut refusal = Vec::new();
+                    let keep_going = self.line(&line, None, &mut refusal);
+                    if message && !refusal.is_empty() {
+                        let _ = writeln!(answers, "{typed}");
+                    }
+                    let _ = answers.write_all(&refusal);
+                    keep_going
                 }
                 Outcome::Quit => false,
                 Outcome::Suspend => {

@@ -344,6 +344,11 @@ fn the_poll_loop_in_a_terminal_is_the_same_chat_editor_echoes_and_all() {
     tmux.wait_screen("the echo", |s| {
         s.contains("[you -> bob] hello from the loop  delivered")
     });
+    // A message refused at the console stays on screen as typed, above the reason.
+    tmux.enter("carol/words to keep");
+    tmux.wait_screen("the refused line, then why", |s| {
+        s.contains("alice> carol/words to keep\nerror: unknown friend \"carol\"")
+    });
     tmux.keys(&["/quit", "Enter"]);
     let ended = common::wait_until(|| stty.exists());
     assert!(ended, "alice did not end:\n{}", tmux.screen());

@@ -326,6 +326,33 @@ mod tests {
     }
 
     #[test]
+    fn closing_all_lets_each_reader_confirm_before_its_connection_is_cut() {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inbound = Arc::new(Inbound::new(4));
+        let (mut client, server, remote) = pair(&listener);
+        let id = inbound.admit(Arc::clone(&server), remote).unwrap();
+        // A reader: at the end of file that closing brings, it confirms, then ends.
+        let reader = {
+            let inbound = Arc::clone(&inbound);
+            std::thread::spawn(move || {
+                assert_eq!((&*server).read(&mut [0u8; 1]).unwrap(), 0);
+                (&*server).write_all(&[0]).unwrap();
+                inbound.remove(id)
+            })
+        };
+        inbound.close_all(Duration::from_secs(10));
+        let friends_doing = reader.join().unwrap();
+        assert!(!friends_doing, "a connection ended by our quit is not the friend's doing");
+        let mut confirmations = Vec::new();
+        client.read_to_end(&mut confirmations).unwrap();
+        assert_eq!(confirmations, [0]);
+        // Nobody new is admitted once the quit has begun.
+        let (_c, s, r) = pair(&listener);
+        assert!(inbound.admit(s, r).is_none());
+    }
+
+    #[test]
     fn claims_from_a_wrong_address_are_pushed_out_before_any_friend_is_refused() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let inbound = Inbound::new(3);

@@ -343,7 +343,10 @@ mod tests {
         };
         inbound.close_all(Duration::from_secs(10));
         let friends_doing = reader.join().unwrap();
-        assert!(!friends_doing, "a connection ended by our quit is not the friend's doing");
+        assert!(
+            !friends_doing,
+            "a connection ended by our quit is not the friend's doing"
+        );
         let mut confirmations = Vec::new();
         client.read_to_end(&mut confirmations).unwrap();
         assert_eq!(confirmations, [0]);

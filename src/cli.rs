@@ -158,10 +158,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
         }
     }
     options.name = name.ok_or_else(|| {
-        usage(
-            "missing NAME: give your own name in the peer table as the last argument, e.g. alice"
-                .to_string(),
-        )
+        usage("missing NAME: say which entry of the peer table is you, e.g. alice".to_string())
     })?;
     Ok(Action::Run(options))
 }

@@ -178,13 +178,11 @@ impl Incoming {
         }
     }
 
-    /// The confirmations to write now, if any: only to a friend, only once it is known they
-    /// may expect them, and only for what is on the screen (call it after showing the lines).
+    /// The confirmations to write now, if any: only once it is known the sender may expect
+    /// them, and only for what is on the screen (call it after showing the lines). A stranger
+    /// gets a NAK for each frame: a p2p-chat whose name our table lacks must not count its
+    /// messages as shown, nor take us for a program that does not confirm.
     pub fn take_confirmations(&mut self) -> Option<Vec<u8>> {
-        if self.senders.friend.is_none() {
-            self.confirmations.clear(); // a stranger gets nothing back from us
-            return None;
-        }
         if self.confirming != Confirming::Yes || self.confirmations.is_empty() {
             return None;
         }
@@ -404,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn a_second_sender_is_dropped_with_a_nak_and_a_stranger_gets_nothing_back() {
+    fn a_second_sender_and_a_stranger_are_dropped_with_a_nak() {
         let (table, screen) = setup();
         let mut conn = from("127.0.0.1");
         let mut lines = Vec::new();
@@ -421,7 +419,7 @@ mod tests {
             None
         );
         stranger.first_wait_over();
-        assert_eq!(stranger.take_confirmations(), None);
+        assert_eq!(stranger.take_confirmations(), Some(vec![ACK_DROPPED]));
         assert!(lines.is_empty());
     }
 

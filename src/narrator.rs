@@ -102,7 +102,7 @@ impl Narrator {
                     Fate::Delivered | Fate::Sent => {}
                     Fate::Refused => error!(
                         "{n} message(s) to {who} not delivered: their p2p-chat dropped them \
-                         (does their peer table give {} this machine's address?)",
+                         (does their peer table have an entry for {}?)",
                         self.table.get(self.me).name
                     ),
                     Fate::MaybeLost(reason) => {

@@ -46,6 +46,25 @@ fn a_sender_who_ends_the_connection_at_once_still_gets_its_confirmations() {
 }
 
 #[test]
+fn a_message_to_a_friend_whose_table_lacks_us_is_reported_not_delivered_not_counted_sent() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        // Bob's table has no alice: his p2p-chat drops what she sends, and must say so to her.
+        let table = format!("bob 127.0.0.1 {}\n", group.port(1));
+        let bob_table = group.dir.write("bob.txt", &table);
+        let args = ["--peers", bob_table.to_str().unwrap(), "bob"];
+        let mut bob = common::Peer::spawn_program(program, &args, group.dir.path());
+        bob.expect_stderr("listening on");
+        let mut alice = group.start_program(program, "alice", &[]);
+        alice.send("bob/do you know me?");
+        bob.expect_stderr("who is not in the peer table");
+        alice.expect_settled("bob", 0, 0, 1);
+        alice.expect_stderr("their p2p-chat dropped them");
+        assert_eq!(alice.stderr_count("does not confirm"), 0);
+    });
+}
+
+#[test]
 fn a_receiver_who_quits_right_after_showing_a_first_frame_still_confirms_it() {
     common::both(|program| {
         let group = Group::new(&["alice", "bob"]);

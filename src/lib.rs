@@ -66,8 +66,9 @@
 //! Shutdown order (on `/quit`, end of input or Ctrl-C): the dispatcher takes no more input and
 //! reports what waits for friends who cannot be reached; every model has its link deliver what
 //! its outbox holds, waits for the confirmations (not from a friend who does not confirm, nor a
-//! stalled one), then closes; then the dispatcher closes every
-//! inbound connection and [`run`] stops the acceptor, prints a half-typed line back as not
+//! stalled one), then closes; then the dispatcher closes every inbound connection, their reading
+//! sides first, so each reader confirms what it has shown before it ends, and [`run`] stops the
+//! acceptor, prints a half-typed line back as not
 //! sent, restores the terminal and returns. Every message typed is delivered, sent, or reported.
 
 pub mod cli;

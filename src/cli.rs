@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::conversation::Limits;
+use crate::conversation::{Limits, Secs};
 use crate::error::{Error, Result};
 
 /// `p2p-chat --help`: what p2p-chat is, then [`OPTIONS`].
@@ -48,7 +48,8 @@ Options:
                            never confirmed, and whose machine took our bytes,
                            runs a program that does not confirm [default: 5]
   --give-up SECS           close a connection that confirmed nothing for SECS
-                           and report its messages [default: 60]
+                           and report its messages; at least twice
+                           --ack-timeout [default: 60, or that]
   --max-inbound N          most inbound connections at once [default: 4 per
                            friend in the table, at least 16]
   -v, --verbose            in a terminal, show connection events from the start
@@ -107,6 +108,7 @@ pub enum Action {
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
     let mut name: Option<String> = None;
+    let mut give_up = None;
     let mut options = Options {
         name: String::new(),
         peers_path: "peers.txt".to_string(),
@@ -133,7 +135,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
             "--connect-timeout" => options.connect_timeout = seconds(&flag, &value()?)?,
             "--write-timeout" => options.write_timeout = seconds(&flag, &value()?)?,
             "--ack-timeout" => options.ack_timeout = seconds(&flag, &value()?)?,
-            "--give-up" => options.give_up = seconds(&flag, &value()?)?,
+            "--give-up" => give_up = Some(seconds(&flag, &value()?)?),
             "--max-inbound" => {
                 let text = value()?;
                 let n = text
@@ -160,6 +162,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Action> {
     options.name = name.ok_or_else(|| {
         usage("missing NAME: say which entry of the peer table is you, e.g. alice".to_string())
     })?;
+    // A friend who does not confirm is learned only after --ack-timeout (and asked again after
+    // another): giving up sooner would report every message to them as possibly lost.
+    let least = 2 * options.ack_timeout;
+    options.give_up = give_up.unwrap_or(options.give_up.max(least));
+    if options.give_up < least {
+        return Err(usage(format!(
+            "--give-up {} is less than twice --ack-timeout ({}): a friend who does not confirm \
+             is only learned after --ack-timeout, so giving up sooner would report every \
+             message to them as possibly lost; raise --give-up or lower --ack-timeout",
+            Secs(options.give_up),
+            Secs(options.ack_timeout)
+        )));
+    }
     Ok(Action::Run(options))
 }
 
@@ -293,6 +308,9 @@ mod tests {
         assert!(!o.verbose && o.clock);
         let o = options(&["-v", "--no-time", "alice"]);
         assert!(o.verbose && !o.clock);
+        // A long --ack-timeout moves the default --give-up to twice it.
+        let o = options(&["--ack-timeout", "40", "alice"]);
+        assert_eq!(o.give_up, Duration::from_secs(80));
     }
 
     #[test]
@@ -342,6 +360,8 @@ mod tests {
         assert!(err(&["a", "b"]).contains("one NAME only"));
         assert!(err(&["--bogus", "a"]).starts_with("unknown option --bogus"));
         assert!(err(&["a", "--peers"]).starts_with("--peers needs a value"));
+        let early = err(&["a", "--give-up", "1"]);
+        assert!(early.starts_with("--give-up 1.0 s is less than twice --ack-timeout (5.0 s)"));
         for bad in [
             "0", "-1", "abc", "NaN", "inf", "1e9", "1e-10", "1e-300", "0.0009",
         ] {

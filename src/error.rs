@@ -82,6 +82,13 @@ impl fmt::Display for Error {
                 "cannot listen on {addr}: the address is already in use \
                  (is this peer already running in another terminal?)"
             ),
+            Error::Bind { addr, source } if source.kind() == io::ErrorKind::AddrNotAvailable => {
+                write!(
+                    f,
+                    "cannot listen on {addr}: that address is not one of this machine's (is \
+                     your line in the peer table right, and is NAME you?)"
+                )
+            }
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Io(source) => write!(f, "{source}"),
         }

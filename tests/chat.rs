@@ -322,3 +322,20 @@ fn a_port_in_use_exits_1_naming_the_address() {
         "{err}"
     );
 }
+
+#[test]
+fn an_address_that_is_not_this_machines_exits_1_saying_so() {
+    let dir = TempDir::new();
+    // 192.0.2.1 is reserved for documentation: no machine has it, and binding sends nothing.
+    let table = dir.write("peers.txt", "alice 192.0.2.1 7301\nbob 127.0.0.1 7302\n");
+    let (status, _, err) = run_to_end(
+        &["--peers", table.to_str().unwrap(), "alice"],
+        dir.path(),
+        b"",
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot listen on 192.0.2.1:7301: that address is not one of this machine's"),
+        "{err}"
+    );
+}

@@ -89,6 +89,15 @@ impl fmt::Display for Error {
                      your line in the peer table right, and is NAME you?)"
                 )
             }
+            Error::Bind { addr, source }
+                if source.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {addr}: ports below 1024 are for the system (give your \
+                     line in the peer table a port from 1024 up)"
+                )
+            }
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Io(source) => write!(f, "{source}"),
         }
@@ -121,4 +130,20 @@ pub fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_only_the_system_may_take_is_explained() {
+        let addr = "127.0.0.1:80".parse().unwrap();
+        let source = io::Error::from(io::ErrorKind::PermissionDenied);
+        let text = Error::Bind { addr, source }.to_string();
+        assert!(
+            text.contains("ports below 1024 are for the system"),
+            "{text}"
+        );
+    }
 }

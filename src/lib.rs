@@ -156,13 +156,17 @@ pub fn load_table(options: &Options, then: &str) -> Result<(PeerTable, PeerId)> 
     Ok((table, me))
 }
 
-/// Opens our listening socket on our own entry's address and port.
-pub fn bind(table: &PeerTable, me: PeerId) -> Result<TcpListener> {
-    let addrs = table.get(me).socket_addrs()?;
+/// Opens our listening socket on our own entry's address and port, and says so.
+pub fn listen(table: &PeerTable, me: PeerId, options: &Options) -> Result<TcpListener> {
     let mut first_error = None;
-    for addr in addrs {
+    for addr in table.get(me).socket_addrs()? {
         match TcpListener::bind(addr) {
-            Ok(listener) => return Ok(listener),
+            Ok(listener) => {
+                let (name, idle) = (&table.get(me).name, Secs(options.idle_timeout));
+                let at = listener.local_addr()?;
+                info!(target: logging::NOTICE, "{name} listening on {at} (idle timeout {idle})");
+                return Ok(listener);
+            }
             Err(source) => {
                 first_error.get_or_insert(Error::Bind { addr, source });
             }
@@ -171,10 +175,12 @@ pub fn bind(table: &PeerTable, me: PeerId) -> Result<TcpListener> {
     Err(first_error.expect("socket_addrs returns at least one address"))
 }
 
-/// The default cap on inbound connections: a few per friend, so a friend who restarts can
-/// reconnect before their old connection is noticed as closed, and never fewer than 16.
-pub fn default_max_inbound(table: &PeerTable) -> usize {
-    (4 * table.len()).max(16)
+/// The registry of inbound connections, with `--max-inbound` or the default cap: a few per
+/// friend, so a friend who restarts can reconnect before their old connection is noticed as
+/// closed, and never fewer than 16.
+pub fn inbound_registry(options: &Options, table: &PeerTable) -> Arc<Inbound> {
+    let cap = options.max_inbound.unwrap_or((4 * table.len()).max(16));
+    Arc::new(Inbound::new(cap))
 }
 
 /// Runs the chat until quit. `interrupt` receives `()` on Ctrl-C. In a terminal, raw mode is on
@@ -200,23 +206,13 @@ pub fn run(
     }
     let table_name = table.get(me).name.clone();
     let table = Arc::new(table);
-    let max_inbound = options
-        .max_inbound
-        .unwrap_or_else(|| default_max_inbound(&table));
-    let inbound = Arc::new(Inbound::new(max_inbound));
+    let inbound = inbound_registry(options, &table);
     let (events_tx, events_rx) = unbounded();
     // A rendezvous: a batch passes only when the dispatcher takes it. So when the dispatcher
     // stops taking input (a friend's outbox is full) the console waits instead of reading stdin
     // into memory, and at quit no batch can be left stranded in the channel.
     let (console_tx, console_rx) = bounded(0);
 
-    info!(
-        target: logging::NOTICE,
-        "{} listening on {} (idle timeout {})",
-        table.get(me).name,
-        listener.local_addr()?,
-        Secs(options.idle_timeout)
-    );
     let acceptor = Acceptor::spawn(
         listener,
         ReaderContext {

@@ -34,7 +34,7 @@ fn try_main() -> Result<()> {
     p2p_chat::logging::init(&screen, options.verbose);
     // A friend's host that does not resolve now is looked up again when we write to them.
     let (table, me) = p2p_chat::load_table(&options, "will wait until it does")?;
-    let listener = p2p_chat::bind(&table, me)?;
+    let listener = p2p_chat::listen(&table, me, &options)?;
 
     // The first Ctrl-C asks for a graceful quit; a second one quits at once.
     let (interrupt_tx, interrupt_rx) = crossbeam_channel::bounded(1);

@@ -251,6 +251,14 @@ fn a_friend_whose_host_does_not_resolve_does_not_stop_start_up_and_is_answered()
     });
 }
 
+/// A name for this test's namespaces and veths, different for each test in this process and
+/// from other processes' (each test program is a process of its own).
+fn tag() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}x{n}", std::process::id() % 100_000)
+}
+
 /// Two network namespaces joined by a veth pair, each side with an address of its own; removed
 /// (with the veth) on drop, even when the test fails.
 struct Netns {
@@ -261,7 +269,7 @@ impl Netns {
     /// Makes the pair. Where namespaces cannot be made (not root, no `ip`) the test fails,
     /// saying which step failed and what it needs: a network test is never skipped.
     fn pair() -> Netns {
-        let tag = std::process::id() % 100_000;
+        let tag = tag();
         let netns = Netns {
             names: [format!("p2pa{tag}"), format!("p2pb{tag}")],
         };
@@ -296,13 +304,14 @@ impl Netns {
         netns
     }
 
-    /// Takes b's side of the veth down (packets vanish, with no FIN and no RST), or up again.
-    fn set_link(&self, up: bool) {
-        let tag = std::process::id() % 100_000;
+    /// Takes one side of the veth down (0: a's, 1: b's), or up again. Down on b's side, packets
+    /// vanish, with no FIN and no RST; down on a's, a has no route to b at all.
+    fn set_link(&self, side: usize, up: bool) {
         let state = if up { "up" } else { "down" };
-        let veth = format!("vb{tag}");
+        let tag = &self.names[side][4..];
+        let veth = format!("{}{tag}", ["va", "vb"][side]);
         let status = Command::new("ip")
-            .args(["-n", &self.names[1], "link", "set", &veth, state])
+            .args(["-n", &self.names[side], "link", "set", &veth, state])
             .status()
             .expect("run ip");
         assert!(status.success());
@@ -318,6 +327,33 @@ impl Drop for Netns {
                 .status();
         }
     }
+}
+
+#[test]
+fn a_message_typed_with_no_route_to_the_friend_goes_once_the_route_is_back() {
+    common::both(|program| {
+        let netns = Netns::pair();
+        let dir = TempDir::new();
+        let table = dir.write(
+            "peers.txt",
+            "alice 10.231.77.1 7001\nbob 10.231.77.2 7002\n",
+        );
+        let table = table.to_str().unwrap();
+        let args = ["--peers", table, "alice"];
+        let mut alice = common::Peer::spawn_in_netns(program, &netns.names[0], &args, dir.path());
+        let args = ["--peers", table, "bob"];
+        let mut bob = common::Peer::spawn_in_netns(common::BIN, &netns.names[1], &args, dir.path());
+        alice.expect_stderr("listening on");
+        bob.expect_stderr("listening on");
+        // Alice's own side down: she has no route to bob, and her connect fails at once.
+        netns.set_link(0, false);
+        alice.send("bob/typed with no route");
+        alice.expect_stderr("wait in their outbox");
+        // The retry is alice's own doing: nothing else happens to wake her.
+        netns.set_link(0, true);
+        bob.expect_line("[alice] typed with no route");
+        alice.expect_settled("bob", 1, 0, 0);
+    });
 }
 
 #[test]
@@ -349,11 +385,11 @@ fn a_network_that_vanishes_past_the_ack_timeout_and_heals_delivers_everything_on
         alice.wait_settled("bob", 1);
 
         // No FIN, no RST: packets vanish, past the ack timeout.
-        netns.set_link(false);
+        netns.set_link(1, false);
         alice.send("bob/into the void");
         alice.expect_stderr("has confirmed nothing for");
         alice.send("bob/and back");
-        netns.set_link(true);
+        netns.set_link(1, true);
         bob.expect_line("[alice] into the void");
         bob.expect_line("[alice] and back");
         alice.expect_settled("bob", 3, 0, 0);

@@ -32,7 +32,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use p2p_chat::cli::{self, Action, Options};
 use p2p_chat::compose::Console;
-use p2p_chat::conversation::{Limits, Secs, earliest};
+use p2p_chat::conversation::{Limits, earliest};
 use p2p_chat::event::ConsoleEvent;
 use p2p_chat::friends::Friends;
 use p2p_chat::inbound::Inbound;
@@ -124,25 +124,15 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
     p2p_chat::logging::init(&screen, options.verbose);
     // Every lookup happens here, once: the loop must never wait on DNS.
     let (table, me) = p2p_chat::load_table(&options, UNRESOLVED)?;
-    let listener = p2p_chat::bind(&table, me)?;
+    let listener = p2p_chat::listen(&table, me, &options)?;
     listener.set_nonblocking(true)?;
     let signals = sys::signals()?;
-    info!(
-        target: NOTICE,
-        "{} listening on {} (idle timeout {})",
-        table.get(me).name,
-        listener.local_addr()?,
-        Secs(options.idle_timeout)
-    );
     let table = Arc::new(table);
     let limits = options.limits();
-    let max_inbound = options
-        .max_inbound
-        .unwrap_or_else(|| p2p_chat::default_max_inbound(&table));
     let mut chat = Chat {
         friends: Friends::new(table.clone(), me, limits, &screen),
         links: table.ids().map(|_| Link::default()).collect(),
-        registry: Arc::new(Inbound::new(max_inbound)),
+        registry: p2p_chat::inbound_registry(&options, &table),
         console: Console::new(table.clone(), me, Vec::new()),
         typing: screen.is_terminal().then(|| Typing::new(&table, &screen)),
         table,
@@ -260,10 +250,18 @@ impl Chat {
         for id in self.table.clone().ids() {
             self.links[id.0].expire_connect(self.friends.talk(id), now);
         }
-        let next = self.friends.tick(now);
-        for id in self.table.clone().ids() {
-            self.carry_out(id);
-        }
+        // Carrying out can move a deadline (a connect that fails at once, with no route, holds
+        // the messages for a retry), so the models tick again until they ask for nothing.
+        let next = loop {
+            let next = self.friends.tick(now);
+            let table = Arc::clone(&self.table);
+            if !table
+                .ids()
+                .fold(false, |acted, id| self.carry_out(id) | acted)
+            {
+                break next;
+            }
+        };
         let next = earliest(next, self.friends.print_echoes(now));
         for conn in &mut self.inbound {
             conn.expire(&self.table, &self.registry, self.silence_limit, now);
@@ -272,13 +270,16 @@ impl Chat {
         next
     }
 
-    /// Carries out what a friend's model asks.
-    fn carry_out(&mut self, peer: PeerId) {
+    /// Carries out what a friend's model asks; says whether it asked anything.
+    fn carry_out(&mut self, peer: PeerId) -> bool {
         let timeout = self.options.connect_timeout;
+        let mut acted = false;
         while let Some(action) = self.friends.next_action(peer) {
             let talk = self.friends.talk(peer);
             self.links[peer.0].obey(action, talk, &self.table, peer, timeout, Instant::now());
+            acted = true;
         }
+        acted
     }
 
     /// Ctrl-C: the first asks for a graceful quit, the second quits at once. A resized window

@@ -119,10 +119,18 @@ impl Dispatcher {
                 self.abandon();
                 break;
             }
-            let next = self.friends.tick(now);
-            for id in self.table.clone().ids() {
-                self.carry_out(id);
-            }
+            // Carrying out can move a deadline (a link thread that cannot be started holds the
+            // messages for a retry), so the models tick again until they ask for nothing.
+            let next = loop {
+                let next = self.friends.tick(now);
+                let table = Arc::clone(&self.table);
+                if !table
+                    .ids()
+                    .fold(false, |acted, id| self.carry_out(id) | acted)
+                {
+                    break next;
+                }
+            };
             let next = earliest(next, self.friends.print_echoes(now));
             if self.friends.quitting() && self.friends.all_done() {
                 break;
@@ -260,9 +268,11 @@ impl Dispatcher {
         }
     }
 
-    /// Carries out what a friend's model asks.
-    fn carry_out(&mut self, peer: PeerId) {
+    /// Carries out what a friend's model asks; says whether it asked anything.
+    fn carry_out(&mut self, peer: PeerId) -> bool {
+        let mut acted = false;
         while let Some(action) = self.friends.next_action(peer) {
+            acted = true;
             let control = match action {
                 Action::Connect => {
                     self.spawn_link(peer);
@@ -277,6 +287,7 @@ impl Dispatcher {
                 let _ = link.control.try_send(control);
             }
         }
+        acted
     }
 
     fn spawn_link(&mut self, peer: PeerId) {

@@ -68,8 +68,8 @@
 //! its outbox holds, waits for the confirmations (not from a friend who does not confirm, nor a
 //! stalled one), then closes; then the dispatcher closes every inbound connection, their reading
 //! sides first, so each reader confirms what it has shown before it ends, and [`run`] stops the
-//! acceptor, prints a half-typed line back as not
-//! sent, restores the terminal and returns. Every message typed is delivered, sent, or reported.
+//! acceptor, prints a half-typed line back as not sent, restores the terminal and returns. Every
+//! message typed is delivered, sent, or reported.
 
 pub mod cli;
 pub mod command;

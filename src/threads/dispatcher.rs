@@ -124,10 +124,10 @@ impl Dispatcher {
             let next = loop {
                 let next = self.friends.tick(now);
                 let table = Arc::clone(&self.table);
-                if !table
+                let acted = table
                     .ids()
-                    .fold(false, |acted, id| self.carry_out(id) | acted)
-                {
+                    .fold(false, |acted, id| self.carry_out(id) | acted);
+                if !acted {
                     break next;
                 }
             };

@@ -39,6 +39,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// A connect to `addr` failed with `error`, `--connect-timeout` being `timeout`.
+    pub fn connect(addr: SocketAddr, error: &io::Error, timeout: Duration) -> Reason {
+        let (kind, error) = (error.kind(), error.to_string());
+        Reason::Connect {
+            addr,
+            kind,
+            error,
+            timeout,
+        }
+    }
+
     /// A few words for the echo of a message in a terminal; the log line has the whole story.
     pub fn short(&self) -> String {
         match self {

@@ -361,14 +361,7 @@ fn connect(peer: &Peer, timeout: Duration) -> Result<TcpStream, Reason> {
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
-            Err(e) => {
-                last = Some(Reason::Connect {
-                    addr,
-                    kind: e.kind(),
-                    error: e.to_string(),
-                    timeout,
-                })
-            }
+            Err(e) => last = Some(Reason::connect(addr, &e, timeout)),
         }
     }
     Err(last.expect("resolve returns at least one address"))

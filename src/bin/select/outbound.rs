@@ -5,7 +5,7 @@
 //! not yet written, partial writes, and a read only when poll() says there is something
 //! (confirmations, or the friend's end).
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -59,7 +59,8 @@ impl Link {
     pub fn expire_connect(&mut self, talk: &mut Conversation, now: Instant) {
         let Some(conn) = &self.conn else { return };
         if conn.connecting.is_some_and(|by| now >= by) {
-            let reason = connect_error(conn.addr, ErrorKind::TimedOut, conn.timeout);
+            let timed_out = io::Error::from(ErrorKind::TimedOut);
+            let reason = Reason::connect(conn.addr, &timed_out, conn.timeout);
             self.conn = None;
             talk.connect_failed(reason, now);
         }
@@ -123,7 +124,7 @@ impl Link {
                         talk.connected(now);
                     }
                     Ok(Some(e)) | Err(e) => {
-                        let reason = connect_error(conn.addr, e.kind(), conn.timeout);
+                        let reason = Reason::connect(conn.addr, &e, conn.timeout);
                         self.conn = None;
                         talk.connect_failed(reason, now);
                     }
@@ -204,8 +205,7 @@ fn connect(
         let error = "it did not resolve at start-up, when names are looked up".to_string();
         return Err(Reason::Resolve { host, error });
     };
-    let stream =
-        sys::connect_nonblocking(addr).map_err(|e| connect_error(addr, e.kind(), timeout))?;
+    let stream = sys::connect_nonblocking(addr).map_err(|e| Reason::connect(addr, &e, timeout))?;
     let _ = stream.set_nodelay(true);
     Ok(Connection {
         stream,
@@ -215,15 +215,4 @@ fn connect(
         unwritten: Vec::new(),
         half_closed: false,
     })
-}
-
-/// The reason a connect failed, as p2p-chat's link gives it.
-fn connect_error(addr: SocketAddr, kind: ErrorKind, timeout: Duration) -> Reason {
-    let error = std::io::Error::from(kind).to_string();
-    Reason::Connect {
-        addr,
-        kind,
-        error,
-        timeout,
-    }
 }

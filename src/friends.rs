@@ -6,7 +6,7 @@
 //! [`Narrator`] on the way.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::conversation::{Conversation, Limits, Output, earliest};
 use crate::event::{Batch, Typed};
@@ -37,7 +37,8 @@ pub struct Friends {
     talks: Vec<Conversation>,
     last_heard: Vec<Option<Instant>>,
     narrator: Narrator,
-    quitting: bool,
+    /// Set when the quit begins: by then every message has its fate, delivered or not.
+    quit_by: Option<Instant>,
     /// Input waits for a friend: said once each time it starts.
     input_held: bool,
 }
@@ -50,7 +51,7 @@ impl Friends {
             narrator: Narrator::new(table.clone(), me, limits, screen),
             table,
             limits,
-            quitting: false,
+            quit_by: None,
             input_held: false,
         }
     }
@@ -72,7 +73,7 @@ impl Friends {
             let action = match output {
                 Output::Connect => Action::Connect,
                 Output::HalfClose => {
-                    if !self.quitting {
+                    if self.quit_by.is_none() {
                         self.narrator.closing_idle(peer, self.limits.idle);
                     }
                     Action::HalfClose
@@ -81,7 +82,8 @@ impl Friends {
                 Output::AskUnacked => Action::AskUnacked,
                 report => {
                     let talk = &self.talks[peer.0];
-                    self.narrator.tell(peer, &report, talk, self.quitting);
+                    let quitting = self.quit_by.is_some();
+                    self.narrator.tell(peer, &report, talk, quitting);
                     continue;
                 }
             };
@@ -90,10 +92,14 @@ impl Friends {
         None
     }
 
-    /// Lets every model act on what is due at `now`. Returns the earliest next deadline; then
-    /// the driver takes each friend's actions, and calls [`Friends::print_echoes`].
+    /// Lets every model act on what is due at `now`; a quit that has waited its time gives up
+    /// on what is left ([`Friends::abandon`]). Returns the earliest next deadline; then the
+    /// driver takes each friend's actions, and calls [`Friends::print_echoes`].
     pub fn tick(&mut self, now: Instant) -> Option<Instant> {
-        let mut next = None;
+        if self.quit_by.is_some_and(|by| now >= by) && !self.all_done() {
+            self.abandon(now);
+        }
+        let mut next = self.quit_by.filter(|&by| by > now);
         for talk in &mut self.talks {
             next = earliest(next, talk.tick(now));
         }
@@ -115,7 +121,7 @@ impl Friends {
             self.narrator.input_waits(PeerId(index), &self.talks[index]);
         }
         self.input_held = holding.is_some();
-        self.quitting || !self.input_held
+        self.quit_by.is_some() || !self.input_held
     }
 
     /// Messages typed: each batch goes to its friend's model; in a terminal, each message's
@@ -150,23 +156,33 @@ impl Friends {
         self.talks[peer.0].heard(now);
     }
 
-    /// Starts the quit: every model delivers what it can and reports the rest.
-    pub fn quit(&mut self) {
-        self.quitting = true;
-        for talk in &mut self.talks {
-            talk.quit();
+    /// Starts the quit: every model delivers what it can, for at most `wait`, and reports the
+    /// rest. The driver then carries out each friend's actions, and ends once [`all_done`].
+    ///
+    /// [`all_done`]: Friends::all_done
+    pub fn quit(&mut self, now: Instant, wait: Duration) {
+        if self.quit_by.is_none() {
+            self.quit_by = Some(now + wait);
+            for talk in &mut self.talks {
+                talk.quit();
+            }
         }
     }
 
     pub fn quitting(&self) -> bool {
-        self.quitting
+        self.quit_by.is_some()
     }
 
-    /// Quitting took too long: every message still unsettled gets its fate now.
-    pub fn abandon(&mut self) {
-        self.quitting = true;
+    /// The quit took too long, or Ctrl-C came twice: every message still unsettled gets its
+    /// fate now. What the models asked of the driver is dropped: the connections end with the
+    /// process.
+    pub fn abandon(&mut self, now: Instant) {
+        self.quit_by.get_or_insert(now);
         for talk in &mut self.talks {
             talk.abandon();
+        }
+        for id in self.table.clone().ids() {
+            while self.next_action(id).is_some() {}
         }
     }
 

@@ -111,14 +111,8 @@ impl Dispatcher {
             events,
             mut interrupt,
         } = inputs;
-        // Set when the quit begins: by then the links have finished, or are given up on.
-        let mut quit_by: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            if quit_by.is_some_and(|by| now >= by) {
-                self.abandon();
-                break;
-            }
             // Carrying out can move a deadline (a link thread that cannot be started holds the
             // messages for a retry), so the models tick again until they ask for nothing.
             let next = loop {
@@ -136,7 +130,6 @@ impl Dispatcher {
                 break;
             }
             // One deadline: the models' earliest, or the end of the quit.
-            let next = earliest(next, quit_by);
             let timer = next.map(at).unwrap_or_else(never);
             // The send arms: a clone of each link queue a model has bytes for (cheap: an `Arc`).
             let feeds: Vec<(PeerId, Sender<Batch>)> = self
@@ -160,18 +153,18 @@ impl Dispatcher {
                         self.friends.send(batches, typed, Instant::now());
                     }
                     Ok(ConsoleEvent::Peers) => self.print_peers(),
-                    Ok(ConsoleEvent::Quit) => self.begin_quit(&mut quit_by),
+                    Ok(ConsoleEvent::Quit) => self.begin_quit(),
                     // The console thread ended: stop watching, or this arm would fire forever.
                     Err(_) => {
                         console = never();
-                        self.begin_quit(&mut quit_by);
+                        self.begin_quit();
                     }
                 }
             } else if index == events_arm {
                 match operation.recv(&events) {
                     Ok(Event::StdoutClosed) => {
                         info!("standard output is closed; quitting");
-                        self.begin_quit(&mut quit_by);
+                        self.begin_quit();
                     }
                     Ok(event) => self.handle(event),
                     Err(_) => unreachable!("the dispatcher holds a sender of its own events"),
@@ -184,7 +177,7 @@ impl Dispatcher {
                             "interrupted; delivering what was typed, then quitting \
                              (Ctrl-C again to quit at once)"
                         );
-                        self.begin_quit(&mut quit_by);
+                        self.begin_quit();
                     }
                     Ok(()) => {}
                     // No interrupt handler: stop watching, or this arm would fire forever.
@@ -335,31 +328,15 @@ impl Dispatcher {
         }
     }
 
-    /// Starts the shutdown: what cannot be delivered now is reported; the links finish. Sets
-    /// `quit_by`, after which we stop waiting for them.
-    fn begin_quit(&mut self, quit_by: &mut Option<Instant>) {
-        if self.friends.quitting() {
-            return;
-        }
-        self.friends.quit();
-        for id in self.table.clone().ids() {
-            self.carry_out(id);
-        }
+    /// Starts the shutdown: what cannot be delivered now is reported; the links finish, or,
+    /// after the quit's wait, the models give up on them (a link thread may be blocked on a
+    /// stalled friend: it is left to end with the process).
+    fn begin_quit(&mut self) {
         let wait = self
             .settings
             .limits
             .quit_wait(self.settings.connect_timeout);
-        *quit_by = Some(Instant::now() + wait);
-    }
-
-    /// The links did not finish in time: every message still unsettled gets its fate now. The
-    /// threads are left to end with the process: one may be blocked on a stalled friend.
-    fn abandon(&mut self) {
-        self.friends.abandon();
-        for id in self.table.clone().ids() {
-            self.links[id.0] = None;
-            while self.friends.next_action(id).is_some() {}
-        }
+        self.friends.quit(Instant::now(), wait);
     }
 
     /// `/peers`: every friend with what we know of them.

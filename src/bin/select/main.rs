@@ -84,8 +84,6 @@ struct Chat {
     inbound: Vec<InConn>,
     /// The admission cap, shared with p2p-chat: who gets in, who is pushed out.
     registry: Arc<Inbound>,
-    /// Set by /quit, end of input or Ctrl-C: the time by which to be gone.
-    quit_by: Option<Instant>,
 }
 
 /// Which descriptor each entry of the poll set stands for.
@@ -144,7 +142,6 @@ fn run() -> p2p_chat::error::Result<ExitCode> {
         signals,
         stdin_open: true,
         inbound: Vec::new(),
-        quit_by: None,
     };
     // In a terminal the console edits the line itself, as p2p-chat's does; raw mode is undone
     // when this guard goes, however the loop ends.
@@ -163,15 +160,8 @@ impl Chat {
         loop {
             let now = Instant::now();
             let mut next = self.tick(now);
-            if let Some(by) = self.quit_by {
-                if self.friends.all_done() {
-                    return self.bye(ExitCode::SUCCESS);
-                }
-                if now >= by {
-                    self.abandon();
-                    return self.bye(ExitCode::SUCCESS);
-                }
-                next = Some(next.map_or(by, |n| n.min(by)));
+            if self.friends.quitting() && self.friends.all_done() {
+                return self.bye(ExitCode::SUCCESS);
             }
             let read_stdin = self.stdin_open && self.friends.take_input();
             // The poll set, rebuilt each turn, as FD_SET is before each select().
@@ -290,8 +280,8 @@ impl Chat {
                 self.screen.resized(); // the window changed size
                 continue;
             }
-            if self.quit_by.is_some() {
-                self.abandon();
+            if self.friends.quitting() {
+                self.friends.abandon(now);
                 return Some(self.bye(ExitCode::from(130)));
             }
             info!(
@@ -374,21 +364,11 @@ impl Chat {
         }
     }
 
-    /// Starts the quit: the models deliver what they can and report the rest; nothing new.
+    /// Starts the quit: the models deliver what they can, within the quit's wait, and report
+    /// the rest; nothing new.
     fn quit(&mut self, now: Instant) {
-        if self.quit_by.is_none() {
-            self.quit_by = Some(now + self.limits.quit_wait(self.options.connect_timeout));
-            self.friends.quit();
-        }
-    }
-
-    /// Quitting took too long (or Ctrl-C came twice): what is unsettled gets its fate now.
-    fn abandon(&mut self) {
-        self.friends.abandon();
-        for id in self.table.clone().ids() {
-            self.links[id.0] = Link::default();
-            while self.friends.next_action(id).is_some() {}
-        }
+        let wait = self.limits.quit_wait(self.options.connect_timeout);
+        self.friends.quit(now, wait);
     }
 
     fn bye(&mut self, code: ExitCode) -> ExitCode {

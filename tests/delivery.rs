@@ -356,6 +356,74 @@ fn a_message_typed_with_no_route_to_the_friend_goes_once_the_route_is_back() {
     });
 }
 
+/// One network namespace with a hosts file of its own (`ip netns exec` mounts
+/// /etc/netns/NAME/hosts over /etc/hosts): removed, with the file, on drop.
+struct HostsNetns {
+    name: String,
+    /// /etc/netns did not exist before: it goes too.
+    made_dir: bool,
+}
+
+impl HostsNetns {
+    fn new(hosts: &str) -> HostsNetns {
+        let netns = HostsNetns {
+            name: format!("p2ph{}", tag()),
+            made_dir: !std::path::Path::new("/etc/netns").exists(),
+        };
+        let dir = format!("/etc/netns/{}", netns.name);
+        std::fs::create_dir_all(&dir).expect("this test needs root, to write /etc/netns");
+        std::fs::write(format!("{dir}/hosts"), hosts).expect("write the namespace's hosts");
+        for step in [
+            vec!["netns", "add", &netns.name],
+            vec!["-n", &netns.name, "link", "set", "lo", "up"],
+        ] {
+            let out = Command::new("ip")
+                .args(&step)
+                .output()
+                .expect("this test needs iproute2's ip");
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "`ip {}` failed (root?): {why}",
+                step.join(" ")
+            );
+        }
+        netns
+    }
+}
+
+impl Drop for HostsNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
+        if self.made_dir {
+            let _ = std::fs::remove_dir("/etc/netns");
+        }
+    }
+}
+
+#[test]
+fn a_friend_who_listens_only_on_their_hosts_second_address_is_reached() {
+    common::both(|program| {
+        // bobhost is ::1 first, where nobody listens, then 127.0.0.1, where bob does.
+        let netns = HostsNetns::new("::1 bobhost\n127.0.0.1 bobhost\n");
+        let dir = TempDir::new();
+        let alice_table = dir.write("alice.txt", "alice 127.0.0.1 7001\nbob bobhost 7002\n");
+        let bob_table = dir.write("bob.txt", "alice 127.0.0.1 7001\nbob 127.0.0.1 7002\n");
+        let args = ["--peers", bob_table.to_str().unwrap(), "bob"];
+        let mut bob = common::Peer::spawn_in_netns(common::BIN, &netns.name, &args, dir.path());
+        let args = ["--peers", alice_table.to_str().unwrap(), "alice"];
+        let mut alice = common::Peer::spawn_in_netns(program, &netns.name, &args, dir.path());
+        bob.expect_stderr("listening on");
+        alice.expect_stderr("listening on");
+        alice.send("bob/found you");
+        bob.expect_line("[alice] found you");
+        alice.expect_settled("bob", 1, 0, 0);
+    });
+}
+
 #[test]
 fn a_network_that_vanishes_past_the_ack_timeout_and_heals_delivers_everything_once_in_order() {
     common::both(|program| {

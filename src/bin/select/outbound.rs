@@ -29,6 +29,8 @@ pub struct Link {
 struct Connection {
     stream: TcpStream,
     addr: SocketAddr,
+    /// The host's next addresses, tried in turn if this one fails, as p2p-chat's link does.
+    rest: Vec<SocketAddr>,
     /// Until the socket turns writable, the connect is under way; given up at this instant.
     connecting: Option<Instant>,
     /// `--connect-timeout`, for the reason given when it fails.
@@ -61,8 +63,20 @@ impl Link {
         if conn.connecting.is_some_and(|by| now >= by) {
             let timed_out = io::Error::from(ErrorKind::TimedOut);
             let reason = Reason::connect(conn.addr, &timed_out, conn.timeout);
-            self.conn = None;
-            talk.connect_failed(reason, now);
+            self.connect_failed(reason, talk, now);
+        }
+    }
+
+    /// The connect under way failed: the host's next address, if it has one; else the model
+    /// is told why.
+    fn connect_failed(&mut self, reason: Reason, talk: &mut Conversation, now: Instant) {
+        let Some(conn) = self.conn.take() else { return };
+        match conn.rest.is_empty() {
+            true => talk.connect_failed(reason, now),
+            false => match start(conn.rest, conn.timeout, now) {
+                Ok(next) => self.conn = Some(next),
+                Err(reason) => talk.connect_failed(reason, now),
+            },
         }
     }
 
@@ -125,8 +139,7 @@ impl Link {
                     }
                     Ok(Some(e)) | Err(e) => {
                         let reason = Reason::connect(conn.addr, &e, conn.timeout);
-                        self.conn = None;
-                        talk.connect_failed(reason, now);
+                        self.connect_failed(reason, talk, now);
                     }
                 }
             }
@@ -192,24 +205,40 @@ impl Link {
     }
 }
 
-/// Starts a connection to the first address the friend's host resolved to at start-up, without
-/// waiting for it.
+/// Starts a connection to the friend without waiting for it, at the addresses their host
+/// resolved to at start-up.
 fn connect(
     table: &PeerTable,
     peer: PeerId,
     timeout: Duration,
     now: Instant,
 ) -> Result<Connection, Reason> {
-    let Some(addr) = table.resolved_addrs(peer).first().copied() else {
+    let addrs = table.resolved_addrs(peer);
+    if addrs.is_empty() {
         let host = table.get(peer).host.clone();
         let error = "it did not resolve at start-up, when names are looked up".to_string();
         return Err(Reason::Resolve { host, error });
+    }
+    start(addrs, timeout, now)
+}
+
+/// Starts a connection to the first of `addrs` (at least one) that does not fail at once.
+fn start(
+    mut addrs: Vec<SocketAddr>,
+    timeout: Duration,
+    now: Instant,
+) -> Result<Connection, Reason> {
+    let addr = addrs.remove(0);
+    let stream = match sys::connect_nonblocking(addr) {
+        Ok(stream) => stream,
+        Err(_) if !addrs.is_empty() => return start(addrs, timeout, now),
+        Err(e) => return Err(Reason::connect(addr, &e, timeout)),
     };
-    let stream = sys::connect_nonblocking(addr).map_err(|e| Reason::connect(addr, &e, timeout))?;
     let _ = stream.set_nodelay(true);
     Ok(Connection {
         stream,
         addr,
+        rest: addrs,
         connecting: Some(now + timeout),
         timeout,
         unwritten: Vec::new(),

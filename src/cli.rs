@@ -65,7 +65,8 @@ Environment:
 
 Exit status: 0 after /quit, end of input or Ctrl-C; 1 on a runtime failure
 (for example the port is in use); 2 on a usage or peer-table error; 130 after
-a second Ctrl-C, which quits without waiting for deliveries.";
+a second Ctrl-C, which quits without waiting for deliveries (what is still
+unconfirmed is reported).";
 
 /// Everything the command line decides.
 #[derive(Debug, Clone, PartialEq)]

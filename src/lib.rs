@@ -183,8 +183,9 @@ pub fn inbound_registry(options: &Options, table: &PeerTable) -> Arc<Inbound> {
     Arc::new(Inbound::new(cap))
 }
 
-/// Runs the chat until quit. `interrupt` receives `()` on Ctrl-C. In a terminal, raw mode is on
-/// from here until it returns, however it returns.
+/// Runs the chat until quit. `interrupt` receives `()` on each Ctrl-C. In a terminal, raw mode
+/// is on from here until it returns, however it returns. Returns whether a second Ctrl-C cut the
+/// quit short.
 pub fn run(
     options: &Options,
     table: PeerTable,
@@ -192,7 +193,7 @@ pub fn run(
     listener: TcpListener,
     interrupt: Receiver<()>,
     screen: Screen,
-) -> Result<()> {
+) -> Result<bool> {
     let raw_mode = match screen.is_terminal() {
         true => Some(term::RawMode::enter()?),
         false => None,
@@ -248,7 +249,7 @@ pub fn run(
         events: events_rx,
         interrupt,
     };
-    thread::Builder::new()
+    let at_once = thread::Builder::new()
         .name("dispatcher".into())
         .spawn(move || dispatcher.run(inputs))?
         .join()
@@ -258,7 +259,7 @@ pub fn run(
     screen.close();
     drop(raw_mode);
     info!("bye");
-    Ok(())
+    Ok(at_once)
 }
 
 /// How long an inbound connection that has not said who it is may stay silent before we close

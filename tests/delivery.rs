@@ -577,6 +577,32 @@ fn a_friend_who_reads_nothing_of_60_mb_holds_up_input_only_until_stalled_on_one_
 }
 
 #[test]
+fn a_second_ctrl_c_quits_at_once_and_still_reports_what_was_unconfirmed() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start("bob", &[]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        alice.send("bob/hello");
+        bob.expect_line("[alice] hello");
+        alice.wait_settled("bob", 1); // bob has confirmed, so the quit waits for him
+        bob.signal("-STOP");
+        alice.send("bob/unconfirmed");
+        alice.interrupt();
+        alice.expect_stderr("interrupted");
+        alice.interrupt();
+        let status = alice.wait_exit();
+        bob.signal("-CONT");
+        assert_eq!(status.code(), Some(130), "{:#?}", alice.err_seen);
+        assert_eq!(
+            common::reported(&alice.err_seen, "bob"),
+            1,
+            "{:#?}",
+            alice.err_seen
+        );
+    });
+}
+
+#[test]
 fn quitting_while_input_waits_on_a_frozen_friend_reports_every_message_typed() {
     common::both(|program| {
         const TYPED: usize = 400; // 24 MB: more than bob's kernel buffers and outbox together

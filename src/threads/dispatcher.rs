@@ -105,12 +105,14 @@ impl Dispatcher {
     }
 
     /// The dispatcher thread's body: runs until quit, then delivers or reports what it holds.
-    pub fn run(mut self, inputs: Inputs) {
+    /// Returns whether a second Ctrl-C cut the quit short.
+    pub fn run(mut self, inputs: Inputs) -> bool {
         let Inputs {
             mut console,
             events,
             mut interrupt,
         } = inputs;
+        let mut at_once = false;
         loop {
             let now = Instant::now();
             // Carrying out can move a deadline (a link thread that cannot be started holds the
@@ -179,7 +181,11 @@ impl Dispatcher {
                         );
                         self.begin_quit();
                     }
-                    Ok(()) => {}
+                    // Ctrl-C again: what is unsettled gets its fate now, and we are done.
+                    Ok(()) => {
+                        self.friends.abandon(Instant::now());
+                        at_once = true;
+                    }
                     // No interrupt handler: stop watching, or this arm would fire forever.
                     Err(_) => interrupt = never(),
                 }
@@ -213,6 +219,7 @@ impl Dispatcher {
         }
         self.friends.finish(Instant::now());
         self.inbound.close_all(READERS_AT_QUIT);
+        at_once
     }
 
     /// A link or a reader has news: it goes into the friend's model.

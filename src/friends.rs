@@ -24,8 +24,9 @@ pub enum Action {
     Connect,
     /// Shut down the writing side of the connection.
     HalfClose,
-    /// Close the connection gracefully, then tell the model `ended`.
-    Close,
+    /// Close the connection gracefully, then tell the model `ended`; `give_up` as in
+    /// [`Output::Close`].
+    Close { give_up: bool },
     /// Ask the kernel how many written bytes the friend's kernel has not acknowledged, and tell
     /// the model `unacked`.
     AskUnacked,
@@ -78,7 +79,7 @@ impl Friends {
                     }
                     Action::HalfClose
                 }
-                Output::Close => Action::Close,
+                Output::Close { give_up } => Action::Close { give_up },
                 Output::AskUnacked => Action::AskUnacked,
                 report => {
                     let talk = &self.talks[peer.0];

@@ -1,4 +1,5 @@
-//! What the kernel holds in a connection's queues, for what std cannot ask: three ioctls.
+//! What the kernel holds in a connection's queues, for what std cannot ask or tell: three
+//! ioctls and one socket option.
 //!
 //! A [`Conversation`](crate::conversation::Conversation) needs two facts only the kernel has:
 //! how many written bytes the friend's kernel has not acknowledged yet (`SIOCOUTQ`: none, and a
@@ -6,8 +7,9 @@
 //! sent (`SIOCOUTQNSD`: when a connection breaks, those certainly did not arrive, and are sent
 //! again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
 //! confirmation that came before the write must reach the model before it, or a friend could
-//! confirm messages before they were sent. Both drivers call these; nothing else here touches a
-//! socket.
+//! confirm messages before they were sent. And when we give up on a connection, what our kernel
+//! still holds must not arrive later, after messages typed since ([`drop_on_close`]). Both drivers
+//! call these; nothing else here touches a socket.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -35,6 +37,30 @@ pub fn unacked(socket: &impl AsRawFd) -> io::Result<usize> {
 pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
     ask(socket, outq_not_sent)
 }
+
+/// Called before we close a connection we give up on: what the friend's kernel has not
+/// acknowledged is given up on too. Without this, our kernel would retry it for minutes and, once
+/// a network heals, deliver it after the messages sent since on a newer connection. With a TCP
+/// user timeout of [`DROP_AFTER`], it drops the connection rather than retry bytes first sent
+/// longer ago than that (or probe a closed window for longer): a drop, not a reset, so what the
+/// friend's kernel already holds is still theirs to read, and the close's FIN keeps a second to
+/// be acknowledged on a lossy link.
+pub fn drop_on_close(socket: &impl AsRawFd) {
+    let ms = DROP_AFTER.as_millis() as libc::c_uint;
+    // SAFETY: the descriptor is open for the borrow's length; the value lives across the call.
+    let _ = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            &ms as *const libc::c_uint as *const libc::c_void,
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+}
+
+/// See [`drop_on_close`].
+const DROP_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One of the ioctls above, which each read one count into a `c_int`.
 fn ask(

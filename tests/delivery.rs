@@ -329,22 +329,30 @@ impl Drop for Netns {
     }
 }
 
+/// Alice (running `program` with `options`) and bob (p2p-chat), each in a namespace of the
+/// pair, both listening. Bind them in this order, `let (netns, _dir, mut alice, mut bob)`, so
+/// that alice and bob are dropped first and the namespaces last.
+fn apart(program: &str, options: &[&str]) -> (Netns, TempDir, common::Peer, common::Peer) {
+    let netns = Netns::pair();
+    let dir = TempDir::new();
+    let table = dir.write(
+        "peers.txt",
+        "alice 10.231.77.1 7001\nbob 10.231.77.2 7002\n",
+    );
+    let table = table.to_str().unwrap();
+    let args = [&["--peers", table][..], options, &["alice"]].concat();
+    let mut alice = common::Peer::spawn_in_netns(program, &netns.names[0], &args, dir.path());
+    let args = ["--peers", table, "bob"];
+    let mut bob = common::Peer::spawn_in_netns(common::BIN, &netns.names[1], &args, dir.path());
+    alice.expect_stderr("listening on");
+    bob.expect_stderr("listening on");
+    (netns, dir, alice, bob)
+}
+
 #[test]
 fn a_message_typed_with_no_route_to_the_friend_goes_once_the_route_is_back() {
     common::both(|program| {
-        let netns = Netns::pair();
-        let dir = TempDir::new();
-        let table = dir.write(
-            "peers.txt",
-            "alice 10.231.77.1 7001\nbob 10.231.77.2 7002\n",
-        );
-        let table = table.to_str().unwrap();
-        let args = ["--peers", table, "alice"];
-        let mut alice = common::Peer::spawn_in_netns(program, &netns.names[0], &args, dir.path());
-        let args = ["--peers", table, "bob"];
-        let mut bob = common::Peer::spawn_in_netns(common::BIN, &netns.names[1], &args, dir.path());
-        alice.expect_stderr("listening on");
-        bob.expect_stderr("listening on");
+        let (netns, _dir, mut alice, mut bob) = apart(program, &[]);
         // Alice's own side down: she has no route to bob, and her connect fails at once.
         netns.set_link(0, false);
         alice.send("bob/typed with no route");
@@ -427,27 +435,7 @@ fn a_friend_who_listens_only_on_their_hosts_second_address_is_reached() {
 #[test]
 fn a_network_that_vanishes_past_the_ack_timeout_and_heals_delivers_everything_once_in_order() {
     common::both(|program| {
-        let netns = Netns::pair();
-        let dir = TempDir::new();
-        let table = dir.write(
-            "peers.txt",
-            "alice 10.231.77.1 7001\nbob 10.231.77.2 7002\n",
-        );
-        let table = table.to_str().unwrap();
-        let mut alice = common::Peer::spawn_in_netns(
-            program,
-            &netns.names[0],
-            &["--peers", table, "--ack-timeout", "1", "alice"],
-            dir.path(),
-        );
-        let mut bob = common::Peer::spawn_in_netns(
-            common::BIN,
-            &netns.names[1],
-            &["--peers", table, "bob"],
-            dir.path(),
-        );
-        alice.expect_stderr("listening on");
-        bob.expect_stderr("listening on");
+        let (netns, _dir, mut alice, mut bob) = apart(program, &["--ack-timeout", "1"]);
         alice.send("bob/over the wire");
         bob.expect_line("[alice] over the wire");
         alice.wait_settled("bob", 1);
@@ -465,6 +453,52 @@ fn a_network_that_vanishes_past_the_ack_timeout_and_heals_delivers_everything_on
         assert_eq!(alice.stderr_count("may not have arrived"), 0);
         drop((alice, bob)); // kill both before the namespaces go
     });
+}
+
+#[test]
+fn what_was_given_up_on_is_never_sent_late_after_newer_messages() {
+    common::both(|program| {
+        let (netns, _dir, mut alice, mut bob) =
+            apart(program, &["--ack-timeout", "1", "--give-up", "2"]);
+        alice.send("bob/over the wire");
+        bob.expect_line("[alice] over the wire");
+        alice.wait_settled("bob", 1);
+
+        // Alice's network is down past --give-up: she reports the message and closes.
+        netns.set_link(0, false);
+        alice.send("bob/given up on");
+        alice.expect_stderr("may not have arrived");
+        // It comes back. Alice's kernel still held the message and its FIN: had it kept retrying
+        // them, the message would be shown late, after one typed since.
+        netns.set_link(0, true);
+        alice.send("bob/after the give-up");
+        bob.expect_line("[alice] after the give-up");
+        wait_for_no_unacked_connection(&netns.names[0]);
+        alice.send("bob/last");
+        bob.expect_line("[alice] last");
+        drop((alice, bob)); // kill both before the namespaces go
+    });
+}
+
+/// Waits until no connection in namespace `netns` has sent a FIN that is not yet acknowledged,
+/// which is how a connection closed with bytes still in flight waits.
+fn wait_for_no_unacked_connection(netns: &str) {
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", netns, "ss", "-tnH", "state", "fin-wait-1"])
+            .output()
+            .expect("run ss");
+        let listed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if listed.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a connection still waits to send: {listed}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -61,7 +61,7 @@ impl Conversation {
                 // Quitting does not wait for a friend who is taking nothing now.
                 if waiting && self.quitting && next.due(link.progress + limits.write, now) {
                     link.closing = Some(Some(Reason::Stalled(limits.write)));
-                    self.outputs.push_back(Output::Close);
+                    self.outputs.push_back(Output::Close { give_up: false });
                     return None;
                 }
                 // Silence counts from the last confirmation or the oldest unconfirmed write.
@@ -70,7 +70,7 @@ impl Conversation {
                 if let Some(since) = silent_since.filter(|_| self.kind != Kind::Classic) {
                     if next.due(since + limits.give_up, now) {
                         link.closing = Some(Some(Reason::GaveUp(limits.give_up)));
-                        self.outputs.push_back(Output::Close);
+                        self.outputs.push_back(Output::Close { give_up: true });
                         return None;
                     }
                     if self.kind == Kind::Confirms
@@ -108,7 +108,7 @@ impl Conversation {
                         let at = half + limits.ack;
                         if next.due(at, now) {
                             link.closing = Some(None);
-                            self.outputs.push_back(Output::Close);
+                            self.outputs.push_back(Output::Close { give_up: false });
                         }
                     }
                     _ => {}

@@ -299,7 +299,7 @@ impl Conversation {
         }
         if link.confirmations + count > link.frames_written {
             link.closing = Some(Some(Reason::Protocol));
-            self.outputs.push_back(Output::Close);
+            self.outputs.push_back(Output::Close { give_up: true });
             return;
         }
         link.confirmations += count;

@@ -152,8 +152,10 @@ pub enum Output {
     Connect,
     /// Shut down our writing side: everything is written, and we have nothing more to say.
     HalfClose,
-    /// Close the connection, and call `ended` when it is closed.
-    Close,
+    /// Close the connection, and call `ended` when it is closed. `give_up`: what it still holds
+    /// has been given up on (reported as possibly lost), and newer messages will take another
+    /// connection, so our kernel must not send it later, out of order with them.
+    Close { give_up: bool },
     /// Ask the kernel how many written bytes the friend's kernel has not acknowledged yet, and
     /// answer with `unacked`.
     AskUnacked,

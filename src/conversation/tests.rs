@@ -69,7 +69,7 @@ fn a_confirmed_message_is_delivered_and_the_idle_connection_half_closes_then_clo
     // Their end normally comes at once; without it we close after the ack timeout.
     assert_eq!(c.tick(t0 + 31 * S), Some(t0 + 35 * S));
     c.tick(t0 + 35 * S);
-    assert_eq!(outputs(&mut c), [Output::Close]);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: false }]);
     c.ended(0, None, t0 + 35 * S);
     assert_eq!(
         outputs(&mut c),
@@ -124,7 +124,7 @@ fn confirmations_for_messages_not_written_close_the_connection_and_count_nothing
     c.connected(t0);
     // Three NULs before anything was written: forged.
     c.confirmations(&[ACK_SHOWN; 3], t0);
-    assert_eq!(outputs(&mut c), [Output::Close]);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
     assert_eq!(c.kind(), Kind::Unknown);
     assert!(c.take_chunk(t0).is_none(), "nothing more goes out on it");
     // The message never left: it waits and goes out on the next connection, at once.
@@ -140,7 +140,7 @@ fn confirmations_for_messages_not_written_close_the_connection_and_count_nothing
     // One written message, two confirmations: the same.
     let mut c = open_with(1, t0);
     c.confirmations(&[ACK_SHOWN, ACK_SHOWN], t0);
-    assert_eq!(outputs(&mut c), [Output::Close]);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
     c.ended(0, None, t0);
     let lost = settled(0..1, Fate::MaybeLost(Reason::Protocol));
     let reason = Some(Reason::Protocol);
@@ -192,7 +192,7 @@ fn silence_until_the_give_up_time_closes_and_reports_what_left_as_maybe_lost() {
     assert_eq!(c.tick(t0 + 59 * S), Some(t0 + 60 * S));
     outputs(&mut c);
     c.tick(t0 + 60 * S);
-    assert_eq!(outputs(&mut c), [Output::Close]);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
     c.ended(0, None, t0 + 60 * S);
     let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
     let reason = Some(Reason::GaveUp(60 * S));
@@ -380,7 +380,7 @@ fn a_friend_who_takes_nothing_is_stalled_and_then_holds_up_no_input() {
         count: 1,
         why: Rejection::OutboxFull,
     };
-    assert_eq!(outputs(&mut c), [refused, Output::Close]);
+    assert_eq!(outputs(&mut c), [refused, Output::Close { give_up: false }]);
 }
 
 #[test]
@@ -502,10 +502,11 @@ fn quitting_waits_for_a_stalled_friend_who_is_taking_bytes_again_and_not_for_one
     c.wrote(2, t0 + 6 * S);
     c.quit();
     assert_eq!(c.tick(t0 + 7 * S), Some(t0 + 11 * S));
-    assert!(!outputs(&mut c).contains(&Output::Close));
+    let closes = |o: &Output| matches!(o, Output::Close { .. });
+    assert!(!outputs(&mut c).iter().any(closes));
     // No progress for the write timeout: quitting closes.
     c.tick(t0 + 11 * S);
-    assert_eq!(outputs(&mut c), [Output::Close]);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: false }]);
 }
 
 #[test]

@@ -279,7 +279,7 @@ impl Dispatcher {
                     continue;
                 }
                 Action::HalfClose => Control::HalfClose,
-                Action::Close => Control::Close,
+                Action::Close { give_up } => Control::Close { give_up },
                 Action::AskUnacked => Control::AskUnacked,
             };
             if let Some(link) = &self.links[peer.0] {

@@ -59,8 +59,8 @@ enum Ack {
 
 /// How the link's work ended.
 enum End {
-    /// The dispatcher asked for the close (or is gone).
-    Asked,
+    /// The dispatcher asked for the close (or is gone), giving up on what is left or not.
+    Asked { give_up: bool },
     /// The friend ended the connection: their end of file (`None`) or an error.
     Theirs(Option<String>),
 }
@@ -125,10 +125,15 @@ pub fn run(task: LinkTask) {
     } = link;
     // Bytes we took and never wrote did not leave; when the friend ended the connection, nor did
     // what our kernel had not yet sent. After our own close the kernel still sends its queue
-    // (a FIN, never a reset), so that may yet arrive.
+    // (a FIN, never a reset), so that may yet arrive; when we give up, only for a second more.
     let mut unsent = received - written;
     let reason = match end {
-        End::Asked => None,
+        End::Asked { give_up } => {
+            if give_up {
+                sendq::drop_on_close(&stream);
+            }
+            None
+        }
         End::Theirs(error) => {
             unsent += sendq::unsent(&stream).unwrap_or(0) as u64;
             match error {
@@ -233,10 +238,10 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
                             return end;
                         }
                     }
-                    Err(_) => return End::Asked, // the dispatcher is gone
+                    Err(_) => return End::Asked { give_up: false }, // the dispatcher is gone
                 },
                 recv(self.control) -> control => {
-                    if let Some(end) = self.obey(control.unwrap_or(Control::Close)) {
+                    if let Some(end) = self.obey(control.unwrap_or(Control::Close { give_up: false })) {
                         return end;
                     }
                 }
@@ -257,7 +262,7 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
                 let _ = self.stream.shutdown(Shutdown::Write);
                 None
             }
-            Control::Close => Some(End::Asked),
+            Control::Close { give_up } => Some(End::Asked { give_up }),
             Control::AskUnacked => {
                 // An error is no answer: never claim the friend's kernel has everything.
                 if let Ok(n) = sendq::unacked(self.stream) {

@@ -101,9 +101,12 @@ impl Link {
                     let _ = conn.stream.shutdown(Shutdown::Write);
                 }
             }
-            // Gracefully: our kernel still sends what it holds, then a FIN.
-            Action::Close => {
+            // Gracefully: our kernel still sends what it holds, then a FIN (unless we give up).
+            Action::Close { give_up } => {
                 if let Some(conn) = self.conn.take() {
+                    if give_up {
+                        sendq::drop_on_close(&conn.stream);
+                    }
                     let _ = conn.stream.shutdown(Shutdown::Write);
                     talk.ended(conn.unwritten.len() as u64, None, now);
                 }

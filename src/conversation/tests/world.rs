@@ -80,12 +80,15 @@ impl World {
             match output {
                 Output::Connect => self.connecting = true,
                 Output::HalfClose => self.half_closed = true,
-                // A graceful close: what their kernel holds or will get is still read.
-                Output::Close => {
+                // A graceful close: what their kernel holds is still read, and what is on its
+                // way gets there too, unless we give up on it (our kernel drops it).
+                Output::Close { give_up } => {
                     let unsent = self.unwritten.len() as u64;
                     self.unwritten.clear();
                     let network = std::mem::take(&mut self.network);
-                    self.kernel.extend(network);
+                    if !give_up {
+                        self.kernel.extend(network);
+                    }
                     self.end_connection(unsent, None);
                 }
                 Output::AskUnacked => self.c.unacked(self.network.len(), self.now),

@@ -47,9 +47,10 @@ Options:
                            silence for SECS gets a warning; a friend who has
                            never confirmed, and whose machine took our bytes,
                            runs a program that does not confirm [default: 5]
-  --give-up SECS           close a connection that confirmed nothing for SECS
-                           and report its messages; at least twice
-                           --ack-timeout [default: 60, or that]
+  --give-up SECS           report the messages of a connection that confirmed
+                           nothing for SECS, and close it, or keep it SECS more
+                           for a friend whose machine holds all we sent; at
+                           least twice --ack-timeout [default: 60, or that]
   --max-inbound N          most inbound connections at once [default: 4 per
                            friend in the table, at least 16]
   -v, --verbose            in a terminal, show connection events from the start

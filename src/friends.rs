@@ -74,8 +74,12 @@ impl Friends {
             let action = match output {
                 Output::Connect => Action::Connect,
                 Output::HalfClose => {
-                    if self.quit_by.is_none() {
-                        self.narrator.closing_idle(peer, self.limits.idle);
+                    match () {
+                        _ if self.talks[peer.0].gave_up() => self.narrator.kept_for_reading(peer),
+                        _ if self.quit_by.is_none() => {
+                            self.narrator.closing_idle(peer, self.limits.idle)
+                        }
+                        _ => {}
                     }
                     Action::HalfClose
                 }

@@ -87,6 +87,15 @@ impl Narrator {
         info!("closing idle connection to {name} after {}", Secs(idle));
     }
 
+    /// We gave up on a friend whose kernel holds all we sent: they may yet read it.
+    pub fn kept_for_reading(&self, peer: PeerId) {
+        let name = &self.table.get(peer).name;
+        info!(
+            "{name}'s machine holds all we sent: the connection stays open for them to read it, \
+             and messages typed since wait behind it"
+        );
+    }
+
     /// Says what a friend's model reported.
     pub fn tell(&mut self, peer: PeerId, output: &Output, talk: &Conversation, quitting: bool) {
         let who = self.table.get(peer);
@@ -129,17 +138,21 @@ impl Narrator {
                     );
                 }
             }
-            Output::Revised { ids, fate } => {
+            Output::Revised { ids, was, fate } => {
                 let what = match fate {
                     Fate::Delivered => "delivered",
                     _ => "dropped by their p2p-chat",
                 };
+                let counted = match was {
+                    Fate::Sent => "counted as sent",
+                    _ => "reported as possibly lost",
+                };
                 let n = ids.end - ids.start;
                 // News about your own messages: shown in a terminal too, where their echoes,
-                // already printed as sent, do not change.
+                // already printed with their first fate, do not change.
                 info!(
                     target: NOTICE,
-                    "{n} message(s) to {who} counted as sent were confirmed after all: {what}"
+                    "{n} message(s) to {who} {counted} were confirmed after all: {what}"
                 );
             }
             Output::Rejected { count, why, first } => {

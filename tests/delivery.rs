@@ -205,6 +205,31 @@ fn a_frozen_friend_who_resumes_gets_every_message_once_in_order_and_nothing_is_r
 }
 
 #[test]
+fn a_friend_frozen_past_the_give_up_gets_everything_in_order_and_the_report_is_revised() {
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let args = ["--ack-timeout", "1", "--give-up", "2"];
+        let mut alice = group.start_program(program, "alice", &args);
+        let mut bob = group.start("bob", &[]);
+        alice.send("bob/are you there?");
+        bob.expect_line("[alice] are you there?");
+        alice.wait_settled("bob", 1);
+
+        bob.signal("-STOP");
+        alice.send("bob/frozen?");
+        let report = alice.expect_stderr("may not have arrived");
+        assert!(report.contains("1 message(s) to bob"), "{report}");
+        // Typed after the give-up: it waits behind the connection bob's kernel holds.
+        alice.send("bob/after the give-up");
+        bob.signal("-CONT");
+        bob.expect_line("[alice] frozen?");
+        bob.expect_line("[alice] after the give-up");
+        alice.expect_stderr("reported as possibly lost were confirmed after all: delivered");
+        alice.expect_settled("bob", 3, 0, 0);
+    });
+}
+
+#[test]
 fn a_message_to_an_offline_friend_waits_and_arrives_when_they_start() {
     common::both(|program| {
         let group = Group::new(&["alice", "bob"]);

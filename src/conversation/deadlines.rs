@@ -68,10 +68,18 @@ impl Conversation {
                 let oldest = self.flight.front().and_then(|f| f.written_at);
                 let silent_since = oldest.map(|t| link.confirmed_at.map_or(t, |c| c.max(t)));
                 if let Some(since) = silent_since.filter(|_| self.kind != Kind::Classic) {
+                    // Giving up asks the kernel first (`give_up` acts on its answer); with no
+                    // answer, it closes.
                     if next.due(since + limits.give_up, now) {
-                        link.closing = Some(Some(Reason::GaveUp(limits.give_up)));
-                        self.outputs.push_back(Output::Close { give_up: true });
-                        return None;
+                        let asked = *link.give_up_asked.get_or_insert_with(|| {
+                            self.outputs.push_back(Output::AskUnacked);
+                            now
+                        });
+                        if next.due(asked + limits.ack, now) {
+                            link.closing = Some(Some(Reason::GaveUp(limits.give_up)));
+                            self.outputs.push_back(Output::Close { give_up: true });
+                            return None;
+                        }
                     }
                     if self.kind == Kind::Confirms
                         && !link.warned
@@ -104,11 +112,18 @@ impl Conversation {
                         }
                     }
                     Some(half) if unconfirmed == 0 => {
-                        // Their end normally comes at once; do not wait for it forever.
-                        let at = half + limits.ack;
+                        // Their end normally comes at once; do not wait for it forever. A frozen
+                        // friend we gave up on gets one more give-up time to read what they hold,
+                        // but a quit does not wait for them.
+                        let give_up = link.gave_up;
+                        let at = match () {
+                            _ if give_up && self.quitting => now,
+                            _ if give_up => half + limits.give_up,
+                            _ => half + limits.ack,
+                        };
                         if next.due(at, now) {
                             link.closing = Some(None);
-                            self.outputs.push_back(Output::Close { give_up: false });
+                            self.outputs.push_back(Output::Close { give_up });
                         }
                     }
                     _ => {}

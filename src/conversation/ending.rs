@@ -50,7 +50,7 @@ impl Conversation {
             self.outputs.push_back(Output::Learned(Kind::Classic));
             self.settle_written_as_sent();
         }
-        self.sent_from = self.flight_from;
+        (self.sent_from, self.lost_from) = (self.flight_from, self.flight_from);
         let unconfirmed: usize = self.flight.iter().map(Flight::count).sum();
         let why = reason.clone().unwrap_or(Reason::ClosedByFriend);
         self.settle_front(unconfirmed, Fate::MaybeLost(why));
@@ -61,6 +61,32 @@ impl Conversation {
         if let Some(reason) = reason {
             self.hold(reason, true, now);
         }
+    }
+
+    /// The give-up deadline passed, and the kernel says whether the friend's has every byte we
+    /// wrote (`all_taken`). Either way what is in flight is reported as possibly lost. If it
+    /// has, the friend is frozen or their program stuck, and may yet read it all: the connection
+    /// is half-closed and kept, their confirmations revise the report, and what was typed since
+    /// waits behind it, to be sent in order once it ends. If not, the network may be down: the
+    /// connection is closed, and our kernel gives up on what it held.
+    pub(super) fn give_up(&mut self, all_taken: bool, now: Instant) {
+        let Conn::Open(link) = &mut self.conn else {
+            return;
+        };
+        let reason = Reason::GaveUp(self.limits.give_up);
+        if !all_taken {
+            link.closing = Some(Some(reason));
+            self.outputs.push_back(Output::Close { give_up: true });
+            return;
+        }
+        link.gave_up = true;
+        link.half_closed_at = Some(now);
+        // Reported now, and still open to revision: `settle_front` closes the runs it counts.
+        let (sent_from, lost_from) = (self.sent_from, self.flight_from);
+        let unconfirmed = self.flight.iter().map(Flight::count).sum();
+        self.settle_front(unconfirmed, Fate::MaybeLost(reason));
+        (self.sent_from, self.lost_from) = (sent_from, lost_from);
+        self.outputs.push_back(Output::HalfClose);
     }
 
     /// Quitting: deliver what can be delivered; what waits for an unreachable friend is not
@@ -90,7 +116,7 @@ impl Conversation {
         let unwritten: usize = self.flight.iter().map(Flight::count).sum();
         self.settle_front(unwritten, Fate::NotDelivered(Reason::Quitting));
         self.drop_outbox(Reason::Quitting);
-        self.sent_from = self.flight_from;
+        (self.sent_from, self.lost_from) = (self.flight_from, self.flight_from);
         self.conn = Conn::Down;
     }
 
@@ -106,7 +132,7 @@ impl Conversation {
             );
             self.outbox_from = ids.end;
             self.flight_from = ids.end;
-            self.sent_from = ids.end;
+            (self.sent_from, self.lost_from) = (ids.end, ids.end);
             self.tally.count(&Fate::NotDelivered(reason.clone()), count);
             let fate = Fate::NotDelivered(reason);
             self.outputs.push_back(Output::Settled { ids, fate });

@@ -8,11 +8,12 @@
 //! lesson compares the two drivers, because the model is the same.
 //!
 //! Every message queued for a friend gets an id, counting up from 0, and the ids move through
-//! four runs, always in order:
+//! these runs, always in order:
 //!
 //! ```text
-//!    settled      | sent (may still be confirmed) | in flight on this connection | outbox
-//!   0 .. sent_from    sent_from .. flight_from      flight_from .. outbox_from     .. next_id
+//!    settled    | counted, may still be confirmed  | in flight on this connection | outbox
+//!               | sent          | given up on      |                              |
+//!   .. sent_from  .. lost_from    .. flight_from     .. outbox_from                 .. next_id
 //! ```
 //!
 //! A message leaves the outbox when the driver takes it for the connection ([`take_chunk`]), and
@@ -20,7 +21,9 @@
 //! confirmation byte), sent (a friend who does not confirm: its bytes were written), may not have
 //! arrived (it left, and then the connection ended or we gave up), or not delivered (it never
 //! left). Bytes that certainly never left when a connection ended go back to the front of the
-//! outbox and are sent again on the next connection, ahead of newer messages.
+//! outbox and are sent again on the next connection, ahead of newer messages. While the
+//! connection lasts, a confirmation can still revise a fate of sent, or of given up on while
+//! the friend's kernel held every byte ([`Output::Revised`]).
 //!
 //! The events and what the driver reads are here; every deadline is in `deadlines.rs` (`tick`),
 //! how connections and the program end in `ending.rs`, the outbox in `outbox.rs`, and the words
@@ -107,13 +110,20 @@ struct Link {
     half_closed_at: Option<Instant>,
     /// We asked the driver to close, for this reason (`None`: a normal close).
     closing: Option<Option<Reason>>,
+    /// The give-up deadline passed then, and we asked the kernel whether the friend's has
+    /// every byte.
+    give_up_asked: Option<Instant>,
+    /// We gave up on its messages while the friend's kernel held them all (a frozen friend):
+    /// it is half-closed and read until their end, or one more give-up time.
+    gave_up: bool,
 }
 
 #[derive(Debug)]
 enum Conn {
     Down,
     Connecting,
-    Open(Link),
+    /// Boxed: a link is large, and a friend has at most one.
+    Open(Box<Link>),
 }
 
 /// Everything we know about one friend. See the module documentation.
@@ -124,6 +134,7 @@ pub struct Conversation {
     outbox: Outbox,
     flight: VecDeque<Flight>,
     sent_from: u64,
+    lost_from: u64,
     flight_from: u64,
     outbox_from: u64,
     next_id: u64,
@@ -146,6 +157,7 @@ impl Conversation {
             outbox: Outbox::default(),
             flight: VecDeque::new(),
             sent_from: 0,
+            lost_from: 0,
             flight_from: 0,
             outbox_from: 0,
             next_id: 0,
@@ -210,7 +222,7 @@ impl Conversation {
         if !matches!(self.conn, Conn::Connecting) {
             return;
         }
-        self.conn = Conn::Open(Link {
+        self.conn = Conn::Open(Box::new(Link {
             handed: 0,
             written: 0,
             frames_written: 0,
@@ -223,7 +235,9 @@ impl Conversation {
             asked_at: None,
             half_closed_at: None,
             closing: None,
-        });
+            give_up_asked: None,
+            gave_up: false,
+        }));
     }
 
     /// The connection asked for could not be made.
@@ -305,12 +319,13 @@ impl Conversation {
         link.confirmations += count;
         link.confirmed_at = Some(now);
         link.warned = false;
+        link.give_up_asked = None;
         if self.kind != Kind::Confirms {
             self.kind = Kind::Confirms;
             self.outputs.push_back(Output::Learned(Kind::Confirms));
         }
-        // One run of equal bytes at a time: first for messages counted as sent while we took
-        // them for a classic friend, then for messages in flight.
+        // One run of equal bytes at a time: first for messages already counted, then for
+        // messages in flight.
         let mut acks = bytes.iter().filter(is_ack).peekable();
         while let Some(&byte) = acks.next() {
             let mut run = 1;
@@ -321,17 +336,7 @@ impl Conversation {
                 ACK_DROPPED => Fate::Refused,
                 _ => Fate::Delivered,
             };
-            let revised = ((self.flight_from - self.sent_from) as usize).min(run);
-            if revised > 0 {
-                let ids = self.sent_from..self.sent_from + revised as u64;
-                self.sent_from = ids.end;
-                self.tally.sent -= revised;
-                self.tally.count(&fate, revised);
-                self.outputs.push_back(Output::Revised {
-                    ids,
-                    fate: fate.clone(),
-                });
-            }
+            let revised = self.revise(run, &fate);
             self.settle_front(run - revised, fate);
         }
         self.reachable();
@@ -339,16 +344,21 @@ impl Conversation {
 
     /// The answer to [`Output::AskUnacked`]: how many written bytes the friend's kernel has not
     /// acknowledged. None, with nothing confirmed for the ack timeout: their program does not
-    /// confirm.
+    /// confirm. At the give-up deadline: whether a frozen friend's kernel holds everything.
     pub fn unacked(&mut self, bytes: usize, now: Instant) {
         let Conn::Open(link) = &mut self.conn else {
             return;
         };
         link.asked_at = Some(now);
-        if bytes == 0 && self.kind == Kind::Unknown && link.written == link.handed {
+        let all_written = link.written == link.handed;
+        let giving_up = link.give_up_asked.is_some() && link.closing.is_none() && !link.gave_up;
+        if bytes == 0 && self.kind == Kind::Unknown && all_written {
             self.kind = Kind::Classic;
             self.outputs.push_back(Output::Learned(Kind::Classic));
             self.settle_written_as_sent();
+        }
+        if giving_up && !self.flight.is_empty() {
+            self.give_up(bytes == 0 && all_written, now);
         }
     }
 
@@ -385,6 +395,11 @@ impl Conversation {
 
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// Whether the connection is one we gave up on, kept for the friend to read.
+    pub fn gave_up(&self) -> bool {
+        matches!(&self.conn, Conn::Open(link) if link.gave_up)
     }
 
     pub fn tally(&self) -> Tally {
@@ -437,7 +452,7 @@ impl Conversation {
     /// The friend cannot be reached, or takes nothing: a full outbox refuses rather than waits.
     fn refuses_when_full(&self) -> bool {
         match &self.conn {
-            Conn::Open(link) => link.stalled,
+            Conn::Open(link) => link.stalled || link.gave_up,
             _ => self.outage.is_some(),
         }
     }
@@ -467,12 +482,33 @@ impl Conversation {
         let count = (self.flight_from - first) as usize;
         self.tally.count(&fate, count);
         // Only a run of sent messages can still change (a late confirmation); any other fate
-        // comes after that run is over.
+        // comes after that run is over. (`give_up` keeps its run open itself.)
+        self.lost_from = self.flight_from;
         if fate != Fate::Sent {
             self.sent_from = self.flight_from;
         }
         let ids = first..self.flight_from;
         self.outputs.push_back(Output::Settled { ids, fate });
+    }
+
+    /// Confirmations for messages already counted, oldest first: sent (to a friend taken for
+    /// one who does not confirm), then given up on. Returns how many of `run` it revised.
+    fn revise(&mut self, run: usize, fate: &Fate) -> usize {
+        let given_up = Fate::MaybeLost(Reason::GaveUp(self.limits.give_up));
+        let mut left = run;
+        for (end, was) in [(self.lost_from, Fate::Sent), (self.flight_from, given_up)] {
+            let n = ((end - self.sent_from) as usize).min(left);
+            if n > 0 {
+                let ids = self.sent_from..self.sent_from + n as u64;
+                self.sent_from = ids.end;
+                self.tally.revise(&was, fate, n);
+                let fate = fate.clone();
+                self.outputs.push_back(Output::Revised { ids, was, fate });
+                left -= n;
+            }
+        }
+        self.lost_from = self.lost_from.max(self.sent_from);
+        run - left
     }
 
     /// Unsettled messages at the front of the flight whose batches have been written whole.

@@ -161,9 +161,13 @@ pub enum Output {
     AskUnacked,
     /// These messages have their fate, once and for all.
     Settled { ids: Range<u64>, fate: Fate },
-    /// These messages, counted as sent, were confirmed after all: their fate is now this one
-    /// (delivered or refused).
-    Revised { ids: Range<u64>, fate: Fate },
+    /// These messages, counted with fate `was` (sent, or given up on), were confirmed after
+    /// all: their fate is now `fate` (delivered or refused).
+    Revised {
+        ids: Range<u64>,
+        was: Fate,
+        fate: Fate,
+    },
     /// Messages refused at the door, never queued: the outbox was full while the friend could
     /// not be reached, or we are quitting. `first`: the first of a run.
     Rejected {
@@ -221,5 +225,15 @@ impl Tally {
             Fate::Sent => self.sent += n,
             _ => self.failed += n,
         }
+    }
+
+    /// `n` messages counted with fate `was` now have fate `now`.
+    pub(super) fn revise(&mut self, was: &Fate, now: &Fate, n: usize) {
+        match was {
+            Fate::Delivered => self.delivered -= n,
+            Fate::Sent => self.sent -= n,
+            _ => self.failed -= n,
+        }
+        self.count(now, n);
     }
 }

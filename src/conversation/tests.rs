@@ -183,15 +183,25 @@ fn a_frozen_friend_who_confirms_gets_a_warning_then_everything_once_on_resuming(
     assert_eq!(c.tally().delivered, 4);
 }
 
-#[test]
-fn silence_until_the_give_up_time_closes_and_reports_what_left_as_maybe_lost() {
-    let t0 = Instant::now();
+/// A conversation with two messages written at `t0`, the first confirmed, the second not
+/// until the give-up time, when the model asks the kernel about it.
+fn silent_until_the_give_up(t0: Instant) -> Conversation {
     let mut c = open_with(2, t0);
     c.confirmations(&[ACK_SHOWN], t0);
     outputs(&mut c);
     assert_eq!(c.tick(t0 + 59 * S), Some(t0 + 60 * S));
     outputs(&mut c);
     c.tick(t0 + 60 * S);
+    assert_eq!(outputs(&mut c), [Output::AskUnacked]);
+    c
+}
+
+#[test]
+fn at_the_give_up_time_with_bytes_unacknowledged_the_connection_closes_and_reports_them() {
+    let t0 = Instant::now();
+    let mut c = silent_until_the_give_up(t0);
+    // The friend's kernel lacks some of our bytes: the network may be down.
+    c.unacked(7, t0 + 60 * S);
     assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
     c.ended(0, None, t0 + 60 * S);
     let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
@@ -207,6 +217,66 @@ fn silence_until_the_give_up_time_closes_and_reports_what_left_as_maybe_lost() {
         ]
     );
     assert!(c.is_done());
+
+    // With no answer from the kernel, it closes an ack timeout later all the same.
+    let mut c = silent_until_the_give_up(t0);
+    assert_eq!(c.tick(t0 + 61 * S), Some(t0 + 65 * S));
+    c.tick(t0 + 65 * S);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
+}
+
+#[test]
+fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_reading() {
+    let t0 = Instant::now();
+    let t1 = t0 + 60 * S;
+    let mut c = silent_until_the_give_up(t0);
+    // Their kernel has every byte: they are frozen, and may yet read it.
+    c.unacked(0, t1);
+    let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
+    assert_eq!(
+        outputs(&mut c),
+        [settled(1..2, lost.clone()), Output::HalfClose]
+    );
+    assert!(c.gave_up());
+    assert_eq!(c.tally().failed, 1);
+    // What is typed now waits behind the connection, and is not held against input.
+    assert_eq!(c.send(batch("a/later\n", 1), t1), Some(2..3));
+    assert!(c.take_chunk(t1).is_none());
+    assert!(!c.holds_up_input());
+    // They resume: their confirmation revises the report, and their end lets the rest go, on
+    // a new connection, in order.
+    c.confirmations(&[ACK_SHOWN], t1 + 5 * S);
+    let revised = Output::Revised {
+        ids: 1..2,
+        was: lost,
+        fate: Fate::Delivered,
+    };
+    assert_eq!(outputs(&mut c), [revised]);
+    assert_eq!((c.tally().delivered, c.tally().failed), (2, 0));
+    c.ended(0, None, t1 + 5 * S);
+    let closed = Output::Closed {
+        reason: None,
+        idle: true,
+    };
+    assert_eq!(outputs(&mut c), [closed]);
+    c.tick(t1 + 5 * S);
+    assert_eq!(outputs(&mut c), [Output::Connect]);
+
+    // Still frozen one more give-up time later: closed, our kernel giving up on what it holds.
+    let mut c = silent_until_the_give_up(t0);
+    c.unacked(0, t1);
+    outputs(&mut c);
+    assert_eq!(c.tick(t1 + S), Some(t1 + 60 * S));
+    c.tick(t1 + 60 * S);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
+
+    // A quit does not wait for them.
+    let mut c = silent_until_the_give_up(t0);
+    c.unacked(0, t1);
+    outputs(&mut c);
+    c.quit();
+    c.tick(t1 + S);
+    assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
 }
 
 #[test]
@@ -274,6 +344,7 @@ fn a_friend_who_never_confirms_is_learned_classic_and_a_late_confirmation_upgrad
             Output::Learned(Kind::Confirms),
             Output::Revised {
                 ids: 0..1,
+                was: Fate::Sent,
                 fate: Fate::Delivered
             }
         ]

@@ -43,7 +43,8 @@ struct World {
     shown: Vec<u64>,
     acks: Vec<u8>,
     fates: Vec<(Range<u64>, Fate)>,
-    revised: Vec<(Range<u64>, Fate)>,
+    /// Each revision: the ids, the fate they had, the fate they have now.
+    revised: Vec<(Range<u64>, Fate, Fate)>,
 }
 
 impl World {
@@ -93,7 +94,7 @@ impl World {
                 }
                 Output::AskUnacked => self.c.unacked(self.network.len(), self.now),
                 Output::Settled { ids, fate } => self.fates.push((ids, fate)),
-                Output::Revised { ids, fate } => self.revised.push((ids, fate)),
+                Output::Revised { ids, was, fate } => self.revised.push((ids, was, fate)),
                 Output::Rejected { count, .. } => self.rejected += count,
                 _ => {}
             }
@@ -264,16 +265,24 @@ impl World {
                 );
             }
         }
-        // A revision changes a fate of sent, once, to what their program did.
-        for (ids, fate) in &self.revised {
+        // A revision changes a fate of sent or given up on, once, to what their program did.
+        for (ids, was, fate) in &self.revised {
             for id in ids.clone() {
-                assert_eq!(*fate_of(id), Fate::Sent, "seed {seed}");
+                assert_eq!(fate_of(id), was, "seed {seed}");
+                assert!(
+                    matches!(was, Fate::Sent | Fate::MaybeLost(Reason::GaveUp(_))),
+                    "seed {seed}: {id} revised from {was:?}"
+                );
                 assert_eq!(
                     *fate == Fate::Delivered,
                     self.shown.contains(&id),
                     "seed {seed}"
                 );
-                let times = self.revised.iter().filter(|(r, _)| r.contains(&id)).count();
+                let times = self
+                    .revised
+                    .iter()
+                    .filter(|(r, ..)| r.contains(&id))
+                    .count();
                 assert_eq!(times, 1, "seed {seed}: {id} revised twice");
             }
         }

@@ -88,11 +88,12 @@ impl Narrator {
     }
 
     /// We gave up on a friend whose kernel holds all we sent: they may yet read it.
-    pub fn kept_for_reading(&self, peer: PeerId) {
+    pub fn kept_for_reading(&self, peer: PeerId, give_up: Duration) {
         let name = &self.table.get(peer).name;
         info!(
-            "{name}'s machine holds all we sent: the connection stays open for them to read it, \
-             and messages typed since wait behind it"
+            "{name}'s machine holds all we sent: the connection stays open {} more for them to \
+             read it, and messages typed since wait behind it",
+            Secs(give_up)
         );
     }
 

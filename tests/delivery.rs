@@ -219,6 +219,7 @@ fn a_friend_frozen_past_the_give_up_gets_everything_in_order_and_the_report_is_r
         alice.send("bob/frozen?");
         let report = alice.expect_stderr("may not have arrived");
         assert!(report.contains("1 message(s) to bob"), "{report}");
+        alice.expect_stderr("bob's machine holds all we sent: the connection stays open 2.0 s");
         // Typed after the give-up: it waits behind the connection bob's kernel holds.
         alice.send("bob/after the give-up");
         bob.signal("-CONT");

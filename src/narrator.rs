@@ -100,13 +100,21 @@ impl Narrator {
     /// Says what a friend's model reported.
     pub fn tell(&mut self, peer: PeerId, output: &Output, talk: &Conversation, quitting: bool) {
         let who = self.table.get(peer);
+        if let Output::Closed { .. } = output {
+            // No confirmation can come now: the fates echoed so far are final.
+            self.echoes.connection_ended(peer);
+        }
         match output {
             Output::Settled { ids, fate } => {
                 let all = (ids.end - ids.start) as usize;
                 debug!(target: FATE, "{all} message(s) to {}: {}", who.name, fate_word(fate));
                 // In a terminal the echo of each message says its fate: the report is only for
                 // messages that have no echo (all of them, with a pipe).
-                let n = all - self.echoes.settle(peer, ids.clone(), &echo_fate(fate));
+                let revisable = talk.may_revise(ids);
+                let n = all
+                    - self
+                        .echoes
+                        .settle(peer, ids.clone(), &echo_fate(fate), revisable);
                 match fate {
                     _ if n == 0 => {}
                     Fate::Delivered | Fate::Sent => {}
@@ -148,13 +156,19 @@ impl Narrator {
                     Fate::Sent => "counted as sent",
                     _ => "reported as possibly lost",
                 };
-                let n = ids.end - ids.start;
-                // News about your own messages: shown in a terminal too, where their echoes,
-                // already printed with their first fate, do not change.
-                info!(
-                    target: NOTICE,
-                    "{n} message(s) to {who} {counted} were confirmed after all: {what}"
-                );
+                // In a terminal each echo is printed again with its new fate; a notice tells of
+                // the rest (all of them, with a pipe).
+                let all = (ids.end - ids.start) as usize;
+                let n = all
+                    - self
+                        .echoes
+                        .settle(peer, ids.clone(), &echo_fate(fate), false);
+                if n > 0 {
+                    info!(
+                        target: NOTICE,
+                        "{n} message(s) to {who} {counted} were confirmed after all: {what}"
+                    );
+                }
             }
             Output::Rejected { count, why, first } => {
                 let reason = match why {
@@ -189,7 +203,7 @@ impl Narrator {
                 let n = ids.end - ids.start;
                 debug!(target: FATE, "{n} message(s) to {}: held", who.name);
                 let fate = echo::Fate::Waiting(reason.short());
-                self.echoes.settle(peer, ids.clone(), &fate);
+                self.echoes.settle(peer, ids.clone(), &fate, false);
                 if *first {
                     // In a terminal the echo of each message already says it waits, and why.
                     let level = match self.screen.is_terminal() {

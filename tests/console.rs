@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::tmux::TmuxServer;
-use common::{BIN, Group, PATIENCE};
+use common::{BIN, Group, PATIENCE, Peer};
 
 /// One tmux server with one session running one command in a 120x32 pane.
 struct Tmux {
@@ -424,18 +424,25 @@ fn resizing_the_window_redraws_the_line_typed_with_no_stale_copy() {
     });
 }
 
-#[test]
-fn a_frozen_friend_is_told_once_in_the_echo_of_the_message() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let Some(tmux) = alice_in_tmux(&group, "--ack-timeout 1") else {
-        return;
-    };
+/// alice in a pane with `extra` options: her "hello" delivered to bob, then bob frozen and
+/// "are you frozen?" typed. `None` without tmux.
+fn alice_asks_a_frozen_bob(group: &Group, bob: &mut Peer, extra: &str) -> Option<Tmux> {
+    let tmux = alice_in_tmux(group, extra)?;
     tmux.enter("bob/hello");
     bob.expect_line("[alice] hello");
     tmux.wait_screen("the echo", |s| s.contains("[you -> bob] hello  delivered"));
     bob.signal("-STOP");
     tmux.enter("bob/are you frozen?");
+    Some(tmux)
+}
+
+#[test]
+fn a_frozen_friend_is_told_once_in_the_echo_of_the_message() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let Some(tmux) = alice_asks_a_frozen_bob(&group, &mut bob, "--ack-timeout 1") else {
+        return;
+    };
     let screen = tmux.wait_screen("the echo saying so", |s| {
         s.contains("[you -> bob] are you frozen?  waiting (unconfirmed, still trying)")
     });
@@ -450,7 +457,7 @@ fn a_frozen_friend_is_told_once_in_the_echo_of_the_message() {
 }
 
 #[test]
-fn a_friend_counted_as_not_confirming_who_confirms_after_all_is_news_on_screen() {
+fn a_friend_counted_as_not_confirming_who_confirms_after_all_gets_the_echo_printed_again() {
     // bob is the test: he reads alice's message and confirms nothing, so alice counts him as a
     // program that does not confirm; then he confirms it after all.
     let (group, bob) = Group::with_listener(&["alice", "bob"]);
@@ -467,8 +474,26 @@ fn a_friend_counted_as_not_confirming_who_confirms_after_all_is_news_on_screen()
         s.contains("[you -> bob] hello  sent (no confirmation")
     });
     raw.write_all(&[0]).expect("a confirmation");
-    tmux.wait_screen("the news", |s| {
-        s.contains("counted as sent were confirmed after all: delivered")
+    tmux.wait_screen("the echo printed again", |s| {
+        s.contains("[you -> bob] hello  delivered")
+    });
+}
+
+#[test]
+fn a_friend_frozen_past_the_give_up_who_resumes_gets_the_echo_printed_again() {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let options = "--ack-timeout 1 --give-up 2";
+    let Some(tmux) = alice_asks_a_frozen_bob(&group, &mut bob, options) else {
+        return;
+    };
+    tmux.wait_screen("the echo giving up", |s| {
+        s.contains("[you -> bob] are you frozen?  may not have arrived")
+    });
+    bob.signal("-CONT");
+    bob.expect_line("[alice] are you frozen?");
+    tmux.wait_screen("the echo printed again", |s| {
+        s.contains("[you -> bob] are you frozen?  delivered")
     });
 }
 

@@ -397,6 +397,12 @@ impl Conversation {
         self.kind
     }
 
+    /// Whether a confirmation on the current connection could still change the fate these
+    /// messages were given (sent, or given up on while the friend's kernel held them).
+    pub fn may_revise(&self, ids: &Range<u64>) -> bool {
+        self.is_connected() && ids.start >= self.sent_from && ids.end <= self.flight_from
+    }
+
     /// Whether the connection is one we gave up on, kept for the friend to read.
     pub fn gave_up(&self) -> bool {
         matches!(&self.conn, Conn::Open(link) if link.gave_up)

@@ -50,6 +50,9 @@ struct Echo {
     /// Per recipient, in `typed.to`'s order: the fate so far, and the one last printed.
     fates: Vec<(Option<Fate>, Option<Fate>)>,
     printed: bool,
+    /// Recipients whose fate may still change: on the way, or counted while a late
+    /// confirmation could still revise it.
+    open: usize,
 }
 
 /// Every echo not yet finished, found by each recipient's message id.
@@ -87,36 +90,92 @@ impl Echoes {
             }
         }
         let fates = vec![(None, None); typed.to.len()];
+        let open = ids.iter().flatten().count();
         let echo = Echo {
             typed,
             typed_at: now,
             fates,
             printed: false,
+            open,
         };
         self.echoes.insert(id, echo);
     }
 
-    /// The messages to `friend` with these ids met `fate`. Returns how many of them have an
-    /// echo (messages from a pipe have none): the rest need a report of their own.
-    pub fn settle(&mut self, friend: PeerId, ids: Range<u64>, fate: &Fate) -> usize {
-        let found: Vec<(u64, u64)> = self
-            .on_way
-            .range((friend, ids.start)..(friend, ids.end))
-            .map(|(&(_, message), &echo)| (message, echo))
-            .collect();
-        for &(message, echo) in &found {
-            if fate.is_final() {
-                self.on_way.remove(&(friend, message));
+    /// The messages to `friend` with these ids met `fate`; `revisable`: a late confirmation
+    /// may still change it. Returns how many of them have an echo (messages from a pipe have
+    /// none): the rest need a report of their own.
+    pub fn settle(
+        &mut self,
+        friend: PeerId,
+        ids: Range<u64>,
+        fate: &Fate,
+        revisable: bool,
+    ) -> usize {
+        let found = self.found(friend, ids, |_| true);
+        self.apply(&found, friend, fate, revisable)
+    }
+
+    /// Every message to `friend` still on its way, and not yet counted, met `fate` (say,
+    /// waiting for a confirmation). Returns how many have an echo.
+    pub fn all(&mut self, friend: PeerId, fate: &Fate) -> usize {
+        let found = self.found(friend, 0..u64::MAX, |fate| {
+            !fate.is_some_and(Fate::is_final)
+        });
+        self.apply(&found, friend, fate, false)
+    }
+
+    fn apply(
+        &mut self,
+        found: &[(u64, u64)],
+        friend: PeerId,
+        fate: &Fate,
+        revisable: bool,
+    ) -> usize {
+        for &(message, echo) in found {
+            if fate.is_final() && !revisable {
+                self.close(friend, message, echo);
             }
             self.set(echo, friend, fate.clone());
         }
         found.len()
     }
 
-    /// Every message to `friend` still on its way met `fate` (say, waiting for a confirmation).
-    /// Returns how many have an echo.
-    pub fn all(&mut self, friend: PeerId, fate: &Fate) -> usize {
-        self.settle(friend, 0..u64::MAX, fate)
+    /// The connection to `friend` ended: fates a late confirmation could have revised are final.
+    pub fn connection_ended(&mut self, friend: PeerId) {
+        let revisable = self.found(friend, 0..u64::MAX, |fate| fate.is_some_and(Fate::is_final));
+        for (message, echo) in revisable {
+            self.close(friend, message, echo);
+        }
+    }
+
+    /// The messages to `friend` with these ids that have an echo and whose fate there so far
+    /// passes `keep`: (message id, echo id).
+    fn found(
+        &self,
+        friend: PeerId,
+        ids: Range<u64>,
+        keep: impl Fn(Option<&Fate>) -> bool,
+    ) -> Vec<(u64, u64)> {
+        self.on_way
+            .range((friend, ids.start)..(friend, ids.end))
+            .map(|(&(_, message), &echo)| (message, echo))
+            .filter(|&(_, echo)| keep(self.fate(echo, friend)))
+            .collect()
+    }
+
+    /// The fate of echo `id` for `friend` so far.
+    fn fate(&self, id: u64, friend: PeerId) -> Option<&Fate> {
+        let echo = self.echoes.get(&id)?;
+        let at = echo.typed.to.iter().position(|&f| f == friend)?;
+        echo.fates[at].0.as_ref()
+    }
+
+    /// The message's fate will not change again.
+    fn close(&mut self, friend: PeerId, message: u64, echo: u64) {
+        self.on_way.remove(&(friend, message));
+        if let Some(echo) = self.echoes.get_mut(&echo) {
+            echo.open -= 1;
+        }
     }
 
     /// The `n` oldest messages to `friend` refused at the door, for the reason `fate` gives.
@@ -167,10 +226,7 @@ impl Echoes {
                     shown.clone_from(fate);
                 }
             }
-            let finished = echo
-                .fates
-                .iter()
-                .all(|(fate, _)| fate.as_ref().is_some_and(Fate::is_final));
+            let finished = echo.open == 0 && echo.fates.iter().all(|(fate, _)| fate.is_some());
             if echo.printed && finished {
                 done.push(id);
             }
@@ -274,7 +330,7 @@ mod tests {
             "nothing known yet"
         );
         assert_eq!(echoes.next_due(), Some(t0 + SHOW_AFTER));
-        echoes.settle(PeerId(1), 0..1, &Fate::Delivered);
+        echoes.settle(PeerId(1), 0..1, &Fate::Delivered, false);
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             ["16:20 [you -> bob] hi  delivered"]
@@ -285,7 +341,7 @@ mod tests {
             echoes.lines(t0 + SHOW_AFTER, "16:20", name),
             ["16:20 [you -> bob] again  sending"]
         );
-        echoes.settle(PeerId(1), 1..2, &Fate::Sent);
+        echoes.settle(PeerId(1), 1..2, &Fate::Sent, false);
         assert_eq!(
             echoes.lines(t0 + SHOW_AFTER, "16:20", name),
             ["16:20 [you -> bob] again  sent (no confirmation from their program)"]
@@ -302,17 +358,49 @@ mod tests {
             PeerId(2),
             7..8,
             &Fate::Waiting("cannot connect".to_string()),
+            false,
         );
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             ["16:20 [you -> carol] see you  waiting (cannot connect)"]
         );
-        echoes.settle(PeerId(2), 7..8, &Fate::Delivered);
+        echoes.settle(PeerId(2), 7..8, &Fate::Delivered, false);
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             ["16:20 [you -> carol] see you  delivered"]
         );
         assert!(echoes.echoes.is_empty());
+    }
+
+    #[test]
+    fn a_fate_a_late_confirmation_revises_is_printed_again_until_the_connection_ends() {
+        let t0 = Instant::now();
+        let mut echoes = Echoes::new(3);
+        echoes.typed(typed("frozen?", &[1], false), &[Some(0)], t0);
+        echoes.typed(typed("still?", &[1], false), &[Some(1)], t0);
+        let lost = Fate::MaybeLost("frozen or gone".to_string());
+        echoes.settle(PeerId(1), 0..2, &lost, true);
+        assert_eq!(
+            echoes.lines(t0, "16:20", name),
+            [
+                "16:20 [you -> bob] frozen?  may not have arrived (frozen or gone)",
+                "16:20 [you -> bob] still?  may not have arrived (frozen or gone)"
+            ]
+        );
+        // A warning about messages on their way leaves counted ones alone.
+        let waiting = Fate::Waiting("unconfirmed".to_string());
+        assert_eq!(echoes.all(PeerId(1), &waiting), 0);
+        // The first is confirmed after all: printed again, then forgotten.
+        echoes.settle(PeerId(1), 0..1, &Fate::Delivered, false);
+        assert_eq!(
+            echoes.lines(t0, "16:20", name),
+            ["16:20 [you -> bob] frozen?  delivered"]
+        );
+        assert_eq!(echoes.echoes.len(), 1);
+        // The connection ends: the second's fate is final, and it is forgotten.
+        echoes.connection_ended(PeerId(1));
+        assert!(echoes.lines(t0, "16:20", name).is_empty());
+        assert!(echoes.echoes.is_empty() && echoes.on_way.is_empty());
     }
 
     #[test]
@@ -325,8 +413,8 @@ mod tests {
             &[Some(3), Some(0), Some(5)],
             t0,
         );
-        echoes.settle(PeerId(0), 3..4, &Fate::Delivered);
-        echoes.settle(PeerId(1), 0..1, &Fate::Delivered);
+        echoes.settle(PeerId(0), 3..4, &Fate::Delivered, false);
+        echoes.settle(PeerId(1), 0..1, &Fate::Delivered, false);
         echoes.all(PeerId(2), &Fate::Waiting("offline".to_string()));
         assert_eq!(
             echoes.lines(t0, "16:20", name),
@@ -350,7 +438,7 @@ mod tests {
             echoes.lines(t0, "16:20", name).is_empty(),
             "bob's comes first"
         );
-        echoes.settle(PeerId(1), 0..1, &Fate::Delivered);
+        echoes.settle(PeerId(1), 0..1, &Fate::Delivered, false);
         assert_eq!(
             echoes.lines(t0, "16:20", name),
             [
@@ -369,11 +457,16 @@ mod tests {
         echoes.typed(typed("3", &[1], false), &[None], t0);
         echoes.typed(typed("4", &[1], false), &[None], t0);
         // Settled out of the order typed: each finds its own message.
-        echoes.settle(PeerId(1), 1..2, &Fate::Delivered);
-        echoes.settle(PeerId(1), 0..1, &Fate::MaybeLost("frozen".to_string()));
+        echoes.settle(PeerId(1), 1..2, &Fate::Delivered, false);
+        echoes.settle(
+            PeerId(1),
+            0..1,
+            &Fate::MaybeLost("frozen".to_string()),
+            false,
+        );
         // Ids of another friend, or of messages already settled, find nothing.
-        assert_eq!(echoes.settle(PeerId(2), 0..2, &Fate::Delivered), 0);
-        assert_eq!(echoes.settle(PeerId(1), 0..2, &Fate::Sent), 0);
+        assert_eq!(echoes.settle(PeerId(2), 0..2, &Fate::Delivered, false), 0);
+        assert_eq!(echoes.settle(PeerId(1), 0..2, &Fate::Sent, false), 0);
         let full = Fate::NotDelivered("outbox full".to_string());
         assert_eq!(echoes.refused(PeerId(1), 1, &full), 1);
         let quitting = Fate::NotDelivered("quitting".to_string());

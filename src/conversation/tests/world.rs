@@ -51,6 +51,9 @@ impl World {
     fn new(seed: u64) -> World {
         let mut limits = limits();
         limits.idle = 10 * S;
+        // Near its least (twice the ack timeout), so that giving up on a frozen friend, and
+        // their confirmations after it, come up in a few hundred worlds.
+        limits.give_up = 12 * S;
         let mut rng = Rng(seed | 1);
         let confirms = rng.chance(50);
         World {

@@ -39,12 +39,12 @@ pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
 }
 
 /// Called before we close a connection we give up on: what the friend's kernel has not
-/// acknowledged is given up on too. Without this, our kernel would retry it for minutes and, once
-/// a network heals, deliver it after the messages sent since on a newer connection. With a TCP
-/// user timeout of [`DROP_AFTER`], it drops the connection rather than retry bytes first sent
-/// longer ago than that (or probe a closed window for longer): a drop, not a reset, so what the
-/// friend's kernel already holds is still theirs to read, and the close's FIN keeps a second to
-/// be acknowledged on a lossy link.
+/// acknowledged is given up on too. Without this, our kernel would retry it for minutes and,
+/// once a network heals, deliver it after the messages sent since on a newer connection. With a
+/// TCP user timeout of a second (`DROP_AFTER`), it drops the connection rather than retry bytes
+/// first sent longer ago than that (or probe a closed window for longer): a drop, not a reset,
+/// so what the friend's kernel already holds is still theirs to read, and the close's FIN keeps
+/// a second to be acknowledged on a lossy link.
 pub fn drop_on_close(socket: &impl AsRawFd) {
     let ms = DROP_AFTER.as_millis() as libc::c_uint;
     // SAFETY: the descriptor is open for the borrow's length; the value lives across the call.

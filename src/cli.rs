@@ -38,8 +38,9 @@ Options:
   --idle-timeout SECS      close an outbound connection after SECS without
                            sending [default: 30]; every SECS is from 0.001 to
                            86400, decimals allowed, e.g. 0.5
-  --connect-timeout SECS   give up connecting to a friend after SECS
-                           [default: 3]
+  --connect-timeout SECS   give up connecting to a friend after SECS; on a
+                           quiet connection, a friend's machine that answers
+                           none of 3 probes SECS apart is gone [default: 3]
   --write-timeout SECS     a friend who takes none of our bytes for SECS is
                            stalled: nobody else's input waits for them any
                            more [default: 5]
@@ -48,8 +49,8 @@ Options:
                            never confirmed, and whose machine took our bytes,
                            runs a program that does not confirm [default: 5]
   --give-up SECS           report the messages of a connection that confirmed
-                           nothing for SECS, and close it, or keep it SECS more
-                           for a friend whose machine holds all we sent; at
+                           nothing for SECS, and close it, or keep it while
+                           their machine answers if it holds all we sent; at
                            least twice --ack-timeout [default: 60, or that]
   --max-inbound N          most inbound connections at once [default: 4 per
                            friend in the table, at least 16]

@@ -75,9 +75,7 @@ impl Friends {
                 Output::Connect => Action::Connect,
                 Output::HalfClose => {
                     match () {
-                        _ if self.talks[peer.0].gave_up() => {
-                            self.narrator.kept_for_reading(peer, self.limits.give_up)
-                        }
+                        _ if self.talks[peer.0].gave_up() => self.narrator.kept_for_reading(peer),
                         _ if self.quit_by.is_none() => {
                             self.narrator.closing_idle(peer, self.limits.idle)
                         }

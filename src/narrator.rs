@@ -88,12 +88,11 @@ impl Narrator {
     }
 
     /// We gave up on a friend whose kernel holds all we sent: they may yet read it.
-    pub fn kept_for_reading(&self, peer: PeerId, give_up: Duration) {
+    pub fn kept_for_reading(&self, peer: PeerId) {
         let name = &self.table.get(peer).name;
         info!(
-            "{name}'s machine holds all we sent: the connection stays open {} more for them to \
-             read it, and messages typed since wait behind it",
-            Secs(give_up)
+            "{name}'s machine holds all we sent: the connection stays open for them to read it \
+             while their machine answers, and messages typed since wait behind it"
         );
     }
 

@@ -1,5 +1,5 @@
 //! What the kernel holds in a connection's queues, for what std cannot ask or tell: three
-//! ioctls and one socket option.
+//! ioctls and a few socket options.
 //!
 //! A [`Conversation`](crate::conversation::Conversation) needs two facts only the kernel has:
 //! how many written bytes the friend's kernel has not acknowledged yet (`SIOCOUTQ`: none, and a
@@ -8,11 +8,14 @@
 //! again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
 //! confirmation that came before the write must reach the model before it, or a friend could
 //! confirm messages before they were sent. And when we give up on a connection, what our kernel
-//! still holds must not arrive later, after messages typed since ([`drop_on_close`]). Both drivers
-//! call these; nothing else here touches a socket.
+//! still holds must not arrive later, after messages typed since ([`drop_on_close`]); while we
+//! keep one, the kernel's keepalive probes tell a frozen friend from a machine that is gone
+//! ([`tune`]). Both drivers call these; nothing else here touches a socket.
 
 use std::io;
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use nix::libc;
 
@@ -41,26 +44,50 @@ pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
 /// Called before we close a connection we give up on: what the friend's kernel has not
 /// acknowledged is given up on too. Without this, our kernel would retry it for minutes and,
 /// once a network heals, deliver it after the messages sent since on a newer connection. With a
-/// TCP user timeout of a second (`DROP_AFTER`), it drops the connection rather than retry bytes
+/// TCP user timeout of a second (`DROP_AFTER_MS`), it drops the connection rather than retry bytes
 /// first sent longer ago than that (or probe a closed window for longer): a drop, not a reset,
 /// so what the friend's kernel already holds is still theirs to read, and the close's FIN keeps
 /// a second to be acknowledged on a lossy link.
 pub fn drop_on_close(socket: &impl AsRawFd) {
-    let ms = DROP_AFTER.as_millis() as libc::c_uint;
+    set(
+        socket,
+        libc::IPPROTO_TCP,
+        libc::TCP_USER_TIMEOUT,
+        DROP_AFTER_MS,
+    );
+}
+
+/// See [`drop_on_close`].
+const DROP_AFTER_MS: libc::c_int = 1000;
+
+/// Set on every connection we open. Frames are written whole, so Nagle's algorithm would only
+/// add delay. And once nothing is on its way, the kernel sends keepalive probes `answer` apart
+/// (in whole seconds) after `answer` of quiet, and ends the connection when three in a row go
+/// unanswered: a frozen friend's kernel answers them, a machine that is gone does not. (While
+/// bytes are on their way their retransmissions do that job, and the model's deadlines too.)
+pub fn tune(stream: &TcpStream, answer: Duration) {
+    let _ = stream.set_nodelay(true);
+    let secs = answer.as_secs_f64().ceil().max(1.0) as libc::c_int;
+    set(stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
+    set(stream, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs);
+    set(stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+}
+
+/// One socket option with an `int` value. A failure leaves the kernel's default: none of these
+/// is needed for a message to arrive.
+fn set(socket: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
     // SAFETY: the descriptor is open for the borrow's length; the value lives across the call.
     let _ = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_USER_TIMEOUT,
-            &ms as *const libc::c_uint as *const libc::c_void,
-            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
 }
-
-/// See [`drop_on_close`].
-const DROP_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One of the ioctls above, which each read one count into a `c_int`.
 fn ask(

@@ -219,7 +219,7 @@ fn a_friend_frozen_past_the_give_up_gets_everything_in_order_and_the_report_is_r
         alice.send("bob/frozen?");
         let report = alice.expect_stderr("may not have arrived");
         assert!(report.contains("1 message(s) to bob"), "{report}");
-        alice.expect_stderr("bob's machine holds all we sent: the connection stays open 2.0 s");
+        alice.expect_stderr("bob's machine holds all we sent: the connection stays open for them");
         // Typed after the give-up: it waits behind the connection bob's kernel holds.
         alice.send("bob/after the give-up");
         bob.signal("-CONT");
@@ -338,6 +338,19 @@ impl Netns {
         let veth = format!("{}{tag}", ["va", "vb"][side]);
         let status = Command::new("ip")
             .args(["-n", &self.names[side], "link", "set", &veth, state])
+            .status()
+            .expect("run ip");
+        assert!(status.success());
+    }
+
+    /// Makes one side (0: a's, 1: b's) answer nothing, or answer again: a route that drops
+    /// whatever it sends to the other side. Unlike a link taken down, the other side's packets
+    /// still leave and arrive, as with a machine gone quiet on a LAN: nothing fails at the sender.
+    fn silence(&self, side: usize, on: bool) {
+        let other = ["10.231.77.2/32", "10.231.77.1/32"][side];
+        let verb = if on { "add" } else { "del" };
+        let status = Command::new("ip")
+            .args(["-n", &self.names[side], "route", verb, "blackhole", other])
             .status()
             .expect("run ip");
         assert!(status.success());
@@ -477,6 +490,42 @@ fn a_network_that_vanishes_past_the_ack_timeout_and_heals_delivers_everything_on
         alice.expect_settled("bob", 3, 0, 0);
         assert_eq!(alice.stderr_count("connected to bob"), 1, "one connection");
         assert_eq!(alice.stderr_count("may not have arrived"), 0);
+        drop((alice, bob)); // kill both before the namespaces go
+    });
+}
+
+#[test]
+fn a_connection_kept_for_a_frozen_friend_ends_when_their_machine_stops_answering() {
+    common::both(|program| {
+        let options = [
+            "--ack-timeout",
+            "1",
+            "--give-up",
+            "2",
+            "--connect-timeout",
+            "1",
+        ];
+        let (netns, _dir, mut alice, mut bob) = apart(program, &options);
+        alice.send("bob/over the wire");
+        bob.expect_line("[alice] over the wire");
+        alice.wait_settled("bob", 1);
+
+        // Frozen past --give-up: the connection is kept for bob to read.
+        bob.signal("-STOP");
+        alice.send("bob/frozen?");
+        alice.expect_stderr("bob's machine holds all we sent");
+        alice.send("bob/typed while frozen");
+        // Then bob's machine is gone, as far as alice can tell (once it has acknowledged her
+        // FIN): the kernel's keepalive probes go unanswered, and the connection ends.
+        wait_for_no_unacked_connection(&netns.names[0]);
+        netns.silence(1, true);
+        alice.expect_stderr("our connection to bob ended");
+        bob.signal("-CONT");
+        bob.expect_line("[alice] frozen?");
+        // Back: what waited goes on a new connection.
+        netns.silence(1, false);
+        bob.expect_line("[alice] typed while frozen");
+        alice.expect_settled("bob", 2, 0, 1);
         drop((alice, bob)); // kill both before the namespaces go
     });
 }

@@ -113,15 +113,16 @@ impl Conversation {
                     }
                     Some(half) if unconfirmed == 0 => {
                         // Their end normally comes at once; do not wait for it forever. A frozen
-                        // friend we gave up on gets one more give-up time to read what they hold,
-                        // but a quit does not wait for them.
+                        // friend we gave up on reads what they hold when they resume, however
+                        // long that takes (the kernel's keepalive probes end the connection if
+                        // their machine is gone), but a quit does not wait for them.
                         let give_up = link.gave_up;
                         let at = match () {
-                            _ if give_up && self.quitting => now,
-                            _ if give_up => half + limits.give_up,
-                            _ => half + limits.ack,
+                            _ if !give_up => Some(half + limits.ack),
+                            _ if self.quitting => Some(now),
+                            _ => None,
                         };
-                        if next.due(at, now) {
+                        if at.is_some_and(|at| next.due(at, now)) {
                             link.closing = Some(None);
                             self.outputs.push_back(Output::Close { give_up });
                         }

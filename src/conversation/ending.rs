@@ -66,9 +66,10 @@ impl Conversation {
     /// The give-up deadline passed, and the kernel says whether the friend's has every byte we
     /// wrote (`all_taken`). Either way what is in flight is reported as possibly lost. If it
     /// has, the friend is frozen or their program stuck, and may yet read it all: the connection
-    /// is half-closed and kept, their confirmations revise the report, and what was typed since
-    /// waits behind it, to be sent in order once it ends. If not, the network may be down: the
-    /// connection is closed, and our kernel gives up on what it held.
+    /// is half-closed and kept while their machine answers, their confirmations revise the
+    /// report, and what was typed since waits behind it, to be sent in order once it ends. If
+    /// not, the network may be down: the connection is closed, and our kernel gives up on what it
+    /// held.
     pub(super) fn give_up(&mut self, all_taken: bool, now: Instant) {
         let Conn::Open(link) = &mut self.conn else {
             return;
@@ -84,9 +85,15 @@ impl Conversation {
         // Reported now, and still open to revision: `settle_front` closes the runs it counts.
         let (sent_from, lost_from) = (self.sent_from, self.flight_from);
         let unconfirmed = self.flight.iter().map(Flight::count).sum();
-        self.settle_front(unconfirmed, Fate::MaybeLost(reason));
+        self.settle_front(unconfirmed, Fate::MaybeLost(reason.clone()));
         (self.sent_from, self.lost_from) = (sent_from, lost_from);
         self.outputs.push_back(Output::HalfClose);
+        // What was typed and not yet sent waits behind the connection.
+        if self.outbox.messages > 0 {
+            let (ids, first) = (self.outbox_from..self.next_id, false);
+            self.outputs
+                .push_back(Output::Waiting { ids, reason, first });
+        }
     }
 
     /// Quitting: deliver what can be delivered; what waits for an unreachable friend is not

@@ -114,7 +114,7 @@ struct Link {
     /// every byte.
     give_up_asked: Option<Instant>,
     /// We gave up on its messages while the friend's kernel held them all (a frozen friend):
-    /// it is half-closed and read until their end, or one more give-up time.
+    /// it is half-closed and read until their end (or the kernel finds their machine gone).
     gave_up: bool,
 }
 
@@ -208,9 +208,13 @@ impl Conversation {
             link.progress = now; // bytes wait to be written from now
         }
         self.outbox.push_back(batch);
-        if let Some(outage) = self.outage.as_ref().filter(|_| !self.is_connected()) {
-            let (reason, first) = (outage.reason.clone(), false);
-            let ids = ids.clone();
+        let reason = match &self.outage {
+            Some(outage) if !self.is_connected() => Some(outage.reason.clone()),
+            _ if self.gave_up() => Some(Reason::GaveUp(self.limits.give_up)),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            let (ids, first) = (ids.clone(), false);
             self.outputs
                 .push_back(Output::Waiting { ids, reason, first });
         }

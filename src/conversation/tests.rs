@@ -239,8 +239,14 @@ fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_re
     );
     assert!(c.gave_up());
     assert_eq!(c.tally().failed, 1);
-    // What is typed now waits behind the connection, and is not held against input.
+    // What is typed now waits behind the connection, says so, and is not held against input.
     assert_eq!(c.send(batch("a/later\n", 1), t1), Some(2..3));
+    let waiting = Output::Waiting {
+        ids: 2..3,
+        reason: Reason::GaveUp(60 * S),
+        first: false,
+    };
+    assert_eq!(outputs(&mut c), [waiting]);
     assert!(c.take_chunk(t1).is_none());
     assert!(!c.holds_up_input());
     // They resume: their confirmation revises the report, and their end lets the rest go, on
@@ -262,13 +268,13 @@ fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_re
     c.tick(t1 + 5 * S);
     assert_eq!(outputs(&mut c), [Output::Connect]);
 
-    // Still frozen one more give-up time later: closed, our kernel giving up on what it holds.
+    // Frozen for an hour: still kept (the kernel ends it if their machine is gone).
     let mut c = silent_until_the_give_up(t0);
     c.unacked(0, t1);
     outputs(&mut c);
-    assert_eq!(c.tick(t1 + S), Some(t1 + 60 * S));
-    c.tick(t1 + 60 * S);
-    assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
+    assert_eq!(c.tick(t1 + 3600 * S), None);
+    assert_eq!(outputs(&mut c), []);
+    assert!(c.gave_up());
 
     // A quit does not wait for them.
     let mut c = silent_until_the_give_up(t0);

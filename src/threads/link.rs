@@ -362,8 +362,7 @@ fn connect(peer: &Peer, timeout: Duration) -> Result<TcpStream, Reason> {
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => {
-                // Frames are written whole, so Nagle's algorithm would only add delay.
-                let _ = stream.set_nodelay(true);
+                sendq::tune(&stream, timeout);
                 return Ok(stream);
             }
             Err(e) => last = Some(Reason::connect(addr, &e, timeout)),

@@ -237,7 +237,7 @@ fn start(
         Err(_) if !addrs.is_empty() => return start(addrs, timeout, now),
         Err(e) => return Err(Reason::connect(addr, &e, timeout)),
     };
-    let _ = stream.set_nodelay(true);
+    sendq::tune(&stream, timeout);
     Ok(Connection {
         stream,
         addr,

@@ -46,7 +46,7 @@ pub enum Control {
     /// Shut down our writing side: we have nothing more to say. Confirmations still come.
     HalfClose,
     /// Close the connection now, gracefully, with what is still unwritten left unsent;
-    /// `give_up`: and what our kernel holds is not sent later (`sendq::drop_on_close`).
+    /// `give_up`: and what our kernel holds is not sent later (`sendq::close_writing`).
     Close { give_up: bool },
     /// How many written bytes has the friend's kernel not acknowledged?
     AskUnacked,

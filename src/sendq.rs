@@ -8,12 +8,12 @@
 //! again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
 //! confirmation that came before the write must reach the model before it, or a friend could
 //! confirm messages before they were sent. And when we give up on a connection, what our kernel
-//! still holds must not arrive later, after messages typed since ([`drop_on_close`]); while we
+//! still holds must not arrive later, after messages typed since ([`close_writing`]); while we
 //! keep one, the kernel's keepalive probes tell a frozen friend from a machine that is gone
 //! ([`tune`]). Both drivers call these; nothing else here touches a socket.
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -41,23 +41,26 @@ pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
     ask(socket, outq_not_sent)
 }
 
-/// Called before we close a connection we give up on: what the friend's kernel has not
-/// acknowledged is given up on too. Without this, our kernel would retry it for minutes and,
-/// once a network heals, deliver it after the messages sent since on a newer connection. With a
-/// TCP user timeout of a second (`DROP_AFTER_MS`), it drops the connection rather than retry bytes
-/// first sent longer ago than that (or probe a closed window for longer): a drop, not a reset,
-/// so what the friend's kernel already holds is still theirs to read, and the close's FIN keeps
-/// a second to be acknowledged on a lossy link.
-pub fn drop_on_close(socket: &impl AsRawFd) {
-    set(
-        socket,
-        libc::IPPROTO_TCP,
-        libc::TCP_USER_TIMEOUT,
-        DROP_AFTER_MS,
-    );
+/// Shuts down our writing side: the kernel sends what it holds, then a FIN. `give_up`: we give
+/// up on the connection, and on what the friend's kernel has not acknowledged. Without more, our
+/// kernel would retry that for minutes and, once a network heals, deliver it after the messages
+/// sent since on a newer connection; so a TCP user timeout of a second (`DROP_AFTER_MS`) makes
+/// it drop the connection rather than retry bytes first sent longer ago than that (or probe a
+/// closed window for longer): a drop, not a reset, so what the friend's kernel already holds is
+/// still theirs to read, and the FIN keeps a second to be acknowledged on a lossy link.
+pub fn close_writing(stream: &TcpStream, give_up: bool) {
+    if give_up {
+        set(
+            stream,
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            DROP_AFTER_MS,
+        );
+    }
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// See [`drop_on_close`].
+/// See [`close_writing`].
 const DROP_AFTER_MS: libc::c_int = 1000;
 
 /// Set on every connection we open. Frames are written whole, so Nagle's algorithm would only

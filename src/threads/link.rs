@@ -127,23 +127,19 @@ pub fn run(task: LinkTask) {
     // what our kernel had not yet sent. After our own close the kernel still sends its queue
     // (a FIN, never a reset), so that may yet arrive; when we give up, only for a second more.
     let mut unsent = received - written;
-    let reason = match end {
-        End::Asked { give_up } => {
-            if give_up {
-                sendq::drop_on_close(&stream);
-            }
-            None
-        }
+    let (reason, give_up) = match end {
+        End::Asked { give_up } => (None, give_up),
         End::Theirs(error) => {
             unsent += sendq::unsent(&stream).unwrap_or(0) as u64;
-            match error {
+            let reason = match error {
                 None if half_closed => None,
                 None => Some(Reason::ClosedByFriend),
                 Some(error) => Some(Reason::Broken(error)),
-            }
+            };
+            (reason, false)
         }
     };
-    let _ = stream.shutdown(Shutdown::Write);
+    sendq::close_writing(&stream, give_up);
     // Wake the ack reader (its `read` returns), and make its next hand-over fail, so it ends.
     let _ = stream.shutdown(Shutdown::Read);
     drop(acks);
@@ -259,7 +255,7 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
         match control {
             Control::HalfClose => {
                 self.half_closed = true;
-                let _ = self.stream.shutdown(Shutdown::Write);
+                sendq::close_writing(self.stream, false);
                 None
             }
             Control::Close { give_up } => Some(End::Asked { give_up }),

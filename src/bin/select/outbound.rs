@@ -6,7 +6,7 @@
 //! (confirmations, or the friend's end).
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
@@ -98,16 +98,13 @@ impl Link {
             Action::HalfClose => {
                 if let Some(conn) = &mut self.conn {
                     conn.half_closed = true;
-                    let _ = conn.stream.shutdown(Shutdown::Write);
+                    sendq::close_writing(&conn.stream, false);
                 }
             }
             // Gracefully: our kernel still sends what it holds, then a FIN (unless we give up).
             Action::Close { give_up } => {
                 if let Some(conn) = self.conn.take() {
-                    if give_up {
-                        sendq::drop_on_close(&conn.stream);
-                    }
-                    let _ = conn.stream.shutdown(Shutdown::Write);
+                    sendq::close_writing(&conn.stream, give_up);
                     talk.ended(conn.unwritten.len() as u64, None, now);
                 }
             }

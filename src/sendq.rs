@@ -3,7 +3,8 @@
 //!
 //! A [`Conversation`](crate::conversation::Conversation) needs two facts only the kernel has:
 //! how many written bytes the friend's kernel has not acknowledged yet (`SIOCOUTQ`: none, and a
-//! friend who never confirms runs a program that does not), and how many have not even been
+//! friend who never confirms runs a program that does not; none at `--give-up`, and a friend
+//! who stopped confirming is frozen, their machine holding all we sent), and how many have not even been
 //! sent (`SIOCOUTQNSD`: when a connection breaks, those certainly did not arrive, and are sent
 //! again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
 //! confirmation that came before the write must reach the model before it, or a friend could

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::outbox::Flight;
-use super::{Conn, Conversation, Kind, Output, Reason};
+use super::{Conn, Conversation, GivingUp, Kind, Output, Reason};
 
 /// The time limits (the command line's options make them: `cli::Options::limits`).
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +71,14 @@ impl Conversation {
                     // Giving up asks the kernel first (`give_up` acts on its answer); with no
                     // answer, it closes.
                     if next.due(since + limits.give_up, now) {
-                        let asked = *link.give_up_asked.get_or_insert_with(|| {
-                            self.outputs.push_back(Output::AskUnacked);
-                            now
-                        });
+                        let asked = match link.giving_up {
+                            GivingUp::Asked(at) => at,
+                            _ => {
+                                link.giving_up = GivingUp::Asked(now);
+                                self.outputs.push_back(Output::AskUnacked);
+                                now
+                            }
+                        };
                         if next.due(asked + limits.ack, now) {
                             link.closing = Some(Some(Reason::GaveUp(limits.give_up)));
                             self.outputs.push_back(Output::Close { give_up: true });
@@ -116,7 +120,7 @@ impl Conversation {
                         // friend we gave up on reads what they hold when they resume, however
                         // long that takes (the kernel's keepalive probes end the connection if
                         // their machine is gone), but a quit does not wait for them.
-                        let give_up = link.gave_up;
+                        let give_up = link.giving_up == GivingUp::Kept;
                         let at = match () {
                             _ if !give_up => Some(half + limits.ack),
                             _ if self.quitting => Some(now),

@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::outbox::Flight;
-use super::{Conn, Conversation, FIRST_BACKOFF, Fate, Kind, MAX_BACKOFF, Outage, Output, Reason};
+use super::{
+    Conn, Conversation, FIRST_BACKOFF, Fate, GivingUp, Kind, MAX_BACKOFF, Outage, Output, Reason,
+};
 
 impl Conversation {
     /// The connection has ended. `unsent` bytes at its end were never sent (still in our queue,
@@ -74,13 +76,18 @@ impl Conversation {
         let Conn::Open(link) = &mut self.conn else {
             return;
         };
+        // Nothing left to give up on (their messages just counted as sent, say).
+        if self.flight.is_empty() {
+            link.giving_up = GivingUp::No;
+            return;
+        }
         let reason = Reason::GaveUp(self.limits.give_up);
         if !all_taken {
             link.closing = Some(Some(reason));
             self.outputs.push_back(Output::Close { give_up: true });
             return;
         }
-        link.gave_up = true;
+        link.giving_up = GivingUp::Kept;
         link.half_closed_at = Some(now);
         // Reported now, and still open to revision: `settle_front` closes the runs it counts.
         let (sent_from, lost_from) = (self.sent_from, self.flight_from);

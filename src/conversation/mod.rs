@@ -110,12 +110,19 @@ struct Link {
     half_closed_at: Option<Instant>,
     /// We asked the driver to close, for this reason (`None`: a normal close).
     closing: Option<Option<Reason>>,
-    /// The give-up deadline passed then, and we asked the kernel whether the friend's has
-    /// every byte.
-    give_up_asked: Option<Instant>,
+    giving_up: GivingUp,
+}
+
+/// Where giving up on a connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GivingUp {
+    /// Confirmations come, or the give-up deadline has not passed.
+    No,
+    /// The deadline passed then, and we asked the kernel whether the friend's has every byte.
+    Asked(Instant),
     /// We gave up on its messages while the friend's kernel held them all (a frozen friend):
     /// it is half-closed and read until their end (or the kernel finds their machine gone).
-    gave_up: bool,
+    Kept,
 }
 
 #[derive(Debug)]
@@ -239,8 +246,7 @@ impl Conversation {
             asked_at: None,
             half_closed_at: None,
             closing: None,
-            give_up_asked: None,
-            gave_up: false,
+            giving_up: GivingUp::No,
         }));
     }
 
@@ -323,7 +329,9 @@ impl Conversation {
         link.confirmations += count;
         link.confirmed_at = Some(now);
         link.warned = false;
-        link.give_up_asked = None;
+        if let GivingUp::Asked(_) = link.giving_up {
+            link.giving_up = GivingUp::No;
+        }
         if self.kind != Kind::Confirms {
             self.kind = Kind::Confirms;
             self.outputs.push_back(Output::Learned(Kind::Confirms));
@@ -355,13 +363,13 @@ impl Conversation {
         };
         link.asked_at = Some(now);
         let all_written = link.written == link.handed;
-        let giving_up = link.give_up_asked.is_some() && link.closing.is_none() && !link.gave_up;
+        let giving_up = matches!(link.giving_up, GivingUp::Asked(_)) && link.closing.is_none();
         if bytes == 0 && self.kind == Kind::Unknown && all_written {
             self.kind = Kind::Classic;
             self.outputs.push_back(Output::Learned(Kind::Classic));
             self.settle_written_as_sent();
         }
-        if giving_up && !self.flight.is_empty() {
+        if giving_up {
             self.give_up(bytes == 0 && all_written, now);
         }
     }
@@ -409,7 +417,7 @@ impl Conversation {
 
     /// Whether the connection is one we gave up on, kept for the friend to read.
     pub fn gave_up(&self) -> bool {
-        matches!(&self.conn, Conn::Open(link) if link.gave_up)
+        matches!(&self.conn, Conn::Open(link) if link.giving_up == GivingUp::Kept)
     }
 
     pub fn tally(&self) -> Tally {
@@ -462,7 +470,7 @@ impl Conversation {
     /// The friend cannot be reached, or takes nothing: a full outbox refuses rather than waits.
     fn refuses_when_full(&self) -> bool {
         match &self.conn {
-            Conn::Open(link) => link.stalled || link.gave_up,
+            Conn::Open(link) => link.stalled || link.giving_up == GivingUp::Kept,
             _ => self.outage.is_some(),
         }
     }

@@ -88,6 +88,7 @@ fn outbound(talk: &Conversation, now: Instant) -> String {
     match talk.link_view() {
         LinkView::Connecting => "connecting".to_string(),
         LinkView::Closing => "closing".to_string(),
+        LinkView::Kept => "kept (frozen?)".to_string(),
         LinkView::Busy(n) => format!("{n} unconfirmed"),
         LinkView::Idle(at) => format!("idle {}s", secs_until(at, now)),
         LinkView::None => match talk.outage() {

@@ -86,6 +86,8 @@ pub enum LinkView {
     /// Open and idle: it closes at this instant.
     Idle(Instant),
     Closing,
+    /// Given up on, kept for a frozen friend to read.
+    Kept,
 }
 
 /// One open connection.
@@ -451,6 +453,9 @@ impl Conversation {
         match &self.conn {
             Conn::Down => LinkView::None,
             Conn::Connecting => LinkView::Connecting,
+            Conn::Open(link) if link.giving_up == GivingUp::Kept && link.closing.is_none() => {
+                LinkView::Kept
+            }
             Conn::Open(link) if link.half_closed_at.is_some() || link.closing.is_some() => {
                 LinkView::Closing
             }

@@ -238,6 +238,7 @@ fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_re
         [settled(1..2, lost.clone()), Output::HalfClose]
     );
     assert!(c.gave_up());
+    assert_eq!(c.link_view(), LinkView::Kept);
     assert_eq!(c.tally().failed, 1);
     // What is typed now waits behind the connection, says so, and is not held against input.
     assert_eq!(c.send(batch("a/later\n", 1), t1), Some(2..3));

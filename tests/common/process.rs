@@ -100,14 +100,43 @@ fn all_threads_stopped(pid: u32) -> bool {
         return true; // gone
     };
     tasks.flatten().all(|task| {
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // The state follows the command name, which is in parentheses.
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.trim().chars().next());
-        matches!(state, Some('T') | Some('t') | None)
+        let state = stat_fields(&task.path()).map(|f| f[0].clone());
+        matches!(state.as_deref(), Some("T") | Some("t") | None)
     })
+}
+
+/// Kills every process in the process group `pgid` (a tmux pane's shell and the peer it runs)
+/// and waits, up to two seconds, until none of them runs. A peer whose terminal goes away quits
+/// in its own time, delivering what it still holds, and keeps its port until then: long enough
+/// for a test that starts next to be refused that port.
+pub fn kill_group(pgid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while group_runs(pgid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Whether a process of group `pgid` is still there and not a zombie (which holds no socket).
+fn group_runs(pgid: u32) -> bool {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let pgid = pgid.to_string();
+    processes.flatten().any(|process| {
+        stat_fields(&process.path()).is_some_and(|f| f.len() > 2 && f[2] == pgid && f[0] != "Z")
+    })
+}
+
+/// The fields of `dir/stat` after the command name (which is in parentheses and may hold
+/// spaces): the state first, then the parent, then the process group.
+fn stat_fields(dir: &Path) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
 /// A directory of its own under the system temp dir, removed on drop.

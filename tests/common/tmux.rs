@@ -49,7 +49,17 @@ impl TmuxServer {
 }
 
 impl Drop for TmuxServer {
+    /// Kills what each pane runs, then the server. A killed server only hangs up on its panes,
+    /// and a peer told its terminal is gone quits in its own time, holding its port meanwhile.
     fn drop(&mut self) {
+        let panes = self.run(&["list-panes", "-a", "-F", "#{pane_pid}"]);
+        let panes = panes.map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+        for pane in panes.iter().flat_map(|text| text.split_whitespace()) {
+            // Each pane runs in a session and process group of its own, led by its first process.
+            if let Ok(pgid) = pane.parse() {
+                super::kill_group(pgid);
+            }
+        }
         let _ = self.run(&["kill-server"]);
     }
 }

@@ -95,6 +95,7 @@ impl Options {
             idle: self.idle_timeout,
             ack: self.ack_timeout,
             give_up: self.give_up,
+            connect: self.connect_timeout,
             write: self.write_timeout,
         }
     }

@@ -14,6 +14,7 @@
 pub use crate::conversation::Reason;
 pub use crate::frame::Batch;
 use crate::peers::PeerId;
+use crate::sendq::Closing;
 
 /// What the console asks of the dispatcher.
 #[derive(Debug)]
@@ -43,11 +44,12 @@ pub struct Typed {
 /// matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
-    /// Shut down our writing side: we have nothing more to say. Confirmations still come.
-    HalfClose,
-    /// Close the connection now, gracefully, with what is still unwritten left unsent;
-    /// `give_up`: and what our kernel holds is not sent later (`sendq::close_writing`).
-    Close { give_up: bool },
+    /// Shut down our writing side, as `Closing` says: we have nothing more to say.
+    /// Confirmations still come.
+    HalfClose(Closing),
+    /// Close the connection now, gracefully, as `Closing` says, with what is still unwritten
+    /// left unsent.
+    Close(Closing),
     /// How many written bytes has the friend's kernel not acknowledged?
     AskUnacked,
 }

@@ -14,6 +14,7 @@ use crate::inbound::Inbound;
 use crate::narrator::Narrator;
 use crate::peers::{PeerId, PeerTable};
 use crate::roster;
+use crate::sendq::Closing;
 use crate::terminal::Screen;
 use crate::terminal::term;
 
@@ -22,11 +23,10 @@ use crate::terminal::term;
 pub enum Action {
     /// Open a connection, then tell the model `connected` or `connect_failed`.
     Connect,
-    /// Shut down the writing side of the connection.
-    HalfClose,
-    /// Close the connection gracefully, then tell the model `ended`; `give_up` as in
-    /// [`Output::Close`].
-    Close { give_up: bool },
+    /// Shut down the writing side of the connection, as `Closing` says.
+    HalfClose(Closing),
+    /// Close the connection gracefully, as `Closing` says, then tell the model `ended`.
+    Close(Closing),
     /// Ask the kernel how many written bytes the friend's kernel has not acknowledged, and tell
     /// the model `unacked`.
     AskUnacked,
@@ -73,17 +73,19 @@ impl Friends {
         while let Some(output) = self.talks[peer.0].poll_output() {
             let action = match output {
                 Output::Connect => Action::Connect,
-                Output::HalfClose => {
-                    match () {
-                        _ if self.talks[peer.0].gave_up() => self.narrator.kept_for_reading(peer),
-                        _ if self.quit_by.is_none() => {
-                            self.narrator.closing_idle(peer, self.limits.idle)
-                        }
-                        _ => {}
-                    }
-                    Action::HalfClose
+                Output::HalfClose { kept: true } => {
+                    self.narrator.kept_for_reading(peer);
+                    let answer = self.limits.connect;
+                    Action::HalfClose(Closing::Kept { answer })
                 }
-                Output::Close { give_up } => Action::Close { give_up },
+                Output::HalfClose { kept: false } => {
+                    if self.quit_by.is_none() {
+                        self.narrator.closing_idle(peer, self.limits.idle);
+                    }
+                    Action::HalfClose(Closing::Done)
+                }
+                Output::Close { give_up: true } => Action::Close(Closing::GiveUp),
+                Output::Close { give_up: false } => Action::Close(Closing::Done),
                 Output::AskUnacked => Action::AskUnacked,
                 report => {
                     let talk = &self.talks[peer.0];

@@ -32,8 +32,8 @@
 //!   - [`link`](threads::link): one per connection we open, owning it; connects, writes,
 //!     half-closes, and (with its ack reader thread) passes on the friend's confirmations. It
 //!     decides nothing; [`sendq`] asks the kernel what is still in the connection's send queue,
-//!     sets keepalive, and on a close that gives up tells the kernel to drop what it holds
-//!     rather than send it late.
+//!     sets keepalive, and on a close bounds how long the kernel tries to send what it holds
+//!     (given up on, it must not arrive late).
 //!   - [`acceptor`](threads::acceptor): blocks in `accept`, admits connections under a cap,
 //!     spawns a reader for each.
 //!   - [`reader`](threads::reader): one per inbound connection; decodes frames, prints them,

@@ -257,7 +257,10 @@ impl Narrator {
                 reason: Some(reason),
                 ..
             } => info!("our connection to {} ended: {reason}", who.name),
-            Output::Connect | Output::HalfClose | Output::Close { .. } | Output::AskUnacked => {}
+            Output::Connect
+            | Output::HalfClose { .. }
+            | Output::Close { .. }
+            | Output::AskUnacked => {}
         }
     }
 }

@@ -129,6 +129,7 @@ mod tests {
             idle: 30 * second,
             ack: 5 * second,
             give_up: 60 * second,
+            connect: 5 * second,
             write: 5 * second,
         };
         // A friend who cannot be reached, retried at the longest backoff: the widest state.

@@ -3,15 +3,16 @@
 //!
 //! A [`Conversation`](crate::conversation::Conversation) needs two facts only the kernel has:
 //! how many written bytes the friend's kernel has not acknowledged yet (`SIOCOUTQ`: none, and a
-//! friend who never confirms runs a program that does not; none at `--give-up`, and a friend
-//! who stopped confirming is frozen, their machine holding all we sent), and how many have not even been
-//! sent (`SIOCOUTQNSD`: when a connection breaks, those certainly did not arrive, and are sent
-//! again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
+//! friend who never confirms runs a program that does not; none at `--give-up`, and a friend who
+//! stopped confirming is frozen, their machine holding all we sent), and how many have not even
+//! been sent (`SIOCOUTQNSD`: when a connection breaks, those certainly did not arrive, and are
+//! sent again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
 //! confirmation that came before the write must reach the model before it, or a friend could
-//! confirm messages before they were sent. And when we give up on a connection, what our kernel
-//! still holds must not arrive later, after messages typed since ([`close_writing`]); while we
-//! keep one, the kernel's keepalive probes tell a frozen friend from a machine that is gone
-//! ([`tune`]). Both drivers call these; nothing else here touches a socket.
+//! confirm messages before they were sent. And a close says how long the kernel may try to get
+//! what it holds across ([`close_writing`]): given up on, it must not arrive later, after
+//! messages typed since; kept for a frozen friend, the kernel's keepalive probes ([`tune`]), and
+//! a bound as long on the FIN, tell a frozen friend from a machine that is gone. Both drivers
+//! call these; nothing else here touches a socket.
 
 use std::io;
 use std::net::{Shutdown, TcpStream};
@@ -42,41 +43,62 @@ pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
     ask(socket, outq_not_sent)
 }
 
-/// Shuts down our writing side: the kernel sends what it holds, then a FIN. `give_up`: we give
-/// up on the connection, and on what the friend's kernel has not acknowledged. Without more, our
-/// kernel would retry that for minutes and, once a network heals, deliver it after the messages
-/// sent since on a newer connection; so a TCP user timeout of a second (`DROP_AFTER_MS`) makes
-/// it drop the connection rather than retry bytes first sent longer ago than that (or probe a
-/// closed window for longer): a drop, not a reset, so what the friend's kernel already holds is
-/// still theirs to read, and the FIN keeps a second to be acknowledged on a lossy link.
-pub fn close_writing(stream: &TcpStream, give_up: bool) {
-    if give_up {
-        set(
-            stream,
-            libc::IPPROTO_TCP,
-            libc::TCP_USER_TIMEOUT,
-            DROP_AFTER_MS,
-        );
+/// How we close our writing side, which says how long our kernel may go on trying to get what
+/// it holds (the bytes it has not sent, or that the friend's kernel has not acknowledged, and
+/// the FIN after them) across.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// We have nothing more to say: as long as it takes.
+    Done,
+    /// The connection is kept for a frozen friend whose kernel holds all we sent (`answer`:
+    /// `--connect-timeout`): as long as keepalive waits for an answer ([`tune`]). Keepalive
+    /// does not probe while the FIN is on its way, so without this a machine that stopped
+    /// answering just then would keep the connection, and what waits behind it, for the
+    /// kernel's many minutes of retries.
+    Kept { answer: Duration },
+    /// We give up on the connection, and on what the friend's kernel has not acknowledged: a
+    /// second. Left to retry for minutes, our kernel would deliver it once a network heals,
+    /// after the messages sent since on a newer connection.
+    GiveUp,
+}
+
+/// Shuts down our writing side: the kernel sends what it holds, then a FIN, for as long as
+/// `closing` allows. That bound is a TCP user timeout: the kernel drops the connection rather
+/// than retry bytes first sent longer ago (or probe a closed window for longer); a drop, not a
+/// reset, so what the friend's kernel already holds is still theirs to read.
+pub fn close_writing(stream: &TcpStream, closing: Closing) {
+    let drop_after = match closing {
+        Closing::Done => None,
+        Closing::Kept { answer } => Some((1 + PROBES) * keepalive_secs(answer) * 1000),
+        Closing::GiveUp => Some(1000),
+    };
+    if let Some(ms) = drop_after {
+        set(stream, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms);
     }
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// See [`close_writing`].
-const DROP_AFTER_MS: libc::c_int = 1000;
-
 /// Set on every connection we open. Frames are written whole, so Nagle's algorithm would only
 /// add delay. And once nothing is on its way, the kernel sends keepalive probes `answer` apart
-/// (in whole seconds) after `answer` of quiet, and ends the connection when three in a row go
+/// (in whole seconds) after `answer` of quiet, and ends the connection when [`PROBES`] in a row go
 /// unanswered: a frozen friend's kernel answers them, a machine that is gone does not. (While
 /// bytes are on their way their retransmissions do that job, and the model's deadlines too.)
 pub fn tune(stream: &TcpStream, answer: Duration) {
     let _ = stream.set_nodelay(true);
-    let secs = answer.as_secs_f64().ceil().max(1.0) as libc::c_int;
+    let secs = keepalive_secs(answer);
     set(stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
     set(stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
     set(stream, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs);
-    set(stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    set(stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, PROBES);
 }
+
+/// The quiet before the first keepalive probe and between probes: `answer` in whole seconds.
+fn keepalive_secs(answer: Duration) -> libc::c_int {
+    answer.as_secs_f64().ceil().max(1.0) as libc::c_int
+}
+
+/// Unanswered keepalive probes that end a connection.
+const PROBES: libc::c_int = 3;
 
 /// One socket option with an `int` value. A failure leaves the kernel's default: none of these
 /// is needed for a message to arrive.

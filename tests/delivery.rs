@@ -496,38 +496,54 @@ fn a_network_that_vanishes_past_the_ack_timeout_and_heals_delivers_everything_on
 
 #[test]
 fn a_connection_kept_for_a_frozen_friend_ends_when_their_machine_stops_answering() {
-    common::both(|program| {
-        let options = [
-            "--ack-timeout",
-            "1",
-            "--give-up",
-            "2",
-            "--connect-timeout",
-            "1",
-        ];
-        let (netns, _dir, mut alice, mut bob) = apart(program, &options);
-        alice.send("bob/over the wire");
-        bob.expect_line("[alice] over the wire");
-        alice.wait_settled("bob", 1);
+    common::both(|program| kept_for_a_frozen_friend_then_gone(program, false));
+}
 
-        // Frozen past --give-up: the connection is kept for bob to read.
-        bob.signal("-STOP");
-        alice.send("bob/frozen?");
-        alice.expect_stderr("bob's machine holds all we sent");
-        alice.send("bob/typed while frozen");
-        // Then bob's machine is gone, as far as alice can tell (once it has acknowledged her
-        // FIN): the kernel's keepalive probes go unanswered, and the connection ends.
+#[test]
+fn a_connection_kept_for_a_frozen_friend_ends_when_their_machine_stops_answering_before_our_fin() {
+    common::both(|program| kept_for_a_frozen_friend_then_gone(program, true));
+}
+
+/// Bob frozen past `--give-up`, the connection kept for him to read; then his machine goes
+/// quiet: once it has acknowledged alice's FIN (the kernel's keepalive probes go unanswered),
+/// or `before_our_fin`, with everything but the FIN acknowledged (the FIN's retransmissions go
+/// unanswered, and keepalive does not probe while they go). Either way the connection ends in
+/// seconds, and what waited behind it goes once bob is back.
+fn kept_for_a_frozen_friend_then_gone(program: &str, before_our_fin: bool) {
+    let options = [
+        "--ack-timeout",
+        "1",
+        "--give-up",
+        "3",
+        "--connect-timeout",
+        "1",
+    ];
+    let (netns, _dir, mut alice, mut bob) = apart(program, &options);
+    alice.send("bob/over the wire");
+    bob.expect_line("[alice] over the wire");
+    alice.wait_settled("bob", 1);
+
+    // Frozen past --give-up: the connection is kept for bob to read.
+    bob.signal("-STOP");
+    alice.send("bob/frozen?");
+    if before_our_fin {
+        wait_for_everything_acknowledged(&netns.names[0]);
+        netns.silence(1, true);
+    }
+    alice.expect_stderr("bob's machine holds all we sent");
+    alice.send("bob/typed while frozen");
+    if !before_our_fin {
         wait_for_no_unacked_connection(&netns.names[0]);
         netns.silence(1, true);
-        alice.expect_stderr("our connection to bob ended");
-        bob.signal("-CONT");
-        bob.expect_line("[alice] frozen?");
-        // Back: what waited goes on a new connection.
-        netns.silence(1, false);
-        bob.expect_line("[alice] typed while frozen");
-        alice.expect_settled("bob", 2, 0, 1);
-        drop((alice, bob)); // kill both before the namespaces go
-    });
+    }
+    alice.expect_stderr("our connection to bob ended");
+    bob.signal("-CONT");
+    bob.expect_line("[alice] frozen?");
+    // Back: what waited goes on a new connection.
+    netns.silence(1, false);
+    bob.expect_line("[alice] typed while frozen");
+    alice.expect_settled("bob", 2, 0, 1);
+    drop((alice, bob)); // kill both before the namespaces go
 }
 
 #[test]
@@ -558,19 +574,38 @@ fn what_was_given_up_on_is_never_sent_late_after_newer_messages() {
 /// Waits until no connection in namespace `netns` has sent a FIN that is not yet acknowledged,
 /// which is how a connection closed with bytes still in flight waits.
 fn wait_for_no_unacked_connection(netns: &str) {
+    wait_for_connections(netns, "fin-wait-1", "still waits to send", str::is_empty);
+}
+
+/// Waits until namespace `netns` has an established connection, and every byte written on
+/// each has been acknowledged (its send queue, the second column, is empty).
+fn wait_for_everything_acknowledged(netns: &str) {
+    wait_for_connections(
+        netns,
+        "established",
+        "holds unacknowledged bytes",
+        |listed| {
+            let mut queues = listed.lines().map(|l| l.split_whitespace().nth(1));
+            !listed.is_empty() && queues.all(|q| q == Some("0"))
+        },
+    );
+}
+
+/// Waits until `ss`'s list of the TCP connections in `state` in namespace `netns` passes `ok`.
+fn wait_for_connections(netns: &str, state: &str, failing: &str, ok: impl Fn(&str) -> bool) {
     let deadline = std::time::Instant::now() + common::PATIENCE;
     loop {
         let out = Command::new("ip")
-            .args(["netns", "exec", netns, "ss", "-tnH", "state", "fin-wait-1"])
+            .args(["netns", "exec", netns, "ss", "-tnH", "state", state])
             .output()
             .expect("run ss");
         let listed = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if listed.is_empty() {
+        if ok(&listed) {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "a connection still waits to send: {listed}"
+            "a connection {failing}: {listed}"
         );
         thread::sleep(Duration::from_millis(20));
     }

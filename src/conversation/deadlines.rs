@@ -17,6 +17,9 @@ pub struct Limits {
     pub ack: Duration,
     /// Give up on a connection that has confirmed nothing for this long.
     pub give_up: Duration,
+    /// How long a friend's machine has to answer (`--connect-timeout`): a connection, and the
+    /// keepalive probes of one kept for a frozen friend.
+    pub connect: Duration,
     /// A connection that took none of our bytes for this long is stalled.
     pub write: Duration,
 }
@@ -24,8 +27,8 @@ pub struct Limits {
 impl Limits {
     /// How long quitting waits for the links before it reports what they still hold: a connect,
     /// a write and a confirmation's time, and a second more.
-    pub fn quit_wait(&self, connect: Duration) -> Duration {
-        connect + self.write + self.ack + Duration::from_secs(1)
+    pub fn quit_wait(&self) -> Duration {
+        self.connect + self.write + self.ack + Duration::from_secs(1)
     }
 }
 
@@ -112,7 +115,7 @@ impl Conversation {
                         };
                         if next.due(at, now) {
                             link.half_closed_at = Some(now);
-                            self.outputs.push_back(Output::HalfClose);
+                            self.outputs.push_back(Output::HalfClose { kept: false });
                         }
                     }
                     Some(half) if unconfirmed == 0 => {

@@ -94,7 +94,7 @@ impl Conversation {
         let unconfirmed = self.flight.iter().map(Flight::count).sum();
         self.settle_front(unconfirmed, Fate::MaybeLost(reason.clone()));
         (self.sent_from, self.lost_from) = (sent_from, lost_from);
-        self.outputs.push_back(Output::HalfClose);
+        self.outputs.push_back(Output::HalfClose { kept: true });
         // What was typed and not yet sent waits behind the connection.
         if self.outbox.messages > 0 {
             let (ids, first) = (self.outbox_from..self.next_id, false);

@@ -13,6 +13,7 @@ fn limits() -> Limits {
         idle: 30 * S,
         ack: 5 * S,
         give_up: 60 * S,
+        connect: 5 * S,
         write: 5 * S,
     }
 }
@@ -64,7 +65,7 @@ fn a_confirmed_message_is_delivered_and_the_idle_connection_half_closes_then_clo
     // The idle close comes exactly the idle timeout after the message was taken and written.
     assert_eq!(c.tick(t0 + S), Some(t0 + 30 * S));
     assert_eq!(c.tick(t0 + 30 * S), None);
-    assert_eq!(outputs(&mut c), [Output::HalfClose]);
+    assert_eq!(outputs(&mut c), [Output::HalfClose { kept: false }]);
     assert_eq!(c.link_view(), LinkView::Closing);
     // Their end normally comes at once; without it we close after the ack timeout.
     assert_eq!(c.tick(t0 + 31 * S), Some(t0 + 35 * S));
@@ -98,9 +99,10 @@ fn the_idle_close_counts_from_the_last_byte_written_not_from_when_it_was_taken()
     c.confirmations(&[ACK_SHOWN], now);
     assert_eq!(c.tick(now + S), Some(now + 30 * S));
     assert_eq!(c.link_view(), LinkView::Idle(now + 30 * S));
-    assert!(!outputs(&mut c).contains(&Output::HalfClose));
+    let half_close = |o: &Output| matches!(o, Output::HalfClose { .. });
+    assert!(!outputs(&mut c).iter().any(half_close));
     c.tick(now + 30 * S);
-    assert_eq!(outputs(&mut c), [Output::HalfClose]);
+    assert_eq!(outputs(&mut c), [Output::HalfClose { kept: false }]);
 }
 
 #[test]
@@ -235,7 +237,10 @@ fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_re
     let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
     assert_eq!(
         outputs(&mut c),
-        [settled(1..2, lost.clone()), Output::HalfClose]
+        [
+            settled(1..2, lost.clone()),
+            Output::HalfClose { kept: true }
+        ]
     );
     assert!(c.gave_up());
     assert_eq!(c.link_view(), LinkView::Kept);
@@ -342,7 +347,7 @@ fn a_friend_who_never_confirms_is_learned_classic_and_a_late_confirmation_upgrad
     // Quitting does not wait for them: the connection half-closes at once.
     c.quit();
     c.tick(t0 + 11 * S);
-    assert_eq!(outputs(&mut c), [Output::HalfClose]);
+    assert_eq!(outputs(&mut c), [Output::HalfClose { kept: false }]);
     // A confirmation after all moves the oldest sent message to delivered, once.
     c.confirmations(&[ACK_SHOWN], t0 + 12 * S);
     assert_eq!(
@@ -548,7 +553,10 @@ fn a_friend_who_closes_after_our_end_without_confirming_is_classic_and_got_every
     let t0 = Instant::now();
     let mut c = open_with(2, t0);
     c.tick(t0 + 30 * S);
-    assert_eq!(outputs(&mut c), [Output::AskUnacked, Output::HalfClose]);
+    assert_eq!(
+        outputs(&mut c),
+        [Output::AskUnacked, Output::HalfClose { kept: false }]
+    );
     // They read to our end of file and closed: no confirmation ever came.
     c.ended(0, None, t0 + 30 * S);
     assert_eq!(

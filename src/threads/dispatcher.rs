@@ -278,8 +278,8 @@ impl Dispatcher {
                     self.spawn_link(peer);
                     continue;
                 }
-                Action::HalfClose => Control::HalfClose,
-                Action::Close { give_up } => Control::Close { give_up },
+                Action::HalfClose(closing) => Control::HalfClose(closing),
+                Action::Close(closing) => Control::Close(closing),
                 Action::AskUnacked => Control::AskUnacked,
             };
             if let Some(link) = &self.links[peer.0] {
@@ -339,10 +339,7 @@ impl Dispatcher {
     /// after the quit's wait, the models give up on them (a link thread may be blocked on a
     /// stalled friend: it is left to end with the process).
     fn begin_quit(&mut self) {
-        let wait = self
-            .settings
-            .limits
-            .quit_wait(self.settings.connect_timeout);
+        let wait = self.settings.limits.quit_wait();
         self.friends.quit(Instant::now(), wait);
     }
 

@@ -29,7 +29,7 @@ use crate::error::is_timeout;
 use crate::event::{Batch, Control, Event, LinkId, LinkReport, Reason};
 use crate::frame::{ACK_DROPPED, ACK_SHOWN, Written};
 use crate::peers::{Peer, PeerId};
-use crate::sendq;
+use crate::sendq::{self, Closing};
 use crate::stages::{self, Stage};
 
 /// The longest a write waits for the ack reader to pass on what has arrived: it reads at once,
@@ -59,8 +59,8 @@ enum Ack {
 
 /// How the link's work ended.
 enum End {
-    /// The dispatcher asked for the close (or is gone), giving up on what is left or not.
-    Asked { give_up: bool },
+    /// The dispatcher asked for the close (or is gone).
+    Asked(Closing),
     /// The friend ended the connection: their end of file (`None`) or an error.
     Theirs(Option<String>),
 }
@@ -127,8 +127,8 @@ pub fn run(task: LinkTask) {
     // what our kernel had not yet sent. After our own close the kernel still sends its queue
     // (a FIN, never a reset), so that may yet arrive; when we give up, only for a second more.
     let mut unsent = received - written;
-    let (reason, give_up) = match end {
-        End::Asked { give_up } => (None, give_up),
+    let (reason, closing) = match end {
+        End::Asked(closing) => (None, closing),
         End::Theirs(error) => {
             unsent += sendq::unsent(&stream).unwrap_or(0) as u64;
             let reason = match error {
@@ -136,10 +136,10 @@ pub fn run(task: LinkTask) {
                 None => Some(Reason::ClosedByFriend),
                 Some(error) => Some(Reason::Broken(error)),
             };
-            (reason, false)
+            (reason, Closing::Done)
         }
     };
-    sendq::close_writing(&stream, give_up);
+    sendq::close_writing(&stream, closing);
     // Wake the ack reader (its `read` returns), and make its next hand-over fail, so it ends.
     let _ = stream.shutdown(Shutdown::Read);
     drop(acks);
@@ -234,10 +234,10 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
                             return end;
                         }
                     }
-                    Err(_) => return End::Asked { give_up: false }, // the dispatcher is gone
+                    Err(_) => return End::Asked(Closing::Done), // the dispatcher is gone
                 },
                 recv(self.control) -> control => {
-                    if let Some(end) = self.obey(control.unwrap_or(Control::Close { give_up: false })) {
+                    if let Some(end) = self.obey(control.unwrap_or(Control::Close(Closing::Done))) {
                         return end;
                     }
                 }
@@ -253,12 +253,12 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
     /// Carries out a control; returns how the link ends, if it does.
     fn obey(&mut self, control: Control) -> Option<End> {
         match control {
-            Control::HalfClose => {
+            Control::HalfClose(closing) => {
                 self.half_closed = true;
-                sendq::close_writing(self.stream, false);
+                sendq::close_writing(self.stream, closing);
                 None
             }
-            Control::Close { give_up } => Some(End::Asked { give_up }),
+            Control::Close(closing) => Some(End::Asked(closing)),
             Control::AskUnacked => {
                 // An error is no answer: never claim the friend's kernel has everything.
                 if let Ok(n) = sendq::unacked(self.stream) {

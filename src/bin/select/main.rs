@@ -367,7 +367,7 @@ impl Chat {
     /// Starts the quit: the models deliver what they can, within the quit's wait, and report
     /// the rest; nothing new.
     fn quit(&mut self, now: Instant) {
-        let wait = self.limits.quit_wait(self.options.connect_timeout);
+        let wait = self.limits.quit_wait();
         self.friends.quit(now, wait);
     }
 

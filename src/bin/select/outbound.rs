@@ -95,16 +95,16 @@ impl Link {
                 Ok(conn) => self.conn = Some(conn),
                 Err(reason) => talk.connect_failed(reason, now),
             },
-            Action::HalfClose => {
+            Action::HalfClose(closing) => {
                 if let Some(conn) = &mut self.conn {
                     conn.half_closed = true;
-                    sendq::close_writing(&conn.stream, false);
+                    sendq::close_writing(&conn.stream, closing);
                 }
             }
             // Gracefully: our kernel still sends what it holds, then a FIN (unless we give up).
-            Action::Close { give_up } => {
+            Action::Close(closing) => {
                 if let Some(conn) = self.conn.take() {
-                    sendq::close_writing(&conn.stream, give_up);
+                    sendq::close_writing(&conn.stream, closing);
                     talk.ended(conn.unwritten.len() as u64, None, now);
                 }
             }

@@ -83,7 +83,7 @@ impl World {
         while let Some(output) = self.c.poll_output() {
             match output {
                 Output::Connect => self.connecting = true,
-                Output::HalfClose => self.half_closed = true,
+                Output::HalfClose { .. } => self.half_closed = true,
                 // A graceful close: what their kernel holds is still read, and what is on its
                 // way gets there too, unless we give up on it (our kernel drops it).
                 Output::Close { give_up } => {

@@ -723,27 +723,62 @@ fn a_friend_who_reads_nothing_of_60_mb_holds_up_input_only_until_stalled_on_one_
 #[test]
 fn a_second_ctrl_c_quits_at_once_and_still_reports_what_was_unconfirmed() {
     common::both(|program| {
-        let group = Group::new(&["alice", "bob"]);
-        let mut bob = group.start("bob", &[]);
-        let mut alice = group.start_program(program, "alice", &[]);
-        alice.send("bob/hello");
-        bob.expect_line("[alice] hello");
-        alice.wait_settled("bob", 1); // bob has confirmed, so the quit waits for him
-        bob.signal("-STOP");
-        alice.send("bob/unconfirmed");
-        alice.interrupt();
-        alice.expect_stderr("interrupted");
+        let (mut alice, bob) = quitting_with_bob_frozen(program);
         alice.interrupt();
         let status = alice.wait_exit();
         bob.signal("-CONT");
         assert_eq!(status.code(), Some(130), "{:#?}", alice.err_seen);
+        // "unconfirmed" may not have arrived; what was typed during the quit was not sent.
         assert_eq!(
             common::reported(&alice.err_seen, "bob"),
-            1,
+            2,
             "{:#?}",
             alice.err_seen
         );
+        let refused = "not delivered: you are quitting";
+        assert_eq!(alice.stderr_count(refused), 1, "{:#?}", alice.err_seen);
     });
+}
+
+#[test]
+fn a_message_typed_during_the_quit_is_reported_once_the_quit_ends() {
+    common::both(|program| {
+        let (mut alice, mut bob) = quitting_with_bob_frozen(program);
+        bob.signal("-CONT");
+        bob.expect_line("[alice] unconfirmed");
+        assert_eq!(alice.wait_exit().code(), Some(0), "{:#?}", alice.err_seen);
+        let refused = alice.expect_stderr("not delivered: you are quitting");
+        assert!(refused.contains("1 message(s) to bob "), "{refused}");
+        assert_eq!(common::reported(&alice.err_seen, "bob"), 1);
+    });
+}
+
+/// Alice (running `program`) and bob: bob confirms "hello", is frozen, and alice sends
+/// "unconfirmed", so her Ctrl-C waits for him; then she types one more message during the quit.
+/// Returns once alice has read that message.
+fn quitting_with_bob_frozen(program: &str) -> (common::Peer, common::Peer) {
+    let group = Group::new(&["alice", "bob"]);
+    let mut bob = group.start("bob", &[]);
+    let mut alice = group.start_program(program, "alice", &[]);
+    alice.send("bob/hello");
+    bob.expect_line("[alice] hello");
+    alice.wait_settled("bob", 1); // bob has confirmed, so the quit waits for him
+    bob.signal("-STOP");
+    alice.send("bob/unconfirmed");
+    wait_until_read(&mut alice);
+    alice.interrupt();
+    alice.expect_stderr("interrupted");
+    alice.send("bob/typed during the quit");
+    wait_until_read(&mut alice);
+    (alice, bob)
+}
+
+/// Returns once `peer` has read every line sent to it so far: it answers a `/peers` sent after
+/// them, and the console takes lines in order.
+fn wait_until_read(peer: &mut common::Peer) {
+    let tables = peer.stderr_count("(you)");
+    peer.send("/peers");
+    peer.expect_stderr_count("(you)", tables + 1);
 }
 
 #[test]

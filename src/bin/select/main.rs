@@ -164,17 +164,17 @@ impl Chat {
                 return self.bye(ExitCode::SUCCESS);
             }
             let read_stdin = self.stdin_open && self.friends.take_input();
-            // The poll set, rebuilt each turn, as FD_SET is before each select().
-            let mut slots = vec![Slot::Signals, Slot::Listener];
-            let mut fds = vec![
-                PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
-            ];
+            // The poll set, rebuilt each turn, as FD_SET is before each select(). What was
+            // typed before a Ctrl-C is read before the Ctrl-C is acted on: it was typed to go.
+            let (mut slots, mut fds) = (vec![], vec![]);
             let stdin = io::stdin();
             if read_stdin {
                 slots.push(Slot::Stdin);
                 fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
+            slots.extend([Slot::Signals, Slot::Listener]);
+            fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
             for (i, conn) in self.inbound.iter().enumerate() {
                 slots.push(Slot::Inbound(i));
                 fds.push(PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN));
@@ -372,6 +372,8 @@ impl Chat {
     }
 
     fn bye(&mut self, code: ExitCode) -> ExitCode {
+        // The count of what was refused while quitting, and the last echoes.
+        self.friends.finish(Instant::now());
         for conn in &mut self.inbound {
             conn.settle(&self.table);
         }

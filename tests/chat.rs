@@ -153,13 +153,15 @@ fn unknown_and_offline_friends_are_reported_and_the_chat_goes_on() {
 
 #[test]
 fn quit_command_delivers_then_exits() {
-    let group = Group::new(&["alice", "bob"]);
-    let mut bob = group.start("bob", &[]);
-    let mut alice = group.start("alice", &[]);
-    alice.send("bob/before quitting");
-    alice.send("/quit");
-    assert!(alice.wait_exit().success());
-    bob.expect_line("[alice] before quitting");
+    common::both(|program| {
+        let group = Group::new(&["alice", "bob"]);
+        let mut bob = group.start("bob", &[]);
+        let mut alice = group.start_program(program, "alice", &[]);
+        // In one read: the quit comes before alice has even begun to connect.
+        alice.send_bytes(b"bob/before quitting\n/quit\n");
+        assert!(alice.wait_exit().success(), "{:#?}", alice.err_seen);
+        bob.expect_line("[alice] before quitting");
+    });
 }
 
 #[test]

@@ -40,7 +40,8 @@ impl Conversation {
         match &mut self.conn {
             Conn::Connecting => {}
             Conn::Down => {
-                if self.outbox.messages > 0 && !self.quitting {
+                // (A quit empties the outbox of a friend found unreachable: one not tried yet is.)
+                if self.outbox.messages > 0 {
                     match &self.outage {
                         Some(outage) if outage.retry_at > now => next.at(outage.retry_at),
                         _ => {

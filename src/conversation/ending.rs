@@ -104,16 +104,13 @@ impl Conversation {
     }
 
     /// Quitting: deliver what can be delivered; what waits for an unreachable friend is not
-    /// delivered; nothing new is taken.
+    /// delivered; nothing new is taken. A friend not tried yet (the message came in the same
+    /// read as the quit) is tried once.
     pub fn quit(&mut self) {
         self.quitting = true;
         self.end_refusals();
-        if matches!(self.conn, Conn::Down) {
-            let reason = self
-                .outage
-                .as_ref()
-                .map_or(Reason::Quitting, |o| o.reason.clone());
-            self.drop_outbox(reason);
+        if let (Conn::Down, Some(outage)) = (&self.conn, &self.outage) {
+            self.drop_outbox(outage.reason.clone());
         }
     }
 

@@ -495,6 +495,26 @@ fn the_count_of_messages_refused_during_a_stall_is_told_when_the_friend_has_caug
 }
 
 #[test]
+fn a_message_the_quit_follows_at_once_is_still_delivered() {
+    // The message and the quit came in one read: the driver had no turn to connect between them.
+    let t0 = Instant::now();
+    let mut c = Conversation::new(limits());
+    c.send(batch("a/last words\n", 1), t0);
+    c.quit();
+    assert_eq!(outputs(&mut c), []);
+    assert!(!c.is_done());
+    c.tick(t0);
+    assert_eq!(outputs(&mut c), [Output::Connect]);
+    c.connected(t0);
+    assert!(c.take_chunk(t0).is_some());
+    // Should it fail, it is reported, not retried: we are quitting.
+    c.ended(13, Some(Reason::ClosedByFriend), t0);
+    let fate = Fate::NotDelivered(Reason::ClosedByFriend);
+    assert!(outputs(&mut c).contains(&settled(0..1, fate)));
+    assert!(c.is_done());
+}
+
+#[test]
 fn quitting_reports_what_waits_for_an_unreachable_friend_and_refuses_new_messages() {
     let t0 = Instant::now();
     let mut c = asked_to_connect("a/0\na/1\n", 2, t0);

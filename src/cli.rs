@@ -50,8 +50,9 @@ Options:
                            runs a program that does not confirm [default: 5]
   --give-up SECS           report the messages of a connection that confirmed
                            nothing for SECS, and close it, or keep it while
-                           their machine answers if it holds all we sent; at
-                           least twice --ack-timeout [default: 60, or that]
+                           their machine answers if only their program reads
+                           nothing; at least twice --ack-timeout [default: 60,
+                           or that]
   --max-inbound N          most inbound connections at once [default: 4 per
                            friend in the table, at least 16]
   -v, --verbose            in a terminal, show connection events from the start

@@ -87,8 +87,9 @@ pub enum LinkReport {
     Wrote(usize),
     /// Confirmation bytes, as they came.
     Confirmations(Vec<u8>),
-    /// The answer to [`Control::AskUnacked`].
-    Unacked(usize),
+    /// The answer to [`Control::AskUnacked`]: bytes the friend's kernel has not acknowledged,
+    /// and whether it answers with its window closed (`sendq::ask_unacked`).
+    Unacked { bytes: usize, answering: bool },
     /// The connection has ended: the link took `received` bytes from its queue, and `unsent` of
     /// them certainly never left. `reason` is `None` when it ended as asked (our close, or the
     /// friend's end after our half-close).

@@ -87,12 +87,13 @@ impl Narrator {
         info!("closing idle connection to {name} after {}", Secs(idle));
     }
 
-    /// We gave up on a friend whose kernel holds all we sent: they may yet read it.
+    /// We gave up on a friend whose kernel answers: they may yet read what we sent.
     pub fn kept_for_reading(&self, peer: PeerId) {
         let name = &self.table.get(peer).name;
         info!(
-            "{name}'s machine holds all we sent: the connection stays open for them to read it \
-             while their machine answers, and messages typed since wait behind it"
+            "{name}'s machine answers, but {name} reads nothing: the connection stays open for \
+             them to read what we sent, for as long as their machine answers, and messages typed \
+             since wait behind it"
         );
     }
 

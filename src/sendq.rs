@@ -1,12 +1,12 @@
 //! What the kernel holds in a connection's queues, for what std cannot ask or tell: three
-//! ioctls and a few socket options.
+//! ioctls, `TCP_INFO` and a few socket options.
 //!
 //! A [`Conversation`](crate::conversation::Conversation) needs two facts only the kernel has:
 //! how many written bytes the friend's kernel has not acknowledged yet (`SIOCOUTQ`: none, and a
-//! friend who never confirms runs a program that does not; none at `--give-up`, and a friend who
-//! stopped confirming is frozen, their machine holding all we sent), and how many have not even
-//! been sent (`SIOCOUTQNSD`: when a connection breaks, those certainly did not arrive, and are
-//! sent again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
+//! friend who never confirms runs a program that does not; at `--give-up`, none, or some while
+//! their kernel answers with its window closed (`TCP_INFO`), and a friend who stopped confirming
+//! is frozen, not gone), and how many have not even been sent (`SIOCOUTQNSD`: when a connection
+//! breaks, those certainly did not arrive, and are sent again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
 //! confirmation that came before the write must reach the model before it, or a friend could
 //! confirm messages before they were sent. And a close says how long the kernel may try to get
 //! what it holds across ([`close_writing`]): given up on, it must not arrive later, after
@@ -43,6 +43,39 @@ pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
     ask(socket, outq_not_sent)
 }
 
+/// The answer to a model's `AskUnacked`: the bytes written to `socket` that the friend's kernel
+/// has not acknowledged, and whether it answers all the same, with its window closed.
+pub fn ask_unacked(socket: &impl AsRawFd) -> io::Result<(usize, bool)> {
+    Ok((unacked(socket)?, answers_with_window_closed(socket)?))
+}
+
+/// Whether the friend's kernel answers though it takes nothing more (`TCP_INFO`): its window is
+/// closed, nothing of ours is being sent again, and our last probe of that window was answered.
+/// So their program reads nothing (frozen, stuck) while our bytes wait in our queue: not a
+/// network that is down, where probes and retransmissions go unanswered.
+fn answers_with_window_closed(socket: &impl AsRawFd) -> io::Result<bool> {
+    // SAFETY: `tcp_info` is plain integers, for which all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the descriptor is open for the borrow's length; `info` and `len` are valid and
+    // `len` says how much of `info` the kernel may fill.
+    let done = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut libc::tcp_info as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // An older kernel fills less, without the window: then this says no.
+    let has_window = len as usize >= std::mem::size_of::<libc::tcp_info>();
+    Ok(has_window && info.tcpi_snd_wnd == 0 && info.tcpi_retransmits == 0 && info.tcpi_probes == 0)
+}
+
 /// How we close our writing side, which says how long our kernel may go on trying to get what
 /// it holds (the bytes it has not sent, or that the friend's kernel has not acknowledged, and
 /// the FIN after them) across.
@@ -50,11 +83,12 @@ pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
 pub enum Closing {
     /// We have nothing more to say: as long as it takes.
     Done,
-    /// The connection is kept for a frozen friend whose kernel holds all we sent (`answer`:
-    /// `--connect-timeout`): as long as keepalive waits for an answer ([`tune`]). Keepalive
-    /// does not probe while the FIN is on its way, so without this a machine that stopped
-    /// answering just then would keep the connection, and what waits behind it, for the
-    /// kernel's many minutes of retries.
+    /// The connection is kept for a frozen friend whose kernel answers (`answer`:
+    /// `--connect-timeout`). If it holds all we sent, as long as keepalive waits for an answer
+    /// ([`tune`]): keepalive does not probe while the FIN is on its way, so without this a
+    /// machine that stopped answering just then would keep the connection, and what waits behind
+    /// it, for the kernel's many minutes of retries. If their window is closed, with our bytes
+    /// still queued, for as long as the kernel's probes of it are answered.
     Kept { answer: Duration },
     /// We give up on the connection, and on what the friend's kernel has not acknowledged: a
     /// second. Left to retry for minutes, our kernel would deliver it once a network heals,
@@ -69,6 +103,9 @@ pub enum Closing {
 pub fn close_writing(stream: &TcpStream, closing: Closing) {
     let drop_after = match closing {
         Closing::Done => None,
+        // With their window closed, a user timeout would end the connection while they stay
+        // frozen, however well their kernel answers: the kernel's own probe limit ends it.
+        Closing::Kept { .. } if !unacked(stream).is_ok_and(|n| n == 0) => None,
         Closing::Kept { answer } => Some((1 + PROBES) * keepalive_secs(answer) * 1000),
         Closing::GiveUp => Some(1000),
     };

@@ -66,12 +66,12 @@ impl Conversation {
     }
 
     /// The give-up deadline passed, and the kernel says whether the friend's has every byte we
-    /// wrote (`all_taken`). Either way what is in flight is reported as possibly lost. If it
-    /// has, the friend is frozen or their program stuck, and may yet read it all: the connection
-    /// is half-closed and kept while their machine answers, their confirmations revise the
-    /// report, and what was typed since waits behind it, to be sent in order once it ends. If
-    /// not, the network may be down: the connection is closed, and our kernel gives up on what it
-    /// held.
+    /// wrote, or answers with its window closed (`all_taken`). Either way what is in flight is
+    /// reported as possibly lost. If so, the friend is frozen or their program stuck, and may yet
+    /// read it all: the connection is half-closed and kept while their machine answers, their
+    /// confirmations revise the report, and what was typed since waits behind it, to be sent in
+    /// order once it ends. If not, the network may be down: the connection is closed, and our
+    /// kernel gives up on what it held.
     pub(super) fn give_up(&mut self, all_taken: bool, now: Instant) {
         let Conn::Open(link) = &mut self.conn else {
             return;

@@ -357,9 +357,10 @@ impl Conversation {
     }
 
     /// The answer to [`Output::AskUnacked`]: how many written bytes the friend's kernel has not
-    /// acknowledged. None, with nothing confirmed for the ack timeout: their program does not
-    /// confirm. At the give-up deadline: whether a frozen friend's kernel holds everything.
-    pub fn unacked(&mut self, bytes: usize, now: Instant) {
+    /// acknowledged, and whether it answers all the same, with its window closed. None, with
+    /// nothing confirmed for the ack timeout: their program does not confirm. At the give-up
+    /// deadline: whether a frozen friend's kernel holds everything, or answers.
+    pub fn unacked(&mut self, bytes: usize, answering: bool, now: Instant) {
         let Conn::Open(link) = &mut self.conn else {
             return;
         };
@@ -372,7 +373,7 @@ impl Conversation {
             self.settle_written_as_sent();
         }
         if giving_up {
-            self.give_up(bytes == 0 && all_written, now);
+            self.give_up(all_written && (bytes == 0 || answering), now);
         }
     }
 

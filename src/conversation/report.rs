@@ -151,8 +151,9 @@ pub enum Output {
     /// Open a connection to the friend, then call `connected` or `connect_failed`.
     Connect,
     /// Shut down our writing side: everything is written, and we have nothing more to say.
-    /// `kept`: the friend's kernel holds all we sent, and we gave up on them confirming it; the
-    /// connection is kept for them to read it, while their machine answers.
+    /// `kept`: we gave up on the friend confirming what we sent, but their kernel holds it (or
+    /// answers with its window closed); the connection is kept for them to read it, while their
+    /// machine answers.
     HalfClose { kept: bool },
     /// Close the connection, and call `ended` when it is closed. `give_up`: what it still holds
     /// has been given up on (reported as possibly lost), and newer messages will take another

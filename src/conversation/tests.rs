@@ -203,7 +203,7 @@ fn at_the_give_up_time_with_bytes_unacknowledged_the_connection_closes_and_repor
     let t0 = Instant::now();
     let mut c = silent_until_the_give_up(t0);
     // The friend's kernel lacks some of our bytes: the network may be down.
-    c.unacked(7, t0 + 60 * S);
+    c.unacked(7, false, t0 + 60 * S);
     assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
     c.ended(0, None, t0 + 60 * S);
     let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
@@ -233,7 +233,7 @@ fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_re
     let t1 = t0 + 60 * S;
     let mut c = silent_until_the_give_up(t0);
     // Their kernel has every byte: they are frozen, and may yet read it.
-    c.unacked(0, t1);
+    c.unacked(0, false, t1);
     let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
     assert_eq!(
         outputs(&mut c),
@@ -276,7 +276,7 @@ fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_re
 
     // Frozen for an hour: still kept (the kernel ends it if their machine is gone).
     let mut c = silent_until_the_give_up(t0);
-    c.unacked(0, t1);
+    c.unacked(0, false, t1);
     outputs(&mut c);
     assert_eq!(c.tick(t1 + 3600 * S), None);
     assert_eq!(outputs(&mut c), []);
@@ -284,11 +284,44 @@ fn a_frozen_friend_given_up_on_keeps_the_connection_and_revises_the_report_on_re
 
     // A quit does not wait for them.
     let mut c = silent_until_the_give_up(t0);
-    c.unacked(0, t1);
+    c.unacked(0, false, t1);
     outputs(&mut c);
     c.quit();
     c.tick(t1 + S);
     assert_eq!(outputs(&mut c), [Output::Close { give_up: true }]);
+}
+
+#[test]
+fn a_frozen_friend_whose_window_is_closed_is_kept_too_and_what_never_left_stays_reported() {
+    let t0 = Instant::now();
+    let t1 = t0 + 60 * S;
+    let lost = Fate::MaybeLost(Reason::GaveUp(60 * S));
+    // Their kernel lacks bytes of ours, but answers with its window closed: frozen, not gone.
+    let mut c = silent_until_the_give_up(t0);
+    c.unacked(4, true, t1);
+    let kept = Output::HalfClose { kept: true };
+    assert_eq!(outputs(&mut c), [settled(1..2, lost.clone()), kept]);
+    assert!(c.gave_up());
+    // They resume and read it all: the report is revised.
+    c.confirmations(&[ACK_SHOWN], t1 + 5 * S);
+    assert_eq!((c.tally().delivered, c.tally().failed), (2, 0));
+
+    // Their machine is gone instead, with our last bytes never sent: they stay reported (not
+    // sent again, and not reported twice), and what was typed since goes on a new connection.
+    let mut c = silent_until_the_give_up(t0);
+    c.unacked(4, true, t1);
+    outputs(&mut c);
+    c.send(batch("a/later\n", 1), t1);
+    outputs(&mut c);
+    c.ended(4, Some(Reason::ClosedByFriend), t1 + 600 * S);
+    let outs = outputs(&mut c);
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::Settled { .. })),
+        "{outs:?}"
+    );
+    assert_eq!((c.tally().delivered, c.tally().failed), (1, 1));
+    c.tick(t1 + 600 * S);
+    assert!(outputs(&mut c).contains(&Output::Connect));
 }
 
 #[test]
@@ -329,12 +362,12 @@ fn a_friend_who_never_confirms_is_learned_classic_and_a_late_confirmation_upgrad
     c.tick(t0 + 5 * S);
     assert_eq!(outputs(&mut c), [Output::AskUnacked]);
     // Their kernel has not taken everything: maybe their machine is gone. Ask again later.
-    c.unacked(10, t0 + 5 * S);
+    c.unacked(10, false, t0 + 5 * S);
     assert_eq!(outputs(&mut c), []);
     assert_eq!(c.tick(t0 + 6 * S), Some(t0 + 10 * S));
     c.tick(t0 + 10 * S);
     assert_eq!(outputs(&mut c), [Output::AskUnacked]);
-    c.unacked(0, t0 + 10 * S);
+    c.unacked(0, false, t0 + 10 * S);
     assert_eq!(
         outputs(&mut c),
         [Output::Learned(Kind::Classic), settled(0..2, Fate::Sent)]

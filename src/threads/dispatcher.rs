@@ -249,7 +249,7 @@ impl Dispatcher {
             LinkReport::Connected => talk.connected(now),
             LinkReport::Wrote(n) => talk.wrote(n, now),
             LinkReport::Confirmations(bytes) => talk.confirmations(&bytes, now),
-            LinkReport::Unacked(n) => talk.unacked(n, now),
+            LinkReport::Unacked { bytes, answering } => talk.unacked(bytes, answering, now),
             LinkReport::ConnectFailed(reason) => {
                 self.ended(peer);
                 self.friends.talk(peer).connect_failed(reason, now);

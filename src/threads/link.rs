@@ -261,8 +261,8 @@ impl<R: Fn(LinkReport)> Link<'_, R> {
             Control::Close(closing) => Some(End::Asked(closing)),
             Control::AskUnacked => {
                 // An error is no answer: never claim the friend's kernel has everything.
-                if let Ok(n) = sendq::unacked(self.stream) {
-                    (self.report)(LinkReport::Unacked(n));
+                if let Ok((bytes, answering)) = sendq::ask_unacked(self.stream) {
+                    (self.report)(LinkReport::Unacked { bytes, answering });
                 }
                 None
             }

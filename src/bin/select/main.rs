@@ -372,7 +372,6 @@ impl Chat {
     }
 
     fn bye(&mut self, code: ExitCode) -> ExitCode {
-        // The count of what was refused while quitting, and the last echoes.
         self.friends.finish(Instant::now());
         for conn in &mut self.inbound {
             conn.settle(&self.table);

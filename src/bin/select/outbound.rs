@@ -110,8 +110,10 @@ impl Link {
             }
             Action::AskUnacked => {
                 // An error is no answer: never claim the friend's kernel has everything.
-                if let Some(Ok(n)) = self.conn.as_ref().map(|c| sendq::unacked(&c.stream)) {
-                    talk.unacked(n, now);
+                if let Some(Ok((bytes, answering))) =
+                    self.conn.as_ref().map(|c| sendq::ask_unacked(&c.stream))
+                {
+                    talk.unacked(bytes, answering, now);
                 }
             }
         }

@@ -95,7 +95,12 @@ impl World {
                     }
                     self.end_connection(unsent, None);
                 }
-                Output::AskUnacked => self.c.unacked(self.network.len(), self.now),
+                Output::AskUnacked => {
+                    // A frozen friend's kernel answers with its window closed: bytes of ours
+                    // it has not taken are still ours to send, once they read.
+                    let answering = self.frozen && !self.network.is_empty();
+                    self.c.unacked(self.network.len(), answering, self.now)
+                }
                 Output::Settled { ids, fate } => self.fates.push((ids, fate)),
                 Output::Revised { ids, was, fate } => self.revised.push((ids, was, fate)),
                 Output::Rejected { count, .. } => self.rejected += count,

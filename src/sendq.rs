@@ -6,13 +6,13 @@
 //! friend who never confirms runs a program that does not; at `--give-up`, none, or some while
 //! their kernel answers with its window closed (`TCP_INFO`), and a friend who stopped confirming
 //! is frozen, not gone), and how many have not even been sent (`SIOCOUTQNSD`: when a connection
-//! breaks, those certainly did not arrive, and are sent again). And a driver about to write asks how many bytes wait to be read (`FIONREAD`): any
-//! confirmation that came before the write must reach the model before it, or a friend could
-//! confirm messages before they were sent. And a close says how long the kernel may try to get
-//! what it holds across ([`close_writing`]): given up on, it must not arrive later, after
-//! messages typed since; kept for a frozen friend, the kernel's keepalive probes ([`tune`]), and
-//! a bound as long on the FIN, tell a frozen friend from a machine that is gone. Both drivers
-//! call these; nothing else here touches a socket.
+//! breaks, those certainly did not arrive, and are sent again). And a driver about to write asks
+//! how many bytes wait to be read (`FIONREAD`): any confirmation that came before the write must
+//! reach the model before it, or a friend could confirm messages before they were sent. And a
+//! close says how long the kernel may try to get what it holds across ([`close_writing`]): given
+//! up on, it must not arrive later, after messages typed since; kept for a frozen friend, the
+//! kernel's keepalive probes ([`tune`]), and a bound as long on the FIN, tell a frozen friend from
+//! a machine that is gone. Both drivers call these; nothing else here touches a socket.
 
 use std::io;
 use std::net::{Shutdown, TcpStream};
@@ -44,9 +44,11 @@ pub fn unsent(socket: &impl AsRawFd) -> io::Result<usize> {
 }
 
 /// The answer to a model's `AskUnacked`: the bytes written to `socket` that the friend's kernel
-/// has not acknowledged, and whether it answers all the same, with its window closed.
+/// has not acknowledged, and whether it answers all the same, with its window closed (an error
+/// there is a no).
 pub fn ask_unacked(socket: &impl AsRawFd) -> io::Result<(usize, bool)> {
-    Ok((unacked(socket)?, answers_with_window_closed(socket)?))
+    let answering = answers_with_window_closed(socket).unwrap_or(false);
+    Ok((unacked(socket)?, answering))
 }
 
 /// Whether the friend's kernel answers though it takes nothing more (`TCP_INFO`): its window is

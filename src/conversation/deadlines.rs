@@ -40,7 +40,8 @@ impl Conversation {
         match &mut self.conn {
             Conn::Connecting => {}
             Conn::Down => {
-                // (A quit empties the outbox of a friend found unreachable: one not tried yet is.)
+                // Quitting too: a quit empties the outbox of a friend found unreachable, so
+                // what is left here waits for a friend not tried yet.
                 if self.outbox.messages > 0 {
                     match &self.outage {
                         Some(outage) if outage.retry_at > now => next.at(outage.retry_at),

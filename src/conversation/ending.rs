@@ -66,13 +66,13 @@ impl Conversation {
     }
 
     /// The give-up deadline passed, and the kernel says whether the friend's has every byte we
-    /// wrote, or answers with its window closed (`all_taken`). Either way what is in flight is
+    /// wrote, or answers with its window closed (`answering`). Either way what is in flight is
     /// reported as possibly lost. If so, the friend is frozen or their program stuck, and may yet
     /// read it all: the connection is half-closed and kept while their machine answers, their
     /// confirmations revise the report, and what was typed since waits behind it, to be sent in
     /// order once it ends. If not, the network may be down: the connection is closed, and our
     /// kernel gives up on what it held.
-    pub(super) fn give_up(&mut self, all_taken: bool, now: Instant) {
+    pub(super) fn give_up(&mut self, answering: bool, now: Instant) {
         let Conn::Open(link) = &mut self.conn else {
             return;
         };
@@ -82,7 +82,7 @@ impl Conversation {
             return;
         }
         let reason = Reason::GaveUp(self.limits.give_up);
-        if !all_taken {
+        if !answering {
             link.closing = Some(Some(reason));
             self.outputs.push_back(Output::Close { give_up: true });
             return;

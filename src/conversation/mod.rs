@@ -23,7 +23,7 @@
 //! left). Bytes that certainly never left when a connection ended go back to the front of the
 //! outbox and are sent again on the next connection, ahead of newer messages. While the
 //! connection lasts, a confirmation can still revise a fate of sent, or of given up on while
-//! the friend's kernel held every byte ([`Output::Revised`]).
+//! the friend's kernel answered ([`Output::Revised`]).
 //!
 //! The events and what the driver reads are here; every deadline is in `deadlines.rs` (`tick`),
 //! how connections and the program end in `ending.rs`, the outbox in `outbox.rs`, and the words
@@ -120,10 +120,11 @@ struct Link {
 enum GivingUp {
     /// Confirmations come, or the give-up deadline has not passed.
     No,
-    /// The deadline passed then, and we asked the kernel whether the friend's has every byte.
+    /// The deadline passed then, and we asked the kernel whether the friend's has every byte, or
+    /// answers with its window closed.
     Asked(Instant),
-    /// We gave up on its messages while the friend's kernel held them all (a frozen friend):
-    /// it is half-closed and read until their end (or the kernel finds their machine gone).
+    /// We gave up on its messages while the friend's kernel answered (a frozen friend): it is
+    /// half-closed and read until their end (or the kernel finds their machine gone).
     Kept,
 }
 
@@ -413,7 +414,7 @@ impl Conversation {
     }
 
     /// Whether a confirmation on the current connection could still change the fate these
-    /// messages were given (sent, or given up on while the friend's kernel held them).
+    /// messages were given (sent, or given up on while the friend's kernel answered).
     pub fn may_revise(&self, ids: &Range<u64>) -> bool {
         self.is_connected() && ids.start >= self.sent_from && ids.end <= self.flight_from
     }
